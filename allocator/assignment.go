@@ -1,0 +1,116 @@
+package allocator
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/gpuslice/gpuslice/api"
+)
+
+// Assignment is where a pod's containers go on one node.
+type Assignment struct {
+	Node       string
+	Containers []ContainerAssignment
+	// Charges is what the pod holds on each device: for every device the
+	// componentwise maximum of the sum over app containers and of each init
+	// container (init containers run before the app containers and one at a
+	// time, as Kubernetes accounts them).
+	Charges []Charge
+	// TopoRank is the weakest link rank inside any multi-GPU container
+	// (api.LinkType.Rank), or MaxTopoRank when no container spans GPUs.
+	TopoRank int
+}
+
+// MaxTopoRank is the rank of the best link (NVLink).
+var MaxTopoRank = api.LinkNVLink.Rank()
+
+// ContainerAssignment is one container's devices (positions in Node.Devices,
+// in the order the container will see them) and per-GPU share.
+type ContainerAssignment struct {
+	Name    string
+	Init    bool
+	Devices []int
+	PerGPU  Units
+}
+
+// Charge is what a pod holds on one device.
+type Charge struct {
+	Device int
+	Units  Units
+}
+
+// Total returns the sum of the charges.
+func (a *Assignment) Total() Units {
+	var t Units
+	for _, c := range a.Charges {
+		t = t.Add(c.Units)
+	}
+	return t
+}
+
+// chargesOf computes the per-device charge of container assignments.
+func chargesOf(n int, cs []ContainerAssignment) []Charge {
+	var appBuf, initBuf [16]Units
+	app, ini := appBuf[:0], initBuf[:0]
+	if n > len(appBuf) {
+		app, ini = make([]Units, n), make([]Units, n)
+	} else {
+		app, ini = appBuf[:n], initBuf[:n]
+	}
+	for _, c := range cs {
+		for _, d := range c.Devices {
+			if c.Init {
+				ini[d] = ini[d].Max(c.PerGPU)
+			} else {
+				app[d] = app[d].Add(c.PerGPU)
+			}
+		}
+	}
+	var out []Charge
+	for i := 0; i < n; i++ {
+		u := app[i].Max(ini[i])
+		if !u.IsZero() {
+			out = append(out, Charge{Device: i, Units: u})
+		}
+	}
+	return out
+}
+
+// Placement converts the assignment into the pod annotation record.
+func (a *Assignment) Placement(n *Node, now time.Time) *api.Placement {
+	p := &api.Placement{Version: api.PlacementVersion, Node: a.Node, AssignedAt: now.UTC(), Containers: make([]api.ContainerPlacement, len(a.Containers))}
+	for i, c := range a.Containers {
+		cp := api.ContainerPlacement{Name: c.Name, Init: c.Init, Devices: make([]api.DeviceShare, len(c.Devices))}
+		for j, d := range c.Devices {
+			dev := n.Devices[d]
+			cp.Devices[j] = api.DeviceShare{UUID: dev.UUID, Index: dev.Index, Slices: c.PerGPU.Slices, Core: c.PerGPU.Core, Slots: c.PerGPU.Slots}
+		}
+		p.Containers[i] = cp
+	}
+	return p
+}
+
+// AssignmentFromPlacement rebuilds an assignment from a pod's placement
+// record on node n. It fails when the record names a GPU the node does not
+// have.
+func AssignmentFromPlacement(n *Node, p *api.Placement) (*Assignment, error) {
+	a := &Assignment{Node: p.Node, Containers: make([]ContainerAssignment, len(p.Containers)), TopoRank: MaxTopoRank}
+	for i, c := range p.Containers {
+		ca := ContainerAssignment{Name: c.Name, Init: c.Init, Devices: make([]int, len(c.Devices))}
+		for j, d := range c.Devices {
+			pos := n.DeviceByUUID(d.UUID)
+			if pos < 0 {
+				return nil, fmt.Errorf("placement of container %q names GPU %s that node %s does not have", c.Name, d.UUID, n.Name)
+			}
+			ca.Devices[j] = pos
+			u := Units{Slices: d.Slices, Core: d.Core, Slots: d.Slots}
+			if j > 0 && u != ca.PerGPU {
+				return nil, fmt.Errorf("placement of container %q has uneven shares", c.Name)
+			}
+			ca.PerGPU = u
+		}
+		a.Containers[i] = ca
+	}
+	a.Charges = chargesOf(len(n.Devices), a.Containers)
+	return a, nil
+}

@@ -1,0 +1,332 @@
+package allocator
+
+import (
+	"fmt"
+	"sort"
+)
+
+// maxCombinations bounds the exhaustive search over GPU sets for one
+// multi-GPU container; larger searches fall back to a seeded greedy search.
+const maxCombinations = 512
+
+// topoWeight makes the topology rank dominate the policy's node score.
+const topoWeight = 1000
+
+// Fit decides whether the pod fits node n and, if it does, which GPUs each
+// container gets, using policy p for the choices. On failure the status
+// tells whether the pod would fit the node's capacity (Unschedulable: a
+// preemption could help) or not (UnschedulableAndUnresolvable). Fit does not
+// modify n.
+func Fit(n *Node, r *PodRequest, p Policy) (*Assignment, *Status) {
+	if len(n.Devices) == 0 {
+		return nil, &Status{Code: UnschedulableAndUnresolvable, Reason: ReasonNoGPUs}
+	}
+	if n.CPUCapacity > 0 && r.CPUMilli > 0 {
+		if r.CPUMilli > n.CPUCapacity {
+			return nil, &Status{Code: UnschedulableAndUnresolvable, Reason: ReasonInsufficientCPU}
+		}
+		if r.CPUMilli > n.CPUCapacity-n.CPUUsed {
+			return nil, &Status{Code: Unschedulable, Reason: ReasonInsufficientCPU}
+		}
+	}
+	v := n.View()
+	a, st := place(&v, r, p)
+	if st == nil {
+		return a, nil
+	}
+	empty := NodeView{Node: n, empty: true}
+	if _, st2 := place(&empty, r, p); st2 != nil {
+		st2.Code = UnschedulableAndUnresolvable
+		return nil, st2
+	}
+	st.Code = Unschedulable
+	return nil, st
+}
+
+// NodeScore is the score of an assignment on a node, comparable across
+// nodes for the same pod: the topology rank of its multi-GPU containers
+// first, then the policy's node score.
+func NodeScore(p Policy, n *Node, a *Assignment) float64 {
+	v := n.View()
+	return float64(a.TopoRank)*topoWeight + p.ScoreNode(&v, a)
+}
+
+// place runs the placement on a view; the status code is left for Fit.
+func place(v *NodeView, r *PodRequest, p Policy) (*Assignment, *Status) {
+	var orderBuf [8]int
+	order := orderBuf[:0]
+	nInit := 0
+	for i, c := range r.Containers {
+		if !c.HasGPU() {
+			continue
+		}
+		if c.Init {
+			nInit++
+			continue
+		}
+		order = append(order, i)
+	}
+	if len(order) > 1 {
+		// Largest containers first: they have the fewest choices.
+		sort.SliceStable(order, func(x, y int) bool {
+			a, b := r.Containers[order[x]], r.Containers[order[y]]
+			if a.GPUs() != b.GPUs() {
+				return a.GPUs() > b.GPUs()
+			}
+			pa, pb := a.PerGPU(), b.PerGPU()
+			if pa.Slices != pb.Slices {
+				return pa.Slices > pb.Slices
+			}
+			return pa.Core > pb.Core
+		})
+	}
+	a := &Assignment{Node: v.Node.Name, TopoRank: MaxTopoRank}
+	a.Containers = make([]ContainerAssignment, 0, len(order)+nInit)
+	base := NodeView{Node: v.Node, empty: v.empty}
+	for k, ci := range order {
+		c := r.Containers[ci]
+		devs, rank, st := choose(v, r, c, p, nil)
+		if st != nil {
+			return nil, st
+		}
+		a.TopoRank = min(a.TopoRank, rank)
+		d := c.PerGPU()
+		if k < len(order)-1 || nInit > 0 {
+			for _, i := range devs {
+				v.take(i, d)
+			}
+		}
+		a.Containers = append(a.Containers, ContainerAssignment{Name: c.Name, Devices: devs, PerGPU: d})
+	}
+	for _, c := range r.Containers {
+		if !c.Init || !c.HasGPU() {
+			continue
+		}
+		// Init containers run one at a time before the app containers: each
+		// needs room on the pod's base state, preferably where the app
+		// containers' charge already covers it.
+		devs, rank, st := choose(&base, r, c, p, v.extra)
+		if st != nil {
+			return nil, st
+		}
+		a.TopoRank = min(a.TopoRank, rank)
+		a.Containers = append(a.Containers, ContainerAssignment{Name: c.Name, Init: true, Devices: devs, PerGPU: c.PerGPU()})
+	}
+	// Report containers in pod spec order: init containers first.
+	sort.SliceStable(a.Containers, func(x, y int) bool {
+		return a.Containers[x].Init && !a.Containers[y].Init
+	})
+	a.Charges = chargesOf(len(v.Node.Devices), a.Containers)
+	return a, nil
+}
+
+// choose picks the devices for one container. cover, when set, holds units
+// the pod already holds per device; devices whose holding covers the demand
+// are preferred (used for init containers).
+func choose(v *NodeView, r *PodRequest, c ContainerRequest, p Policy, cover []Units) ([]int, int, *Status) {
+	d, k := c.PerGPU(), c.GPUs()
+	var candBuf [16]int
+	cand := candBuf[:0]
+	var unhealthy, wrongModel, eligible, mem, core, slot int
+	for i := range v.Node.Devices {
+		dev := &v.Node.Devices[i]
+		if !dev.Healthy {
+			unhealthy++
+			continue
+		}
+		if !r.ModelAllowed(dev.Model) {
+			wrongModel++
+			continue
+		}
+		eligible++
+		f := v.Free(i)
+		if d.Slices > f.Slices {
+			continue
+		}
+		mem++
+		if d.Core > f.Core {
+			continue
+		}
+		core++
+		if d.Slots > f.Slots {
+			continue
+		}
+		slot++
+		cand = append(cand, i)
+	}
+	if len(cand) < k {
+		return nil, 0, failure(c, d, k, unhealthy, wrongModel, eligible, mem, core, slot)
+	}
+	score := func(i int) float64 {
+		s := p.ScoreDevice(v, i, d)
+		if cover != nil && d.Fits(cover[i]) {
+			s += topoWeight
+		}
+		return s
+	}
+	if k == 1 {
+		best, bestScore := cand[0], score(cand[0])
+		for _, i := range cand[1:] {
+			if s := score(i); s > bestScore {
+				best, bestScore = i, s
+			}
+		}
+		return []int{best}, MaxTopoRank, nil
+	}
+	set := chooseSet(v, cand, k, d, p, score)
+	return set, setRank(v.Node, set), nil
+}
+
+func failure(c ContainerRequest, d Units, k, unhealthy, wrongModel, eligible, mem, core, slot int) *Status {
+	st := &Status{Container: c.Name}
+	switch {
+	case eligible == 0 && wrongModel > 0:
+		st.Reason = ReasonModelNotAllowed
+	case eligible == 0:
+		st.Reason = ReasonNoHealthyGPU
+		st.Detail = fmt.Sprintf("%d unhealthy", unhealthy)
+		return st
+	case mem == 0:
+		st.Reason = ReasonInsufficientMemory
+	case mem < k:
+		st.Reason = ReasonNotEnoughGPUs
+	case core == 0:
+		st.Reason = ReasonInsufficientCore
+	case core < k:
+		st.Reason = ReasonNotEnoughGPUs
+	case slot == 0:
+		st.Reason = ReasonNoSlots
+	default:
+		st.Reason = ReasonNotEnoughGPUs
+	}
+	st.Detail = fmt.Sprintf("needs %d GPU(s) with %d slices, %d core, 1 slot free; %d have the slices", k, d.Slices, d.Core, mem)
+	return st
+}
+
+// setRank returns the weakest link rank inside a set of devices.
+func setRank(n *Node, set []int) int {
+	if len(set) < 2 {
+		return MaxTopoRank
+	}
+	r := MaxTopoRank
+	for x := 0; x < len(set); x++ {
+		for y := x + 1; y < len(set); y++ {
+			r = min(r, n.LinkRank(set[x], set[y]))
+		}
+	}
+	return r
+}
+
+// setKey orders candidate sets: weakest link, then the sum of link ranks,
+// then the policy score.
+type setKey struct {
+	minRank, sumRank int
+	score            float64
+}
+
+func (a setKey) better(b setKey) bool {
+	if a.minRank != b.minRank {
+		return a.minRank > b.minRank
+	}
+	if a.sumRank != b.sumRank {
+		return a.sumRank > b.sumRank
+	}
+	return a.score > b.score
+}
+
+func keyOf(v *NodeView, set []int, d Units, p Policy, score func(int) float64) setKey {
+	k := setKey{minRank: MaxTopoRank}
+	for x := 0; x < len(set); x++ {
+		for y := x + 1; y < len(set); y++ {
+			r := v.Node.LinkRank(set[x], set[y])
+			k.minRank = min(k.minRank, r)
+			k.sumRank += r
+		}
+	}
+	if ss, ok := p.(SetScorer); ok {
+		k.score = ss.ScoreSet(v, set, d)
+	} else {
+		for _, i := range set {
+			k.score += score(i)
+		}
+	}
+	return k
+}
+
+// chooseSet picks k of the candidate devices: exhaustively when the number
+// of combinations is small, otherwise greedily from every seed.
+func chooseSet(v *NodeView, cand []int, k int, d Units, p Policy, score func(int) float64) []int {
+	if v.Node.Link == nil && !isSetScorer(p) {
+		// No topology: the k best devices by score, in index order.
+		idx := append([]int(nil), cand...)
+		sort.SliceStable(idx, func(x, y int) bool { return score(idx[x]) > score(idx[y]) })
+		out := idx[:k]
+		sort.Ints(out)
+		return out
+	}
+	if combinations(len(cand), k) <= maxCombinations {
+		cur := make([]int, k)
+		best := make([]int, k)
+		var bestKey setKey
+		found := false
+		var rec func(start, depth int)
+		rec = func(start, depth int) {
+			if depth == k {
+				key := keyOf(v, cur, d, p, score)
+				if !found || key.better(bestKey) {
+					found, bestKey = true, key
+					copy(best, cur)
+				}
+				return
+			}
+			for i := start; i <= len(cand)-(k-depth); i++ {
+				cur[depth] = cand[i]
+				rec(i+1, depth+1)
+			}
+		}
+		rec(0, 0)
+		return best
+	}
+	var best []int
+	var bestKey setKey
+	for _, seed := range cand {
+		set := []int{seed}
+		used := map[int]bool{seed: true}
+		for len(set) < k {
+			pick, pickKey := -1, setKey{}
+			for _, c := range cand {
+				if used[c] {
+					continue
+				}
+				key := keyOf(v, append(set, c), d, p, score)
+				if pick < 0 || key.better(pickKey) {
+					pick, pickKey = c, key
+				}
+			}
+			set = append(set, pick)
+			used[pick] = true
+		}
+		sort.Ints(set)
+		if key := keyOf(v, set, d, p, score); best == nil || key.better(bestKey) {
+			best, bestKey = set, key
+		}
+	}
+	return best
+}
+
+func isSetScorer(p Policy) bool { _, ok := p.(SetScorer); return ok }
+
+// combinations returns n choose k, saturating above maxCombinations.
+func combinations(n, k int) int {
+	if k > n {
+		return 0
+	}
+	c := 1
+	for i := 1; i <= k; i++ {
+		c = c * (n - k + i) / i
+		if c > maxCombinations {
+			return maxCombinations + 1
+		}
+	}
+	return c
+}

@@ -1,0 +1,129 @@
+package allocator
+
+import (
+	"fmt"
+
+	"github.com/gpuslice/gpuslice/api"
+)
+
+// Device is the static description of one GPU.
+type Device struct {
+	Index    int
+	UUID     string
+	Model    string
+	Capacity Units
+	Healthy  bool
+	NUMANode int
+}
+
+// Node is one node's GPUs and their usage.
+type Node struct {
+	Name    string
+	Devices []Device
+	// Link[i][j] is the api.LinkType rank between device positions i and j
+	// (0 unknown). Nil when the node publishes no topology.
+	Link [][]int8
+	// Used holds the units taken on each device, by position in Devices.
+	Used []Units
+	// CPUCapacity and CPUUsed are host CPU in milli-cores. The extender
+	// leaves them zero (kube-scheduler fits CPU itself); the trace simulator
+	// sets them because the published fit includes CPU. Zero capacity means
+	// CPU is not checked.
+	CPUCapacity, CPUUsed int64
+}
+
+// NewNode returns a node with the given devices and no usage.
+func NewNode(name string, devices []Device) *Node {
+	return &Node{Name: name, Devices: devices, Used: make([]Units, len(devices))}
+}
+
+// NodeFromInventory builds a Node from a device plugin inventory.
+func NodeFromInventory(name string, inv *api.Inventory) *Node {
+	devs := make([]Device, len(inv.GPUs))
+	pos := make(map[int]int, len(inv.GPUs))
+	for i, g := range inv.GPUs {
+		devs[i] = Device{
+			Index:    g.Index,
+			UUID:     g.UUID,
+			Model:    g.Model,
+			Capacity: Units{Slices: g.Slices, Core: g.CoreUnits, Slots: g.Slots},
+			Healthy:  g.Healthy && (g.Isolation == "" || g.Isolation.Known()),
+			NUMANode: g.NUMANode,
+		}
+		pos[g.Index] = i
+	}
+	n := NewNode(name, devs)
+	hasLinks := false
+	for _, g := range inv.GPUs {
+		if len(g.Links) > 0 {
+			hasLinks = true
+			break
+		}
+	}
+	if hasLinks {
+		n.Link = make([][]int8, len(devs))
+		for i := range n.Link {
+			n.Link[i] = make([]int8, len(devs))
+		}
+		for i, g := range inv.GPUs {
+			for _, l := range g.Links {
+				if j, ok := pos[l.Peer]; ok {
+					r := int8(l.Type.Rank())
+					n.Link[i][j] = max(n.Link[i][j], r)
+					n.Link[j][i] = max(n.Link[j][i], r)
+				}
+			}
+		}
+	}
+	return n
+}
+
+// Free returns the free units of device position i.
+func (n *Node) Free(i int) Units { return n.Devices[i].Capacity.Sub(n.Used[i]) }
+
+// DeviceByUUID returns the position of the device with the UUID, or -1.
+func (n *Node) DeviceByUUID(uuid string) int {
+	for i := range n.Devices {
+		if n.Devices[i].UUID == uuid {
+			return i
+		}
+	}
+	return -1
+}
+
+// LinkRank returns the link rank between device positions i and j.
+func (n *Node) LinkRank(i, j int) int {
+	if n.Link == nil || i == j {
+		return 0
+	}
+	return int(n.Link[i][j])
+}
+
+// Apply adds (sign > 0) or removes (sign < 0) the charges on the node.
+func (n *Node) Apply(charges []Charge, sign int) {
+	for _, c := range charges {
+		if sign >= 0 {
+			n.Used[c.Device] = n.Used[c.Device].Add(c.Units)
+		} else {
+			n.Used[c.Device] = n.Used[c.Device].Sub(c.Units)
+		}
+	}
+}
+
+// Clone returns a deep copy of the node's usage sharing the static parts.
+func (n *Node) Clone() *Node {
+	c := *n
+	c.Used = append([]Units(nil), n.Used...)
+	return &c
+}
+
+// Overcommitted returns an error naming the first device whose usage
+// exceeds its capacity, or nil.
+func (n *Node) Overcommitted() error {
+	for i := range n.Devices {
+		if f := n.Free(i); f.AnyNegative() {
+			return fmt.Errorf("node %s gpu %s over-committed: used %+v of %+v", n.Name, n.Devices[i].UUID, n.Used[i], n.Devices[i].Capacity)
+		}
+	}
+	return nil
+}

@@ -1,0 +1,123 @@
+package allocator
+
+import (
+	"fmt"
+	"sort"
+)
+
+// Policy chooses among GPUs on a node and among nodes. Implementations are
+// stateless or internally synchronised, and deterministic.
+type Policy interface {
+	// Name is the policy's configuration name.
+	Name() string
+	// ScoreDevice rates putting per-GPU demand d on device position i of
+	// the view (d fits). Higher is better.
+	ScoreDevice(v *NodeView, i int, d Units) float64
+	// ScoreNode rates a node for a pod given the pod's assignment there; v is
+	// the view before the assignment. Higher is better; only the order among
+	// nodes for the same pod matters.
+	ScoreNode(v *NodeView, a *Assignment) float64
+}
+
+// SetScorer is optionally implemented by a policy that rates a whole set of
+// GPUs for one multi-GPU container rather than summing ScoreDevice.
+type SetScorer interface {
+	ScoreSet(v *NodeView, set []int, d Units) float64
+}
+
+// Observer is optionally implemented by a policy that learns from the
+// requests it sees (the fragmentation-aware policy's workload histogram).
+type Observer interface {
+	Observe(r *PodRequest)
+}
+
+// Policy names.
+const (
+	PolicyBinpack = "binpack"
+	PolicySpread  = "spread"
+)
+
+// policies maps a name to its constructor. It is read-only after init.
+var policies = map[string]func() Policy{
+	PolicyBinpack: func() Policy { return Binpack{} },
+	PolicySpread:  func() Policy { return Spread{} },
+}
+
+// PolicyNames returns the known policy names, sorted.
+func PolicyNames() []string {
+	names := make([]string, 0, len(policies))
+	for n := range policies {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return names
+}
+
+// NewPolicy resolves a policy by name. Call it once at start-up.
+func NewPolicy(name string) (Policy, error) {
+	if name == "" {
+		name = PolicyBinpack
+	}
+	mk, ok := policies[name]
+	if !ok {
+		return nil, fmt.Errorf("unknown placement policy %q (known: %v)", name, PolicyNames())
+	}
+	return mk(), nil
+}
+
+// leftover returns the free fraction of device i after taking d, weighing
+// memory first and compute second.
+func leftover(v *NodeView, i int, d Units) float64 {
+	f, c := v.Free(i).Sub(d), v.Capacity(i)
+	var x float64
+	if c.Slices > 0 {
+		x += float64(f.Slices) / float64(c.Slices)
+	}
+	if c.Core > 0 {
+		x += 0.25 * float64(f.Core) / float64(c.Core)
+	}
+	return x
+}
+
+// nodeFreeFraction returns the free share of the node's gpu-mem after the
+// assignment.
+func nodeFreeFraction(v *NodeView, a *Assignment) float64 {
+	var free, capa int64
+	for i := 0; i < v.Len(); i++ {
+		free += v.Free(i).Slices
+		capa += v.Capacity(i).Slices
+	}
+	if capa == 0 {
+		return 0
+	}
+	for _, c := range a.Charges {
+		free -= c.Units.Slices
+	}
+	return float64(free) / float64(capa)
+}
+
+// Binpack packs: the GPU and the node with the least leftover win. It keeps
+// whole GPUs and whole nodes free for large requests.
+type Binpack struct{}
+
+// Name implements Policy.
+func (Binpack) Name() string { return PolicyBinpack }
+
+// ScoreDevice implements Policy.
+func (Binpack) ScoreDevice(v *NodeView, i int, d Units) float64 { return -leftover(v, i, d) }
+
+// ScoreNode implements Policy.
+func (Binpack) ScoreNode(v *NodeView, a *Assignment) float64 { return -nodeFreeFraction(v, a) }
+
+// Spread balances: the GPU and the node with the most leftover win. It
+// lowers contention at the cost of fragmentation.
+type Spread struct{}
+
+// Name implements Policy.
+func (Spread) Name() string { return PolicySpread }
+
+// ScoreDevice implements Policy.
+func (Spread) ScoreDevice(v *NodeView, i int, d Units) float64 { return leftover(v, i, d) }
+
+// ScoreNode implements Policy.
+func (Spread) ScoreNode(v *NodeView, a *Assignment) float64 { return nodeFreeFraction(v, a) }

@@ -1,0 +1,53 @@
+package allocator
+
+// NodeView is a node's free capacity as seen while a pod is being placed:
+// the node's usage plus what the pod's earlier containers took. Policies read
+// free capacity only through it.
+type NodeView struct {
+	Node *Node
+	// extra holds units taken by the pod being placed, by device position;
+	// nil when none.
+	extra []Units
+	// empty makes the view ignore usage (capacity only), for classifying
+	// failures as resolvable by preemption or not.
+	empty bool
+}
+
+// View returns the view of the node's current free capacity.
+func (n *Node) View() NodeView { return NodeView{Node: n} }
+
+// Free returns the free units of device position i in the view.
+func (v *NodeView) Free(i int) Units {
+	if v.empty {
+		return v.Node.Devices[i].Capacity
+	}
+	f := v.Node.Free(i)
+	if v.extra != nil {
+		f = f.Sub(v.extra[i])
+	}
+	return f
+}
+
+// Len returns the number of devices.
+func (v *NodeView) Len() int { return len(v.Node.Devices) }
+
+// Capacity returns the capacity of device position i.
+func (v *NodeView) Capacity(i int) Units { return v.Node.Devices[i].Capacity }
+
+// take records units taken by the pod being placed.
+func (v *NodeView) take(i int, u Units) {
+	if v.extra == nil {
+		v.extra = make([]Units, len(v.Node.Devices))
+	}
+	v.extra[i] = v.extra[i].Add(u)
+}
+
+// After returns a view of the node with the assignment's charges applied.
+func (v *NodeView) After(a *Assignment) NodeView {
+	out := NodeView{Node: v.Node, empty: v.empty, extra: make([]Units, len(v.Node.Devices))}
+	copy(out.extra, v.extra)
+	for _, c := range a.Charges {
+		out.extra[c.Device] = out.extra[c.Device].Add(c.Units)
+	}
+	return out
+}

@@ -1,0 +1,253 @@
+package api
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// InventoryVersion is the current version of the Inventory schema.
+const InventoryVersion = "gpuslice.io/v1"
+
+// IsolationMode says how a GPU's shares are isolated from each other.
+type IsolationMode string
+
+// Isolation modes. New modes (mig, sriov-vgpu) extend this list; a reader
+// treats an unknown mode as not schedulable.
+const (
+	// IsolationNone shares a GPU without enforcement (time slicing).
+	IsolationNone IsolationMode = "none"
+	// IsolationMPS enforces per-container memory and thread limits with an
+	// NVIDIA MPS control daemon per GPU.
+	IsolationMPS IsolationMode = "mps"
+	// IsolationVGPU hands out mediated vGPU devices of VGPUType (Kata, KubeVirt).
+	IsolationVGPU IsolationMode = "vgpu"
+	// IsolationPassthrough hands out the whole GPU through VFIO.
+	IsolationPassthrough IsolationMode = "passthrough"
+)
+
+// Known reports whether m is one of the modes this version understands.
+func (m IsolationMode) Known() bool {
+	switch m {
+	case IsolationNone, IsolationMPS, IsolationVGPU, IsolationPassthrough:
+		return true
+	}
+	return false
+}
+
+// LinkType is the best interconnect between two GPUs on one node, from best
+// to worst. It mirrors NVML's topology levels.
+type LinkType string
+
+// Link types, best first.
+const (
+	LinkNVLink      LinkType = "nvlink"       // direct NVLink (NVLinks > 0)
+	LinkPCIeSwitch  LinkType = "pcie-switch"  // behind the same PCIe switch(es) (NVML SINGLE/MULTIPLE)
+	LinkHostBridge  LinkType = "host-bridge"  // same PCIe host bridge (NVML HOSTBRIDGE)
+	LinkSameNUMA    LinkType = "numa"         // same NUMA node / CPU (NVML NODE)
+	LinkCrossSocket LinkType = "cross-socket" // across the SMP interconnect (NVML SYSTEM)
+)
+
+// Rank returns the quality of the link: higher is better, 0 for unknown.
+func (l LinkType) Rank() int {
+	switch l {
+	case LinkNVLink:
+		return 5
+	case LinkPCIeSwitch:
+		return 4
+	case LinkHostBridge:
+		return 3
+	case LinkSameNUMA:
+		return 2
+	case LinkCrossSocket:
+		return 1
+	}
+	return 0
+}
+
+// Inventory is the node annotation the device plugin publishes: a versioned
+// description of every GPU on the node.
+type Inventory struct {
+	// Version is InventoryVersion.
+	Version string `json:"version"`
+	// SliceMiB is the slice size the node's plugin advertises gpu-mem in. It
+	// must equal the extender's cluster-wide slice size.
+	SliceMiB int64 `json:"sliceMiB"`
+	// GPUs lists every GPU, ordered by Index.
+	GPUs []GPU `json:"gpus"`
+}
+
+// GPU describes one physical GPU (or, for vGPU, one parent GPU).
+type GPU struct {
+	Index     int    `json:"index"`
+	UUID      string `json:"uuid"`
+	Model     string `json:"model"`
+	MemoryMiB int64  `json:"memoryMiB"`
+	// Slices is the number of gpu-mem slices the GPU offers.
+	Slices int64 `json:"slices"`
+	// Slots is the number of sharing slots (MPS client cap, vGPU instances).
+	Slots int64 `json:"slots"`
+	// CoreUnits is the compute capacity in gpu-core units (100 per GPU).
+	CoreUnits int64 `json:"coreUnits"`
+	// NUMANode is the GPU's NUMA node, -1 when unknown.
+	NUMANode int    `json:"numaNode"`
+	PCIBusID string `json:"pciBusID,omitempty"`
+	Healthy  bool   `json:"healthy"`
+	// Reason says why the GPU is unhealthy.
+	Reason    string        `json:"reason,omitempty"`
+	Isolation IsolationMode `json:"isolation"`
+	// VGPUType is the vGPU type for IsolationVGPU.
+	VGPUType string `json:"vgpuType,omitempty"`
+	// Links describes the interconnect to every other GPU on the node.
+	Links []Link `json:"links,omitempty"`
+}
+
+// Link is the interconnect from one GPU to a peer GPU on the same node.
+type Link struct {
+	// Peer is the peer GPU's Index.
+	Peer int      `json:"peer"`
+	Type LinkType `json:"type"`
+	// NVLinks is the number of NVLink lanes between the two, for LinkNVLink.
+	NVLinks int `json:"nvlinks,omitempty"`
+}
+
+// ParseInventory decodes and validates an inventory annotation.
+func ParseInventory(s string) (*Inventory, error) {
+	if s == "" {
+		return nil, errors.New("empty inventory")
+	}
+	var inv Inventory
+	if err := json.Unmarshal([]byte(s), &inv); err != nil {
+		return nil, fmt.Errorf("decode inventory: %w", err)
+	}
+	if err := inv.Validate(); err != nil {
+		return nil, err
+	}
+	return &inv, nil
+}
+
+// Validate checks the inventory for internal consistency.
+func (inv *Inventory) Validate() error {
+	if inv.Version != InventoryVersion {
+		return fmt.Errorf("inventory version %q is not supported (want %q)", inv.Version, InventoryVersion)
+	}
+	if inv.SliceMiB <= 0 {
+		return fmt.Errorf("inventory sliceMiB must be positive, got %d", inv.SliceMiB)
+	}
+	seenIdx := make(map[int]bool, len(inv.GPUs))
+	seenUUID := make(map[string]bool, len(inv.GPUs))
+	for i, g := range inv.GPUs {
+		switch {
+		case g.UUID == "":
+			return fmt.Errorf("gpu %d: empty uuid", i)
+		case seenUUID[g.UUID]:
+			return fmt.Errorf("gpu %d: duplicate uuid %q", i, g.UUID)
+		case seenIdx[g.Index] || g.Index < 0:
+			return fmt.Errorf("gpu %d: bad or duplicate index %d", i, g.Index)
+		case g.Slices < 0 || g.Slots < 0 || g.CoreUnits < 0 || g.MemoryMiB < 0:
+			return fmt.Errorf("gpu %s: negative capacity", g.UUID)
+		case g.Isolation != "" && !g.Isolation.Known():
+			return fmt.Errorf("gpu %s: unknown isolation mode %q", g.UUID, g.Isolation)
+		}
+		seenIdx[g.Index] = true
+		seenUUID[g.UUID] = true
+	}
+	for _, g := range inv.GPUs {
+		for _, l := range g.Links {
+			if !seenIdx[l.Peer] || l.Peer == g.Index {
+				return fmt.Errorf("gpu %s: link to unknown peer %d", g.UUID, l.Peer)
+			}
+		}
+	}
+	return nil
+}
+
+// Encode returns the annotation value for the inventory.
+func (inv *Inventory) Encode() (string, error) {
+	b, err := json.Marshal(inv)
+	if err != nil {
+		return "", fmt.Errorf("encode inventory: %w", err)
+	}
+	return string(b), nil
+}
+
+// PlacementVersion is the current version of the Placement schema.
+const PlacementVersion = "gpuslice.io/v1"
+
+// Placement is the pod annotation the extender writes at bind time: which
+// GPU shares every container of the pod holds on Node.
+type Placement struct {
+	Version string `json:"version"`
+	Node    string `json:"node"`
+	// AssignedAt is when the extender chose the GPUs (RFC 3339, UTC).
+	AssignedAt time.Time            `json:"assignedAt"`
+	Containers []ContainerPlacement `json:"containers"`
+}
+
+// ContainerPlacement is the GPU shares of one container.
+type ContainerPlacement struct {
+	Name string `json:"name"`
+	// Init is true for init containers.
+	Init bool `json:"init,omitempty"`
+	// Devices lists the container's GPUs in the order the container sees them
+	// (CUDA device 0 first).
+	Devices []DeviceShare `json:"devices"`
+}
+
+// DeviceShare is what a container takes on one GPU.
+type DeviceShare struct {
+	UUID  string `json:"uuid"`
+	Index int    `json:"index"`
+	// Slices of gpu-mem, Core units of gpu-core, Slots sharing slots (1).
+	Slices int64 `json:"slices"`
+	Core   int64 `json:"core"`
+	Slots  int64 `json:"slots"`
+}
+
+// ParsePlacement decodes and validates a placement annotation.
+func ParsePlacement(s string) (*Placement, error) {
+	if s == "" {
+		return nil, errors.New("empty placement")
+	}
+	var p Placement
+	if err := json.Unmarshal([]byte(s), &p); err != nil {
+		return nil, fmt.Errorf("decode placement: %w", err)
+	}
+	if p.Version != PlacementVersion {
+		return nil, fmt.Errorf("placement version %q is not supported (want %q)", p.Version, PlacementVersion)
+	}
+	if p.Node == "" {
+		return nil, errors.New("placement has no node")
+	}
+	for _, c := range p.Containers {
+		if c.Name == "" {
+			return nil, errors.New("placement container without a name")
+		}
+		for _, d := range c.Devices {
+			if d.UUID == "" || d.Slices < 0 || d.Core < 0 || d.Slots < 0 {
+				return nil, fmt.Errorf("placement container %q: bad device share %+v", c.Name, d)
+			}
+		}
+	}
+	return &p, nil
+}
+
+// Encode returns the annotation value for the placement.
+func (p *Placement) Encode() (string, error) {
+	b, err := json.Marshal(p)
+	if err != nil {
+		return "", fmt.Errorf("encode placement: %w", err)
+	}
+	return string(b), nil
+}
+
+// Container returns the placement of the named container, or nil.
+func (p *Placement) Container(name string, init bool) *ContainerPlacement {
+	for i := range p.Containers {
+		if p.Containers[i].Name == name && p.Containers[i].Init == init {
+			return &p.Containers[i]
+		}
+	}
+	return nil
+}

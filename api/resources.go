@@ -1,0 +1,41 @@
+package api
+
+// Extended resource names of the gpuslice contract.
+const (
+	// ResourceGPUMem is GPU memory in slices (the container's total).
+	ResourceGPUMem = "gpuslice.io/gpu-mem"
+	// ResourceGPUCore is the compute share in percent of one GPU (the
+	// container's total).
+	ResourceGPUCore = "gpuslice.io/gpu-core"
+	// ResourceGPUCount is the number of distinct GPUs a container spreads
+	// over; on a node it is the number of sharing slots.
+	ResourceGPUCount = "gpuslice.io/gpu-count"
+)
+
+// ManagedResources lists the resources the extender manages.
+var ManagedResources = [...]string{ResourceGPUMem, ResourceGPUCore, ResourceGPUCount}
+
+// Annotation keys of the contract.
+const (
+	// AnnotationInventory is the node annotation holding the JSON Inventory.
+	AnnotationInventory = "gpuslice.io/inventory"
+	// AnnotationPlacement is the pod annotation holding the JSON Placement.
+	AnnotationPlacement = "gpuslice.io/placement"
+	// AnnotationGPUModels is an optional pod annotation: a comma-separated
+	// list of GPU models (as in Inventory GPU.Model) the pod may run on.
+	AnnotationGPUModels = "gpuslice.io/gpu-models"
+	// AnnotationAllocated is the pod annotation the device plugin writes once
+	// kubelet has allocated the pod's containers: JSON Allocation.
+	AnnotationAllocated = "gpuslice.io/allocated"
+)
+
+// CoreUnitsPerGPU is the number of gpu-core units one whole GPU has.
+const CoreUnitsPerGPU = 100
+
+// DefaultSliceMiB is the default cluster-wide slice size (1 GiB).
+const DefaultSliceMiB = 1024
+
+// MinSliceMiB is the smallest slice size gpuslice accepts. It bounds the
+// number of device IDs the device plugin advertises (8 x 141 GB GPUs at
+// 256 MiB are about 4,500 IDs, well under kubelet's 4 MiB gRPC message).
+const MinSliceMiB = 256
