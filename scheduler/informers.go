@@ -1,0 +1,72 @@
+package scheduler
+
+import (
+	"fmt"
+
+	v1 "k8s.io/api/core/v1"
+	"k8s.io/client-go/tools/cache"
+
+	"github.com/gpuslice/gpuslice/api"
+)
+
+// AddEventHandlers feeds the cache from node and pod informers.
+func (c *Cache) AddEventHandlers(nodes, pods cache.SharedIndexInformer) error {
+	if _, err := nodes.AddEventHandler(cache.ResourceEventHandlerFuncs{
+		AddFunc: func(obj any) {
+			if n, ok := obj.(*v1.Node); ok {
+				c.SetNode(n.Name, n.Annotations[api.AnnotationInventory])
+			}
+		},
+		UpdateFunc: func(oldObj, newObj any) {
+			o, ok1 := oldObj.(*v1.Node)
+			n, ok2 := newObj.(*v1.Node)
+			if ok1 && ok2 && o.Annotations[api.AnnotationInventory] != n.Annotations[api.AnnotationInventory] {
+				c.SetNode(n.Name, n.Annotations[api.AnnotationInventory])
+			}
+		},
+		DeleteFunc: func(obj any) {
+			if d, ok := obj.(cache.DeletedFinalStateUnknown); ok {
+				obj = d.Obj
+			}
+			if n, ok := obj.(*v1.Node); ok {
+				c.DeleteNode(n.Name)
+			}
+		},
+	}); err != nil {
+		return fmt.Errorf("add node event handler: %w", err)
+	}
+	if _, err := pods.AddEventHandler(cache.ResourceEventHandlerFuncs{
+		AddFunc:    func(obj any) { c.onPod(obj) },
+		UpdateFunc: func(_, newObj any) { c.onPod(newObj) },
+		DeleteFunc: func(obj any) {
+			if d, ok := obj.(cache.DeletedFinalStateUnknown); ok {
+				obj = d.Obj
+			}
+			if p, ok := obj.(*v1.Pod); ok {
+				c.RemovePod(p.UID)
+			}
+		},
+	}); err != nil {
+		return fmt.Errorf("add pod event handler: %w", err)
+	}
+	return nil
+}
+
+// onPod confirms the placement of a bound pod, and frees the shares of a
+// pod that has finished: kube-scheduler, too, counts no resources for
+// terminal pods.
+func (c *Cache) onPod(obj any) {
+	p, ok := obj.(*v1.Pod)
+	if !ok {
+		return
+	}
+	if p.Status.Phase == v1.PodSucceeded || p.Status.Phase == v1.PodFailed {
+		c.RemovePod(p.UID)
+		return
+	}
+	placement, has := p.Annotations[api.AnnotationPlacement]
+	if !has || p.Spec.NodeName == "" {
+		return
+	}
+	c.AddPod(p.UID, p.Namespace+"/"+p.Name, p.Spec.NodeName, placement)
+}

@@ -1,0 +1,96 @@
+package scheduler
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"time"
+
+	"github.com/spf13/pflag"
+	logsapi "k8s.io/component-base/logs/api/v1"
+
+	"github.com/gpuslice/gpuslice/allocator"
+	"github.com/gpuslice/gpuslice/api"
+)
+
+// Options configures the extender. NewOptions sets the defaults.
+type Options struct {
+	// Kubeconfig is the path of a kubeconfig; empty means in-cluster.
+	Kubeconfig string
+	// ListenAddress is host:port of the HTTP(S) server.
+	ListenAddress string
+	// TLSCertFile and TLSKeyFile switch the server to HTTPS when both are set.
+	TLSCertFile, TLSKeyFile string
+	// SliceMiB is the cluster-wide gpu-mem slice size.
+	SliceMiB int64
+	// Policy is the placement policy name (allocator.PolicyNames).
+	Policy string
+	// QPS and Burst bound the API client. A bind costs one call, so the
+	// defaults are high: client-go's default of 5 QPS caps binding at 5
+	// pods/s.
+	QPS   float32
+	Burst int
+	// ReservationTTL is how long an assumed placement lives without the
+	// informer confirming it.
+	ReservationTTL time.Duration
+	// MaxBodyBytes bounds request bodies.
+	MaxBodyBytes int64
+	// Logs holds the component-base logging flags.
+	Logs *logsapi.LoggingConfiguration
+}
+
+// NewOptions returns the default options.
+func NewOptions() *Options {
+	return &Options{
+		ListenAddress:  ":8888",
+		SliceMiB:       api.DefaultSliceMiB,
+		Policy:         allocator.PolicyBinpack,
+		QPS:            500,
+		Burst:          1000,
+		ReservationTTL: 2 * time.Minute,
+		MaxBodyBytes:   DefaultMaxBodyBytes,
+		Logs:           logsapi.NewLoggingConfiguration(),
+	}
+}
+
+// AddFlags registers the options on a flag set.
+func (o *Options) AddFlags(fs *pflag.FlagSet) {
+	fs.StringVar(&o.Kubeconfig, "kubeconfig", o.Kubeconfig, "Path to a kubeconfig. Empty: in-cluster configuration.")
+	fs.StringVar(&o.ListenAddress, "listen-address", o.ListenAddress, "Address (host:port) the extender serves on.")
+	fs.StringVar(&o.TLSCertFile, "tls-cert-file", o.TLSCertFile, "Serving certificate; with --tls-private-key-file enables HTTPS.")
+	fs.StringVar(&o.TLSKeyFile, "tls-private-key-file", o.TLSKeyFile, "Serving key.")
+	fs.Int64Var(&o.SliceMiB, "slice-mib", o.SliceMiB, fmt.Sprintf("Cluster-wide gpu-mem slice size in MiB (at least %d).", api.MinSliceMiB))
+	fs.StringVar(&o.Policy, "policy", o.Policy, fmt.Sprintf("Placement policy, one of %v.", allocator.PolicyNames()))
+	fs.Float32Var(&o.QPS, "kube-api-qps", o.QPS, "QPS of the API client.")
+	fs.IntVar(&o.Burst, "kube-api-burst", o.Burst, "Burst of the API client.")
+	fs.DurationVar(&o.ReservationTTL, "reservation-ttl", o.ReservationTTL, "How long an assumed placement lives unless the informer confirms it.")
+	fs.Int64Var(&o.MaxBodyBytes, "max-body-bytes", o.MaxBodyBytes, "Largest request body accepted.")
+	logsapi.AddFlags(o.Logs, fs)
+}
+
+// Validate checks the options.
+func (o *Options) Validate() error {
+	var errs []error
+	if _, _, err := net.SplitHostPort(o.ListenAddress); err != nil {
+		errs = append(errs, fmt.Errorf("--listen-address %q: %w", o.ListenAddress, err))
+	}
+	if (o.TLSCertFile == "") != (o.TLSKeyFile == "") {
+		errs = append(errs, errors.New("--tls-cert-file and --tls-private-key-file must be given together"))
+	}
+	if o.SliceMiB < api.MinSliceMiB {
+		errs = append(errs, fmt.Errorf("--slice-mib %d is below the minimum of %d", o.SliceMiB, api.MinSliceMiB))
+	}
+	if _, err := allocator.NewPolicy(o.Policy); err != nil {
+		errs = append(errs, fmt.Errorf("--policy: %w", err))
+	}
+	if o.QPS <= 0 || o.Burst <= 0 {
+		errs = append(errs, errors.New("--kube-api-qps and --kube-api-burst must be positive"))
+	}
+	if o.ReservationTTL <= 0 {
+		errs = append(errs, errors.New("--reservation-ttl must be positive"))
+	}
+	if o.MaxBodyBytes <= 0 {
+		errs = append(errs, errors.New("--max-body-bytes must be positive"))
+	}
+	return errors.Join(errs...)
+}
