@@ -49,10 +49,58 @@ type filteredPod struct {
 	req             *allocator.PodRequest
 }
 
-// scoreMemo carries filter's scores to prioritize for the same pod.
+// scoreMemo carries filter's scores to prioritize for the same pod:
+// scores[i] is the raw score of nodes[i], the nodes filter kept.
 type scoreMemo struct {
 	uid    types.UID
-	scores map[string]float64
+	nodes  []string
+	scores []float64
+}
+
+// lookup returns the memo's scores for names when the memo covers exactly
+// those nodes in that order (what kube-scheduler sends after filter), else a
+// map from node to score.
+func (m *scoreMemo) lookup(names []string) ([]float64, map[string]float64) {
+	if len(names) == len(m.nodes) {
+		same := true
+		for i := range names {
+			if names[i] != m.nodes[i] {
+				same = false
+				break
+			}
+		}
+		if same {
+			return m.scores, nil
+		}
+	}
+	byName := make(map[string]float64, len(m.nodes))
+	for i, n := range m.nodes {
+		byName[n] = m.scores[i]
+	}
+	return nil, byName
+}
+
+// nodeResult is the outcome of fitting a pod on one node.
+type nodeResult struct {
+	code  allocator.Code
+	score float64
+	msg   string
+}
+
+// fitNode fits the request on a node entry (nil when unknown). The caller
+// holds the cache's read lock.
+func (e *Extender) fitNode(ne *nodeEntry, req *allocator.PodRequest) nodeResult {
+	if ne == nil {
+		return nodeResult{code: allocator.UnschedulableAndUnresolvable, msg: "node has no gpuslice GPU inventory"}
+	}
+	if ne.alloc == nil {
+		return nodeResult{code: allocator.UnschedulableAndUnresolvable, msg: ne.err}
+	}
+	a, st := allocator.Fit(ne.alloc, req, e.policy)
+	if !st.IsSuccess() {
+		return nodeResult{code: st.Code, msg: st.Message()}
+	}
+	return nodeResult{code: allocator.Success, score: allocator.NodeScore(e.policy, ne.alloc, a)}
 }
 
 // NewExtender wires an extender. pods may be nil (bind then relies on the
@@ -94,32 +142,28 @@ func (e *Extender) Filter(ctx context.Context, args *extenderv1.ExtenderArgs) *e
 	}
 	e.filtered.Set(string(pod.UID), &filteredPod{namespace: pod.Namespace, name: pod.Name, req: req}, gocache.DefaultExpiration)
 	e.observe(pod.UID, req)
-	fit := make([]string, 0, len(names))
-	scores := make(map[string]float64, len(names))
+	results := make([]nodeResult, len(names))
 	e.cache.Read(func(nodes map[string]*nodeEntry, _ map[types.UID]*podEntry) {
-		for _, name := range names {
-			ne, ok := nodes[name]
-			if !ok {
-				res.FailedAndUnresolvableNodes[name] = "node has no gpuslice GPU inventory"
-				continue
+		parallelize(len(names), func(lo, hi int) {
+			for i := lo; i < hi; i++ {
+				results[i] = e.fitNode(nodes[names[i]], req)
 			}
-			if ne.alloc == nil {
-				res.FailedAndUnresolvableNodes[name] = ne.err
-				continue
-			}
-			a, st := allocator.Fit(ne.alloc, req, e.policy)
-			switch {
-			case st.IsSuccess():
-				fit = append(fit, name)
-				scores[name] = allocator.NodeScore(e.policy, ne.alloc, a)
-			case st.Code == allocator.Unschedulable:
-				res.FailedNodes[name] = st.Message()
-			default:
-				res.FailedAndUnresolvableNodes[name] = st.Message()
-			}
-		}
+		})
 	})
-	e.memo.Store(&scoreMemo{uid: pod.UID, scores: scores})
+	fit := make([]string, 0, len(names))
+	scores := make([]float64, 0, len(names))
+	for i, r := range results {
+		switch r.code {
+		case allocator.Success:
+			fit = append(fit, names[i])
+			scores = append(scores, r.score)
+		case allocator.Unschedulable:
+			res.FailedNodes[names[i]] = r.msg
+		default:
+			res.FailedAndUnresolvableNodes[names[i]] = r.msg
+		}
+	}
+	e.memo.Store(&scoreMemo{uid: pod.UID, nodes: fit, scores: scores})
 	setNodes(args, res, fit)
 	logger.V(4).Info("Filtered nodes", "pod", klog.KObj(pod), "feasible", len(fit), "failed", len(res.FailedNodes), "unresolvable", len(res.FailedAndUnresolvableNodes))
 	return res
@@ -195,16 +239,20 @@ func (e *Extender) Prioritize(ctx context.Context, args *extenderv1.ExtenderArgs
 		}
 		return out, nil
 	}
-	var scores map[string]float64
-	if m := e.memo.Load(); m != nil && m.uid == pod.UID {
-		scores = m.scores
-	}
 	raw := make([]float64, len(names))
 	ok := make([]bool, len(names))
-	missing := false
-	for i, n := range names {
-		raw[i], ok[i] = scores[n]
-		missing = missing || !ok[i]
+	missing := true
+	if m := e.memo.Load(); m != nil && m.uid == pod.UID {
+		aligned, byName := m.lookup(names)
+		missing = false
+		for i, n := range names {
+			if aligned != nil {
+				raw[i], ok[i] = aligned[i], true
+			} else {
+				raw[i], ok[i] = byName[n]
+			}
+			missing = missing || !ok[i]
+		}
 	}
 	if missing {
 		e.cache.Read(func(nodes map[string]*nodeEntry, _ map[types.UID]*podEntry) {
@@ -212,10 +260,8 @@ func (e *Extender) Prioritize(ctx context.Context, args *extenderv1.ExtenderArgs
 				if ok[i] {
 					continue
 				}
-				if ne := nodes[n]; ne != nil && ne.alloc != nil {
-					if a, st := allocator.Fit(ne.alloc, req, e.policy); st.IsSuccess() {
-						raw[i], ok[i] = allocator.NodeScore(e.policy, ne.alloc, a), true
-					}
+				if r := e.fitNode(nodes[n], req); r.code == allocator.Success {
+					raw[i], ok[i] = r.score, true
 				}
 			}
 		})
