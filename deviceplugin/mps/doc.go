@@ -1,0 +1,20 @@
+// Package mps owns gpuslice's NVIDIA MPS isolation on a node: the MPS control
+// daemons (one per GPU, or one per node when multi-GPU containers must be
+// served), their control-pipe client, the daemon-wide defaults that act as
+// the per-client ceiling, the per-container limits (CUDA_MPS_PIPE_DIRECTORY,
+// CUDA_MPS_PINNED_DEVICE_MEM_LIMIT, CUDA_MPS_ACTIVE_THREAD_PERCENTAGE and the
+// mounts a container needs), the MPS client cap that bounds sharing slots,
+// and the supervision of each daemon (probe, unhealthy, restart with backoff,
+// healthy again).
+//
+// The device plugin drives it: it builds a Manager with an NVML-backed
+// ComputeModeSetter, calls Start with the node's MPS GPUs, advertises
+// Slots(g) sharing slots per GPU, withdraws a GPU while Healthy reports false
+// (Events says when), and asks ContainerEdits for each container in Allocate.
+//
+// The control binary sits behind the Control interface: ExecControl runs the
+// real nvidia-cuda-mps-control; tests run a fake executable.
+//
+// docs/mps.md describes the design, the multi-GPU choice and the security
+// model (what the daemon defaults enforce and what they cannot).
+package mps

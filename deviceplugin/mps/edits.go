@@ -1,0 +1,130 @@
+package mps
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+)
+
+// ContainerDevice is one GPU of a container and the container's share of it.
+type ContainerDevice struct {
+	// UUID and HostIndex name the physical GPU.
+	UUID      string
+	HostIndex int
+	// ContainerIndex is the GPU's CUDA index inside the container (its
+	// position in the container's CUDA_VISIBLE_DEVICES).
+	ContainerIndex int
+	// MemLimitMiB is the container's gpu-mem share of this GPU, > 0.
+	MemLimitMiB int64
+	// ThreadPercentage is the container's gpu-core share of this GPU in
+	// percent, 0 when the container has no gpu-core share.
+	ThreadPercentage int
+}
+
+// Mount is a bind mount for a container.
+type Mount struct {
+	ContainerPath, HostPath string
+	ReadOnly                bool
+}
+
+// ContainerEdits is what a container needs to be an MPS client with its
+// limits: environment variables and mounts, for the Allocate response.
+type ContainerEdits struct {
+	Envs   map[string]string
+	Mounts []Mount
+}
+
+// ContainerEdits returns the MPS environment and mounts of a container that
+// holds devs:
+//   - CUDA_MPS_PIPE_DIRECTORY=Config.ContainerPipeDir and a mount of the
+//     pipe directory of the daemon serving devs there;
+//   - CUDA_MPS_PINNED_DEVICE_MEM_LIMIT with one "<containerIndex>=<MiB>M"
+//     per device, e.g. "0=4096M,1=4096M";
+//   - CUDA_MPS_ACTIVE_THREAD_PERCENTAGE from the gpu-core share (the
+//     smallest over devs: the variable is per process, not per device), or
+//     Config.DefaultActiveThreadPercentage when there is none;
+//   - with ShmPerDaemon, the daemon's shm directory as /dev/shm.
+//
+// It fails for no devices, an unknown GPU, zero or negative memory, memory
+// above the GPU or above the daemon's per-client ceiling, a percentage
+// outside 0..100 or above the daemon's ceiling, a GPU whose daemon is down,
+// GPUs served by different daemons (ScopeGPU with several GPUs), and
+// duplicate GPUs or container indices.
+func (m *Manager) ContainerEdits(devs []ContainerDevice) (*ContainerEdits, error) {
+	if len(devs) == 0 {
+		return nil, errors.New("MPS container edits: no devices")
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.stopped {
+		return nil, errors.New("MPS container edits: the MPS manager is stopped")
+	}
+
+	var d *daemon
+	seenUUID := map[string]bool{}
+	seenIndex := map[int]bool{}
+	threads := 0
+	sorted := slices.Clone(devs)
+	slices.SortFunc(sorted, func(a, b ContainerDevice) int { return a.ContainerIndex - b.ContainerIndex })
+	limits := make([]string, 0, len(sorted))
+	for _, dev := range sorted {
+		g, ok := m.gpus[dev.UUID]
+		if !ok {
+			return nil, fmt.Errorf("MPS container edits: unknown GPU %q: not managed by MPS on this node", dev.UUID)
+		}
+		switch {
+		case seenUUID[dev.UUID]:
+			return nil, fmt.Errorf("MPS container edits: GPU %s listed twice", dev.UUID)
+		case dev.ContainerIndex < 0 || seenIndex[dev.ContainerIndex]:
+			return nil, fmt.Errorf("MPS container edits: GPU %s: container index %d is negative or used twice", dev.UUID, dev.ContainerIndex)
+		case dev.HostIndex != g.Index:
+			return nil, fmt.Errorf("MPS container edits: GPU %s: host index %d, but the GPU has index %d", dev.UUID, dev.HostIndex, g.Index)
+		case dev.MemLimitMiB <= 0:
+			return nil, fmt.Errorf("MPS container edits: GPU %s: memory limit %d MiB must be positive (a container in MPS mode needs a gpu-mem share)", dev.UUID, dev.MemLimitMiB)
+		case dev.MemLimitMiB > g.MemoryMiB:
+			return nil, fmt.Errorf("MPS container edits: GPU %s: memory limit %d MiB exceeds the GPU's %d MiB", dev.UUID, dev.MemLimitMiB, g.MemoryMiB)
+		case dev.MemLimitMiB > m.memCeilingMiB(g):
+			return nil, fmt.Errorf("MPS container edits: GPU %s: memory limit %d MiB exceeds the MPS per-client ceiling of %d MiB (%d%% of the GPU); the daemon would cap the container below its share", dev.UUID, dev.MemLimitMiB, m.memCeilingMiB(g), m.cfg.MaxClientMemoryPercent)
+		case dev.ThreadPercentage < 0 || dev.ThreadPercentage > maxThreadPercentage:
+			return nil, fmt.Errorf("MPS container edits: GPU %s: thread percentage %d must be within 0..100", dev.UUID, dev.ThreadPercentage)
+		case dev.ThreadPercentage > m.cfg.MaxClientThreadPercentage:
+			return nil, fmt.Errorf("MPS container edits: GPU %s: thread percentage %d exceeds the MPS per-client ceiling of %d; the daemon would cap the container below its share", dev.UUID, dev.ThreadPercentage, m.cfg.MaxClientThreadPercentage)
+		}
+		seenUUID[dev.UUID] = true
+		seenIndex[dev.ContainerIndex] = true
+
+		gd := m.byUUID[dev.UUID]
+		if d == nil {
+			d = gd
+		} else if gd != d {
+			return nil, fmt.Errorf("MPS container edits: GPUs %s and %s are served by different MPS control daemons (scope %q) and a container can use only one MPS pipe directory; run the MPS manager with scope %q to serve multi-GPU containers", d.spec.VisibleDevices[0], dev.UUID, m.cfg.Scope, ScopeNode)
+		}
+		if !gd.healthy {
+			return nil, fmt.Errorf("MPS container edits: GPU %s: its MPS control daemon is down: %s", dev.UUID, gd.reason)
+		}
+
+		pct := dev.ThreadPercentage
+		if pct == 0 {
+			pct = m.cfg.DefaultActiveThreadPercentage
+		}
+		if threads == 0 || pct < threads {
+			threads = pct
+		}
+		limits = append(limits, strconv.Itoa(dev.ContainerIndex)+"="+strconv.FormatInt(dev.MemLimitMiB, 10)+"M")
+	}
+
+	edits := &ContainerEdits{
+		Envs: map[string]string{
+			EnvPipeDirectory:          m.cfg.ContainerPipeDir,
+			EnvPinnedDeviceMemLimit:   strings.Join(limits, ","),
+			EnvActiveThreadPercentage: strconv.Itoa(threads),
+		},
+		Mounts: []Mount{{ContainerPath: m.cfg.ContainerPipeDir, HostPath: d.spec.PipeDir, ReadOnly: m.cfg.ReadOnlyPipeMount}},
+	}
+	if d.spec.ShmDir != "" {
+		edits.Mounts = append(edits.Mounts, Mount{ContainerPath: containerShmDir, HostPath: d.spec.ShmDir})
+	}
+	return edits, nil
+}

@@ -1,0 +1,198 @@
+package mps
+
+import (
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+func TestContainerEdits(t *testing.T) {
+	fake := buildFake(t)
+	type setup struct {
+		name string
+		cfg  Config
+	}
+	envs := map[string]*env{}
+	for _, s := range []setup{
+		{name: "gpu", cfg: Config{DefaultActiveThreadPercentage: 30}},
+		{name: "node", cfg: Config{Scope: ScopeNode, DefaultActiveThreadPercentage: 30}},
+		{name: "node-ro-noshm-ceiling", cfg: Config{Scope: ScopeNode, ReadOnlyPipeMount: true, DevShm: ShmNone, MaxClientMemoryPercent: 25, MaxClientThreadPercentage: 50, ContainerPipeDir: "/mps"}},
+	} {
+		e := newEnv(t, fake, s.cfg)
+		e.start(gpuA(), gpuB())
+		envs[s.name] = e
+	}
+	root := func(name string) string { return envs[name].root }
+
+	tests := []struct {
+		name    string
+		env     string
+		devs    []ContainerDevice
+		want    *ContainerEdits
+		wantErr string
+	}{
+		{
+			name: "single GPU with core share",
+			env:  "gpu",
+			devs: []ContainerDevice{{UUID: "GPU-bbbb", HostIndex: 1, ContainerIndex: 0, MemLimitMiB: 4096, ThreadPercentage: 25}},
+			want: &ContainerEdits{
+				Envs: map[string]string{
+					"CUDA_MPS_PIPE_DIRECTORY":           "/run/gpuslice/mps",
+					"CUDA_MPS_PINNED_DEVICE_MEM_LIMIT":  "0=4096M",
+					"CUDA_MPS_ACTIVE_THREAD_PERCENTAGE": "25",
+				},
+				Mounts: []Mount{
+					{ContainerPath: "/run/gpuslice/mps", HostPath: filepath.Join(root("gpu"), "GPU-bbbb", "pipe")},
+					{ContainerPath: "/dev/shm", HostPath: filepath.Join(root("gpu"), "GPU-bbbb", "shm")},
+				},
+			},
+		},
+		{
+			name: "single GPU without core share gets the default",
+			env:  "gpu",
+			devs: []ContainerDevice{{UUID: "GPU-aaaa", HostIndex: 0, ContainerIndex: 0, MemLimitMiB: 1024}},
+			want: &ContainerEdits{
+				Envs: map[string]string{
+					"CUDA_MPS_PIPE_DIRECTORY":           "/run/gpuslice/mps",
+					"CUDA_MPS_PINNED_DEVICE_MEM_LIMIT":  "0=1024M",
+					"CUDA_MPS_ACTIVE_THREAD_PERCENTAGE": "30",
+				},
+				Mounts: []Mount{
+					{ContainerPath: "/run/gpuslice/mps", HostPath: filepath.Join(root("gpu"), "GPU-aaaa", "pipe")},
+					{ContainerPath: "/dev/shm", HostPath: filepath.Join(root("gpu"), "GPU-aaaa", "shm")},
+				},
+			},
+		},
+		{
+			name: "two GPUs in node scope: a limit per GPU, by container index",
+			env:  "node",
+			devs: []ContainerDevice{
+				{UUID: "GPU-aaaa", HostIndex: 0, ContainerIndex: 1, MemLimitMiB: 4096, ThreadPercentage: 50},
+				{UUID: "GPU-bbbb", HostIndex: 1, ContainerIndex: 0, MemLimitMiB: 2048, ThreadPercentage: 50},
+			},
+			want: &ContainerEdits{
+				Envs: map[string]string{
+					"CUDA_MPS_PIPE_DIRECTORY":           "/run/gpuslice/mps",
+					"CUDA_MPS_PINNED_DEVICE_MEM_LIMIT":  "0=2048M,1=4096M",
+					"CUDA_MPS_ACTIVE_THREAD_PERCENTAGE": "50",
+				},
+				Mounts: []Mount{
+					{ContainerPath: "/run/gpuslice/mps", HostPath: filepath.Join(root("node"), "node", "pipe")},
+					{ContainerPath: "/dev/shm", HostPath: filepath.Join(root("node"), "node", "shm")},
+				},
+			},
+		},
+		{
+			name: "uneven core shares: the smallest (one value per process)",
+			env:  "node",
+			devs: []ContainerDevice{
+				{UUID: "GPU-aaaa", HostIndex: 0, ContainerIndex: 0, MemLimitMiB: 4096, ThreadPercentage: 60},
+				{UUID: "GPU-bbbb", HostIndex: 1, ContainerIndex: 1, MemLimitMiB: 4096, ThreadPercentage: 40},
+			},
+			want: &ContainerEdits{
+				Envs: map[string]string{
+					"CUDA_MPS_PIPE_DIRECTORY":           "/run/gpuslice/mps",
+					"CUDA_MPS_PINNED_DEVICE_MEM_LIMIT":  "0=4096M,1=4096M",
+					"CUDA_MPS_ACTIVE_THREAD_PERCENTAGE": "40",
+				},
+				Mounts: []Mount{
+					{ContainerPath: "/run/gpuslice/mps", HostPath: filepath.Join(root("node"), "node", "pipe")},
+					{ContainerPath: "/dev/shm", HostPath: filepath.Join(root("node"), "node", "shm")},
+				},
+			},
+		},
+		{
+			name: "read-only pipe mount, no shm, own container dir",
+			env:  "node-ro-noshm-ceiling",
+			devs: []ContainerDevice{{UUID: "GPU-aaaa", HostIndex: 0, ContainerIndex: 0, MemLimitMiB: 20480, ThreadPercentage: 50}},
+			want: &ContainerEdits{
+				Envs: map[string]string{
+					"CUDA_MPS_PIPE_DIRECTORY":           "/mps",
+					"CUDA_MPS_PINNED_DEVICE_MEM_LIMIT":  "0=20480M",
+					"CUDA_MPS_ACTIVE_THREAD_PERCENTAGE": "50",
+				},
+				Mounts: []Mount{{ContainerPath: "/mps", HostPath: filepath.Join(root("node-ro-noshm-ceiling"), "node", "pipe"), ReadOnly: true}},
+			},
+		},
+		{name: "no devices", env: "gpu", wantErr: "no devices"},
+		{
+			name:    "zero memory",
+			env:     "gpu",
+			devs:    []ContainerDevice{{UUID: "GPU-aaaa", MemLimitMiB: 0}},
+			wantErr: "GPU GPU-aaaa: memory limit 0 MiB must be positive",
+		},
+		{
+			name:    "memory above the GPU",
+			env:     "gpu",
+			devs:    []ContainerDevice{{UUID: "GPU-bbbb", HostIndex: 1, MemLimitMiB: 40961}},
+			wantErr: "exceeds the GPU's 40960 MiB",
+		},
+		{
+			name:    "memory above the daemon ceiling",
+			env:     "node-ro-noshm-ceiling",
+			devs:    []ContainerDevice{{UUID: "GPU-aaaa", MemLimitMiB: 20481}},
+			wantErr: "exceeds the MPS per-client ceiling of 20480 MiB (25% of the GPU)",
+		},
+		{
+			name:    "percentage above 100",
+			env:     "gpu",
+			devs:    []ContainerDevice{{UUID: "GPU-aaaa", MemLimitMiB: 1024, ThreadPercentage: 101}},
+			wantErr: "GPU GPU-aaaa: thread percentage 101 must be within 0..100",
+		},
+		{
+			name:    "percentage above the daemon ceiling",
+			env:     "node-ro-noshm-ceiling",
+			devs:    []ContainerDevice{{UUID: "GPU-aaaa", MemLimitMiB: 1024, ThreadPercentage: 60}},
+			wantErr: "thread percentage 60 exceeds the MPS per-client ceiling of 50",
+		},
+		{
+			name:    "unknown GPU",
+			env:     "gpu",
+			devs:    []ContainerDevice{{UUID: "GPU-cccc", MemLimitMiB: 1024}},
+			wantErr: `unknown GPU "GPU-cccc": not managed by MPS on this node`,
+		},
+		{
+			name: "two GPUs in gpu scope",
+			env:  "gpu",
+			devs: []ContainerDevice{
+				{UUID: "GPU-aaaa", HostIndex: 0, ContainerIndex: 0, MemLimitMiB: 1024},
+				{UUID: "GPU-bbbb", HostIndex: 1, ContainerIndex: 1, MemLimitMiB: 1024},
+			},
+			wantErr: `GPUs GPU-aaaa and GPU-bbbb are served by different MPS control daemons (scope "gpu")`,
+		},
+		{
+			name: "duplicate container index",
+			env:  "node",
+			devs: []ContainerDevice{
+				{UUID: "GPU-aaaa", HostIndex: 0, ContainerIndex: 0, MemLimitMiB: 1024},
+				{UUID: "GPU-bbbb", HostIndex: 1, ContainerIndex: 0, MemLimitMiB: 1024},
+			},
+			wantErr: "container index 0 is negative or used twice",
+		},
+		{
+			name:    "host index mismatch",
+			env:     "gpu",
+			devs:    []ContainerDevice{{UUID: "GPU-aaaa", HostIndex: 3, MemLimitMiB: 1024}},
+			wantErr: "host index 3, but the GPU has index 0",
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := envs[tt.env].m.ContainerEdits(tt.devs)
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("ContainerEdits error = %v, want it to contain %q", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("ContainerEdits: %v", err)
+			}
+			if diff := cmp.Diff(tt.want, got); diff != "" {
+				t.Errorf("ContainerEdits (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
