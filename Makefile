@@ -52,7 +52,8 @@ lint:
 ## demo: the README's main job: a local control plane with simulated GPU
 ## nodes, the example pods, and the per-GPU inspect view.
 demo: build control-plane
-	cd e2e && GPUSLICE_BIN=$(BIN) K8S_BIN=$(E2E_BIN) $(GO) run ./cmd/demo
+	cd e2e && $(GO) build -o bin/gpuslice-demo ./cmd/demo
+	GPUSLICE_BIN=$(BIN) K8S_BIN=$(E2E_BIN) $(E2E_BIN)/gpuslice-demo
 
 ## bench: Go benchmarks of the extender's filter + prioritize.
 bench:

@@ -1,0 +1,235 @@
+// Package inspect owns the per-node, per-GPU view of a gpuslice cluster:
+// given the nodes (with their gpuslice.io/inventory annotation) and the pods
+// (with their gpuslice.io/placement annotation) it computes, for every GPU,
+// the gpu-mem slices, gpu-core units and sharing slots in use out of the
+// GPU's total, which pods and containers hold them, and any inconsistency
+// (a GPU over-committed, a placement naming a GPU or node that does not
+// exist). Render prints the view as a table.
+//
+// The package is pure: it reads the objects it is given and calls no API.
+// `make demo`, the end-to-end tests and the kubectl plugin use it.
+//
+// Accounting follows the scheduler's: within one pod, what the pod holds on
+// a GPU is the componentwise maximum of the sum over its app containers and
+// of each single init container (init containers run one at a time, before
+// the app containers). Pods in a terminal phase (Succeeded, Failed) hold
+// nothing.
+package inspect
+
+import (
+	"cmp"
+	"fmt"
+	"slices"
+
+	corev1 "k8s.io/api/core/v1"
+
+	"github.com/gpuslice/gpuslice/api"
+)
+
+// Usage is a used / total pair of one resource on one GPU.
+type Usage struct {
+	Used  int64
+	Total int64
+}
+
+// Free returns Total - Used (negative when over-committed).
+func (u Usage) Free() int64 { return u.Total - u.Used }
+
+// Holder is one container's share of one GPU.
+type Holder struct {
+	// Pod is "namespace/name".
+	Pod       string
+	Container string
+	Init      bool
+	Slices    int64
+	Core      int64
+	Slots     int64
+}
+
+// GPU is the view of one GPU.
+type GPU struct {
+	Index     int
+	UUID      string
+	Model     string
+	MemoryMiB int64
+	Healthy   bool
+	// Slices, Core and Slots are what the pods on the GPU hold out of the
+	// GPU's capacity, with the pod-level init container accounting.
+	Slices Usage
+	Core   Usage
+	Slots  Usage
+	// Holders lists every container holding a share, ordered by pod
+	// (namespace, name), then in the placement's container order.
+	Holders []Holder
+}
+
+// Overcommitted reports whether any resource of the GPU is used beyond its
+// total.
+func (g *GPU) Overcommitted() bool {
+	return g.Slices.Free() < 0 || g.Core.Free() < 0 || g.Slots.Free() < 0
+}
+
+// Node is the view of one node.
+type Node struct {
+	Name     string
+	SliceMiB int64
+	// GPUs is ordered by index. Empty when the node has no inventory.
+	GPUs []GPU
+	// Pods is the number of pods holding a share on the node.
+	Pods int
+	// Err is set when the node's inventory annotation cannot be parsed.
+	Err error
+}
+
+// View is the whole cluster view.
+type View struct {
+	// Nodes are the nodes with an inventory annotation (or a broken one),
+	// ordered by name.
+	Nodes []Node
+	// Problems lists inconsistencies: placements that cannot be parsed, that
+	// name a node or GPU that does not exist, or that disagree with the
+	// pod's spec.nodeName.
+	Problems []string
+}
+
+// Build computes the view of the given nodes and pods. Nodes without the
+// inventory annotation are left out; pods without the placement annotation
+// are ignored.
+func Build(nodes []corev1.Node, pods []corev1.Pod) *View {
+	v := &View{}
+	byNode := map[string]int{}
+	ns := slices.Clone(nodes)
+	slices.SortFunc(ns, func(a, b corev1.Node) int { return cmp.Compare(a.Name, b.Name) })
+	for i := range ns {
+		raw, ok := ns[i].Annotations[api.AnnotationInventory]
+		if !ok {
+			continue
+		}
+		n := Node{Name: ns[i].Name}
+		inv, err := api.ParseInventory(raw)
+		if err != nil {
+			n.Err = fmt.Errorf("node %s: %w", n.Name, err)
+		} else {
+			n.SliceMiB = inv.SliceMiB
+			for _, g := range inv.GPUs {
+				n.GPUs = append(n.GPUs, GPU{
+					Index: g.Index, UUID: g.UUID, Model: g.Model, MemoryMiB: g.MemoryMiB, Healthy: g.Healthy,
+					Slices: Usage{Total: g.Slices}, Core: Usage{Total: g.CoreUnits}, Slots: Usage{Total: g.Slots},
+				})
+			}
+			slices.SortFunc(n.GPUs, func(a, b GPU) int { return cmp.Compare(a.Index, b.Index) })
+		}
+		byNode[n.Name] = len(v.Nodes)
+		v.Nodes = append(v.Nodes, n)
+	}
+
+	ps := slices.Clone(pods)
+	slices.SortFunc(ps, func(a, b corev1.Pod) int {
+		return cmp.Or(cmp.Compare(a.Namespace, b.Namespace), cmp.Compare(a.Name, b.Name))
+	})
+	for i := range ps {
+		p := &ps[i]
+		raw, ok := p.Annotations[api.AnnotationPlacement]
+		if !ok || p.Status.Phase == corev1.PodSucceeded || p.Status.Phase == corev1.PodFailed {
+			continue
+		}
+		key := p.Namespace + "/" + p.Name
+		pl, err := api.ParsePlacement(raw)
+		if err != nil {
+			v.Problems = append(v.Problems, fmt.Sprintf("pod %s: %v", key, err))
+			continue
+		}
+		if p.Spec.NodeName != "" && p.Spec.NodeName != pl.Node {
+			v.Problems = append(v.Problems, fmt.Sprintf("pod %s: placement on node %s but pod is bound to %s", key, pl.Node, p.Spec.NodeName))
+		}
+		ni, ok := byNode[pl.Node]
+		if !ok || v.Nodes[ni].Err != nil {
+			v.Problems = append(v.Problems, fmt.Sprintf("pod %s: placement on node %s which has no usable inventory", key, pl.Node))
+			continue
+		}
+		if err := v.Nodes[ni].add(key, pl); err != nil {
+			v.Problems = append(v.Problems, fmt.Sprintf("pod %s: %v", key, err))
+		}
+	}
+	return v
+}
+
+// add charges one pod's placement to the node.
+func (n *Node) add(pod string, pl *api.Placement) error {
+	pos := make(map[string]int, len(n.GPUs))
+	for i, g := range n.GPUs {
+		pos[g.UUID] = i
+	}
+	type units struct{ slices, core, slots int64 }
+	app := map[int]units{}
+	ini := map[int]units{}
+	type held struct {
+		gpu int
+		h   Holder
+	}
+	var holders []held
+	for _, c := range pl.Containers {
+		for _, d := range c.Devices {
+			i, ok := pos[d.UUID]
+			if !ok {
+				return fmt.Errorf("container %q: GPU %s is not on node %s", c.Name, d.UUID, n.Name)
+			}
+			if c.Init {
+				u := ini[i]
+				ini[i] = units{max(u.slices, d.Slices), max(u.core, d.Core), max(u.slots, d.Slots)}
+			} else {
+				u := app[i]
+				app[i] = units{u.slices + d.Slices, u.core + d.Core, u.slots + d.Slots}
+			}
+			holders = append(holders, held{i, Holder{Pod: pod, Container: c.Name, Init: c.Init, Slices: d.Slices, Core: d.Core, Slots: d.Slots}})
+		}
+	}
+	for i := range n.GPUs {
+		a, b := app[i], ini[i]
+		g := &n.GPUs[i]
+		g.Slices.Used += max(a.slices, b.slices)
+		g.Core.Used += max(a.core, b.core)
+		g.Slots.Used += max(a.slots, b.slots)
+	}
+	for _, h := range holders {
+		n.GPUs[h.gpu].Holders = append(n.GPUs[h.gpu].Holders, h.h)
+	}
+	n.Pods++
+	return nil
+}
+
+// Overcommitted returns one line per over-committed GPU, empty when none.
+func (v *View) Overcommitted() []string {
+	var out []string
+	for _, n := range v.Nodes {
+		for _, g := range n.GPUs {
+			if g.Overcommitted() {
+				out = append(out, fmt.Sprintf("node %s gpu %d (%s): slices %d/%d, core %d/%d, slots %d/%d",
+					n.Name, g.Index, g.UUID, g.Slices.Used, g.Slices.Total, g.Core.Used, g.Core.Total, g.Slots.Used, g.Slots.Total))
+			}
+		}
+	}
+	return out
+}
+
+// GPU returns the GPU with the given UUID, or nil.
+func (v *View) GPU(uuid string) *GPU {
+	for i := range v.Nodes {
+		for j := range v.Nodes[i].GPUs {
+			if v.Nodes[i].GPUs[j].UUID == uuid {
+				return &v.Nodes[i].GPUs[j]
+			}
+		}
+	}
+	return nil
+}
+
+// Node returns the node with the given name, or nil.
+func (v *View) Node(name string) *Node {
+	for i := range v.Nodes {
+		if v.Nodes[i].Name == name {
+			return &v.Nodes[i]
+		}
+	}
+	return nil
+}
