@@ -74,6 +74,10 @@ type Inventory struct {
 	// SliceMiB is the slice size the node's plugin advertises gpu-mem in. It
 	// must equal the extender's cluster-wide slice size.
 	SliceMiB int64 `json:"sliceMiB"`
+	// MaxGPUsPerContainer, when positive, is the most GPUs one container may
+	// span on this node. Isolation that cannot join several GPUs in one
+	// container (MPS with a control daemon per GPU) publishes 1.
+	MaxGPUsPerContainer int `json:"maxGPUsPerContainer,omitempty"`
 	// GPUs lists every GPU, ordered by Index.
 	GPUs []GPU `json:"gpus"`
 }
@@ -131,6 +135,9 @@ func ParseInventory(s string) (*Inventory, error) {
 func (inv *Inventory) Validate() error {
 	if inv.Version != InventoryVersion {
 		return fmt.Errorf("inventory version %q is not supported (want %q)", inv.Version, InventoryVersion)
+	}
+	if inv.MaxGPUsPerContainer < 0 {
+		return fmt.Errorf("inventory maxGPUsPerContainer must not be negative, got %d", inv.MaxGPUsPerContainer)
 	}
 	if inv.SliceMiB <= 0 {
 		return fmt.Errorf("inventory sliceMiB must be positive, got %d", inv.SliceMiB)
