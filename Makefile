@@ -14,6 +14,9 @@ K8S_LDFLAGS := -s -w $(foreach p,k8s.io/component-base/version k8s.io/client-go/
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X github.com/gpuslice/gpuslice/internal/version.Version=$(VERSION)
 
+# go-nvml's cgo code uses deprecated NVML declarations; silence the noise.
+export CGO_CFLAGS ?= -O2 -g -Wno-deprecated-declarations
+
 TRACE ?= ../shared/trace/openb_pod_list_default.csv
 SEEDS ?= 42,43,44,45,46,47,48,49,50,51
 

@@ -1,0 +1,310 @@
+// Package app owns the device plugin's command-line options and the wiring
+// of its production collaborators (NVML, health monitor, isolation mode,
+// client-go, kubelet's pod-resources client), plus the hardware check mode
+// that hack/gpu-check.sh runs. cmd/gpuslice-device-plugin only parses flags
+// and calls Run or Check.
+package app
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"text/tabwriter"
+
+	gonvml "github.com/NVIDIA/go-nvml/pkg/nvml"
+	"github.com/spf13/pflag"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
+	logsapi "k8s.io/component-base/logs/api/v1"
+	"k8s.io/klog/v2"
+	"k8s.io/utils/clock"
+
+	"github.com/gpuslice/gpuslice/api"
+	"github.com/gpuslice/gpuslice/deviceplugin"
+	"github.com/gpuslice/gpuslice/deviceplugin/health"
+	"github.com/gpuslice/gpuslice/deviceplugin/kube"
+	"github.com/gpuslice/gpuslice/deviceplugin/mps"
+	"github.com/gpuslice/gpuslice/deviceplugin/mpsiso"
+	"github.com/gpuslice/gpuslice/deviceplugin/nvml"
+)
+
+// Options are the plugin's flags.
+type Options struct {
+	Kubeconfig string
+	// NodeName defaults to $NODE_NAME (the downward API).
+	NodeName  string
+	Plugin    deviceplugin.Config
+	Strategy  string
+	Isolation string
+	// SlotsPerGPU is the sharing slots per GPU in isolation mode none.
+	SlotsPerGPU int64
+	MPS         mps.Config
+	Health      health.Config
+	QPS         float32
+	Burst       int
+	Logs        *logsapi.LoggingConfiguration
+}
+
+// NewOptions returns the defaults.
+func NewOptions() *Options {
+	return &Options{
+		NodeName:    os.Getenv("NODE_NAME"),
+		Plugin:      deviceplugin.DefaultConfig(),
+		Strategy:    string(deviceplugin.StrategyEnvVar),
+		Isolation:   string(api.IsolationNone),
+		SlotsPerGPU: 16,
+		Health:      health.DefaultConfig(),
+		QPS:         50,
+		Burst:       100,
+		Logs:        logsapi.NewLoggingConfiguration(),
+	}
+}
+
+// AddFlags registers the options.
+func (o *Options) AddFlags(fs *pflag.FlagSet) {
+	fs.StringVar(&o.Kubeconfig, "kubeconfig", o.Kubeconfig, "Path to a kubeconfig. Empty: in-cluster configuration.")
+	fs.StringVar(&o.NodeName, "node-name", o.NodeName, "This node's name (default $NODE_NAME).")
+	fs.Int64Var(&o.Plugin.SliceMiB, "slice-mib", o.Plugin.SliceMiB, fmt.Sprintf("Cluster-wide gpu-mem slice size in MiB (at least %d); must equal the extender's.", api.MinSliceMiB))
+	fs.StringVar(&o.Strategy, "device-list-strategy", o.Strategy, fmt.Sprintf("How containers get their GPUs, one of %v (see docs/device-plugin.md for the security notes).", deviceplugin.Strategies()))
+	fs.StringVar(&o.Plugin.CDIKind, "cdi-kind", o.Plugin.CDIKind, "CDI device kind of the NVIDIA container toolkit's spec (strategy cdi).")
+	fs.StringVar(&o.Isolation, "isolation", o.Isolation, "Isolation mode: none (share without enforcement) or mps.")
+	fs.Int64Var(&o.SlotsPerGPU, "slots-per-gpu", o.SlotsPerGPU, "Sharing slots per GPU in isolation mode none.")
+	fs.StringVar(&o.Plugin.PluginDir, "device-plugin-dir", o.Plugin.PluginDir, "kubelet's device plugin directory.")
+	fs.StringVar(&o.Plugin.PodResourcesSocket, "pod-resources-socket", o.Plugin.PodResourcesSocket, "kubelet's pod-resources socket.")
+	fs.DurationVar(&o.Plugin.WatchInterval, "watch-interval", o.Plugin.WatchInterval, "How often the sockets are checked for re-registration.")
+	fs.DurationVar(&o.Plugin.ReconcileInterval, "reconcile-interval", o.Plugin.ReconcileInterval, "How often allocations are reconciled with pod-resources and the inventory re-checked.")
+	fs.DurationVar(&o.Health.ProbeInterval, "health-probe-interval", o.Health.ProbeInterval, "How often every GPU is probed.")
+	fs.DurationVar(&o.Health.TransientHold, "health-transient-hold", o.Health.TransientHold, "How long a transient Xid keeps a GPU unhealthy.")
+	fs.StringVar(&o.MPS.Root, "mps-root", o.MPS.Root, "Host directory of the MPS daemons' pipe/log dirs (isolation mps).")
+	fs.StringVar(&o.MPS.ControlBinary, "mps-control-binary", o.MPS.ControlBinary, "MPS control program (isolation mps).")
+	fs.IntVar(&o.MPS.DefaultActiveThreadPercentage, "mps-default-thread-percentage", o.MPS.DefaultActiveThreadPercentage, "Thread percentage of containers without gpu-core (isolation mps).")
+	fs.Int64Var(&o.MPS.ClientCap, "mps-client-cap", o.MPS.ClientCap, "MPS clients per GPU, the GPU's sharing slots (isolation mps; 0: hardware default).")
+	fs.Float32Var(&o.QPS, "kube-api-qps", o.QPS, "QPS of the API client.")
+	fs.IntVar(&o.Burst, "kube-api-burst", o.Burst, "Burst of the API client.")
+	logsapi.AddFlags(o.Logs, fs)
+}
+
+// Validate checks the options.
+func (o *Options) Validate() error {
+	o.Plugin.NodeName = o.NodeName
+	o.Plugin.Strategy = deviceplugin.Strategy(o.Strategy)
+	var errs []error
+	if err := o.Plugin.Validate(); err != nil {
+		errs = append(errs, err)
+	}
+	switch api.IsolationMode(o.Isolation) {
+	case api.IsolationNone:
+		if o.SlotsPerGPU <= 0 {
+			errs = append(errs, errors.New("--slots-per-gpu must be positive"))
+		}
+	case api.IsolationMPS:
+	default:
+		errs = append(errs, fmt.Errorf("--isolation %q: want none or mps", o.Isolation))
+	}
+	if o.Health.ProbeInterval <= 0 || o.Health.TransientHold <= 0 {
+		errs = append(errs, errors.New("health intervals must be positive"))
+	}
+	if o.QPS <= 0 || o.Burst <= 0 {
+		errs = append(errs, errors.New("--kube-api-qps and --kube-api-burst must be positive"))
+	}
+	return errors.Join(errs...)
+}
+
+func (o *Options) isolator(lib nvml.Library, clk clock.WithTicker) (deviceplugin.Isolator, error) {
+	if api.IsolationMode(o.Isolation) != api.IsolationMPS {
+		return deviceplugin.NoIsolation{SlotsPerGPU: o.SlotsPerGPU}, nil
+	}
+	cfg := o.MPS
+	cfg.Clock = clk
+	m, err := mps.NewManager(cfg, nil, nvml.ComputeModes{Lib: lib})
+	if err != nil {
+		return nil, fmt.Errorf("MPS isolation: %w", err)
+	}
+	return mpsiso.New(m), nil
+}
+
+func initNVML(lib nvml.Library) error {
+	if ret := lib.Init(); ret != gonvml.SUCCESS {
+		return fmt.Errorf("initialise NVML (is the NVIDIA driver installed and the plugin running with access to it?): %s", gonvml.ErrorString(ret))
+	}
+	return nil
+}
+
+// Run runs the device plugin until ctx ends.
+func Run(ctx context.Context, o *Options) error {
+	logger := klog.FromContext(ctx)
+	var cfg *rest.Config
+	var err error
+	if o.Kubeconfig != "" {
+		cfg, err = clientcmd.BuildConfigFromFlags("", o.Kubeconfig)
+	} else {
+		cfg, err = rest.InClusterConfig()
+	}
+	if err != nil {
+		return fmt.Errorf("kube client config: %w", err)
+	}
+	cfg.QPS, cfg.Burst = o.QPS, o.Burst
+	cs, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		return fmt.Errorf("kube client: %w", err)
+	}
+	lib := nvml.NewLibrary()
+	if err := initNVML(lib); err != nil {
+		return err
+	}
+	defer func() { _ = lib.Shutdown() }()
+	clk := clock.RealClock{}
+	iso, err := o.isolator(lib, clk)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	pods := kube.NewPodCache(cs, o.NodeName, 0)
+	defer pods.Shutdown()
+	defer cancel()
+	if err := pods.Start(ctx); err != nil {
+		return err
+	}
+	pr, err := kube.NewPodResourcesClient(o.Plugin.PodResourcesSocket, o.Plugin.DialTimeout)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = pr.Close() }()
+	disc := &nvml.Discovery{Lib: lib, Sysfs: nvml.HostSysfs{}}
+	client := kube.Client{Kube: cs}
+	p, err := deviceplugin.New(o.Plugin, deviceplugin.Deps{
+		Discoverer: disc,
+		NewHealth: func(uuids []string) deviceplugin.HealthSource {
+			return health.NewMonitor(lib, disc, clk, o.Health, uuids)
+		},
+		Isolator: iso, Pods: pods, PodResources: pr, Patcher: client, Nodes: client, Clock: clk,
+	})
+	if err != nil {
+		return err
+	}
+	logger.Info("Starting gpuslice device plugin", "node", o.NodeName, "isolation", o.Isolation, "strategy", o.Strategy, "sliceMiB", o.Plugin.SliceMiB)
+	return p.Run(ctx)
+}
+
+// CheckReport is what Check prints as JSON.
+type CheckReport struct {
+	DriverVersion string            `json:"driverVersion"`
+	Inventory     *api.Inventory    `json:"inventory"`
+	Skipped       []string          `json:"skipped,omitempty"`
+	Health        map[string]string `json:"health"`
+	XidEvents     string            `json:"xidEvents"`
+}
+
+// Check runs discovery and one health probe against the real NVML and
+// writes the inventory JSON, a topology matrix and the health of each GPU.
+func Check(ctx context.Context, o *Options, w io.Writer) error {
+	lib := nvml.NewLibrary()
+	if err := initNVML(lib); err != nil {
+		return err
+	}
+	defer func() { _ = lib.Shutdown() }()
+	return check(ctx, lib, o, w)
+}
+
+func check(ctx context.Context, lib nvml.Library, o *Options, w io.Writer) error {
+	rep := CheckReport{Health: map[string]string{}}
+	if v, ret := lib.SystemGetDriverVersion(); ret == gonvml.SUCCESS {
+		rep.DriverVersion = v
+	}
+	disc := &nvml.Discovery{Lib: lib, Sysfs: nvml.HostSysfs{}}
+	found, err := disc.Discover(ctx)
+	if err != nil {
+		return err
+	}
+	iso := deviceplugin.NoIsolation{SlotsPerGPU: o.SlotsPerGPU}
+	gpus, err := deviceplugin.BuildGPUs(ctx, found, o.Plugin.SliceMiB, iso)
+	if err != nil {
+		return err
+	}
+	for _, g := range found {
+		if g.MIGEnabled {
+			rep.Skipped = append(rep.Skipped, g.UUID+": MIG enabled")
+		}
+	}
+	st := deviceplugin.NewState(gpus)
+	var uuids []string
+	for _, g := range gpus {
+		uuids = append(uuids, g.UUID)
+	}
+	mon := health.NewMonitor(lib, disc, clock.RealClock{}, o.Health, uuids)
+	mon.ProbeAll(ctx)
+	for _, u := range uuids {
+		ok, why := mon.Status(u)
+		if ok {
+			why = "healthy"
+		}
+		rep.Health[u] = why
+		st.SetHealth(u, deviceplugin.SourceNVML, ok, why)
+	}
+	rep.XidEvents = xidSupport(lib, uuids)
+	rep.Inventory = st.Inventory(o.Plugin.SliceMiB, iso.Mode())
+	if err := rep.Inventory.Validate(); err != nil {
+		return fmt.Errorf("discovered inventory is invalid: %w", err)
+	}
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	if err := enc.Encode(rep); err != nil {
+		return fmt.Errorf("write report: %w", err)
+	}
+	return writeTopology(w, rep.Inventory)
+}
+
+// xidSupport says whether Xid events can be registered on every GPU.
+func xidSupport(lib nvml.Library, uuids []string) string {
+	set, ret := lib.EventSetCreate()
+	if ret != gonvml.SUCCESS {
+		return "unavailable: " + gonvml.ErrorString(ret)
+	}
+	defer func() { _ = set.Free() }()
+	var bad []string
+	for _, u := range uuids {
+		dev, ret := lib.DeviceGetHandleByUUID(u)
+		if ret == gonvml.SUCCESS {
+			ret = dev.RegisterEvents(gonvml.EventTypeXidCriticalError, set)
+		}
+		if ret != gonvml.SUCCESS {
+			bad = append(bad, u+": "+gonvml.ErrorString(ret))
+		}
+	}
+	if len(bad) > 0 {
+		return "not on " + strings.Join(bad, "; ")
+	}
+	return "registered on every GPU"
+}
+
+func writeTopology(w io.Writer, inv *api.Inventory) error {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprint(tw, "\nTOPOLOGY")
+	for _, g := range inv.GPUs {
+		fmt.Fprintf(tw, "\tGPU%d", g.Index)
+	}
+	fmt.Fprintln(tw, "\tNUMA\tPCI")
+	for _, g := range inv.GPUs {
+		fmt.Fprintf(tw, "GPU%d", g.Index)
+		for _, p := range inv.GPUs {
+			cell := "X"
+			for _, l := range g.Links {
+				if l.Peer == p.Index {
+					cell = string(l.Type)
+					if l.NVLinks > 0 {
+						cell = fmt.Sprintf("NV%d", l.NVLinks)
+					}
+				}
+			}
+			fmt.Fprintf(tw, "\t%s", cell)
+		}
+		fmt.Fprintf(tw, "\t%d\t%s\n", g.NUMANode, g.PCIBusID)
+	}
+	return tw.Flush()
+}

@@ -1,0 +1,89 @@
+package app
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"testing"
+
+	gonvml "github.com/NVIDIA/go-nvml/pkg/nvml"
+	"github.com/NVIDIA/go-nvml/pkg/nvml/mock"
+	"github.com/NVIDIA/go-nvml/pkg/nvml/mock/dgxa100"
+	"github.com/spf13/pflag"
+)
+
+func TestOptionsValidate(t *testing.T) {
+	tests := []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"defaults", []string{"--node-name=n"}, ""},
+		{"mps", []string{"--node-name=n", "--isolation=mps"}, ""},
+		{"no node", []string{"--node-name="}, "node name"},
+		{"bad isolation", []string{"--node-name=n", "--isolation=vgpu"}, "--isolation"},
+		{"small slices", []string{"--node-name=n", "--slice-mib=64"}, "below the minimum"},
+		{"bad strategy", []string{"--node-name=n", "--device-list-strategy=x"}, "strategy"},
+		{"zero slots", []string{"--node-name=n", "--slots-per-gpu=0"}, "slots"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			o := NewOptions()
+			fs := pflag.NewFlagSet("t", pflag.ContinueOnError)
+			o.AddFlags(fs)
+			if err := fs.Parse(tc.args); err != nil {
+				t.Fatal(err)
+			}
+			err := o.Validate()
+			if (tc.want == "") != (err == nil) || (err != nil && !strings.Contains(err.Error(), tc.want)) {
+				t.Fatalf("Validate: %v, want %q", err, tc.want)
+			}
+		})
+	}
+}
+
+func TestCheck(t *testing.T) {
+	s := dgxa100.New()
+	for i, d := range s.Devices {
+		dev := d.(*dgxa100.Device)
+		i := i
+		dev.GetPciInfoFunc = func() (gonvml.PciInfo, gonvml.Return) {
+			var p gonvml.PciInfo
+			for j, c := range fmt.Sprintf("00000000:%02X:00.0", 0x10+i) {
+				p.BusId[j] = int8(c)
+			}
+			return p, gonvml.SUCCESS
+		}
+		dev.GetNumaNodeIdFunc = func() (int, gonvml.Return) { return i / 4, gonvml.SUCCESS }
+		dev.GetNvLinkStateFunc = func(int) (gonvml.EnableState, gonvml.Return) { return 0, gonvml.ERROR_NOT_SUPPORTED }
+		dev.GetTopologyCommonAncestorFunc = func(gonvml.Device) (gonvml.GpuTopologyLevel, gonvml.Return) {
+			return gonvml.TOPOLOGY_SYSTEM, gonvml.SUCCESS
+		}
+		dev.RegisterEventsFunc = func(uint64, gonvml.EventSet) gonvml.Return { return gonvml.SUCCESS }
+	}
+	s.EventSetCreateFunc = func() (gonvml.EventSet, gonvml.Return) {
+		return &mock.EventSet{FreeFunc: func() gonvml.Return { return gonvml.SUCCESS }}, gonvml.SUCCESS
+	}
+	o := NewOptions()
+	var out bytes.Buffer
+	if err := check(context.Background(), s, o, &out); err != nil {
+		t.Fatal(err)
+	}
+	text := out.String()
+	i := strings.Index(text, "\nTOPOLOGY")
+	if i < 0 {
+		t.Fatalf("no topology in\n%s", text)
+	}
+	var rep CheckReport
+	if err := json.Unmarshal([]byte(text[:i]), &rep); err != nil {
+		t.Fatalf("report: %v\n%s", err, text)
+	}
+	if len(rep.Inventory.GPUs) != 8 || rep.XidEvents != "registered on every GPU" || len(rep.Health) != 8 {
+		t.Errorf("report %+v", rep)
+	}
+	if !strings.Contains(text[i:], "cross-socket") {
+		t.Errorf("topology:\n%s", text[i:])
+	}
+}

@@ -1,0 +1,251 @@
+package deviceplugin
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+
+	"k8s.io/klog/v2"
+	"k8s.io/utils/clock"
+
+	"github.com/gpuslice/gpuslice/api"
+	"github.com/gpuslice/gpuslice/deviceplugin/health"
+	"github.com/gpuslice/gpuslice/deviceplugin/nvml"
+)
+
+// Discoverer finds the node's GPUs (nvml.Discovery).
+type Discoverer interface {
+	Discover(ctx context.Context) ([]nvml.GPUInfo, error)
+}
+
+// HealthSource watches GPU health (health.Monitor).
+type HealthSource interface {
+	Run(ctx context.Context) error
+	Events() <-chan health.Event
+}
+
+// NodeAnnotator reads and writes one node annotation.
+type NodeAnnotator interface {
+	NodeAnnotation(ctx context.Context, node, key string) (string, error)
+	PatchNodeAnnotation(ctx context.Context, node, key, value string) error
+}
+
+// Deps are the plugin's collaborators; main wires the real ones, tests fakes.
+type Deps struct {
+	Discoverer Discoverer
+	// NewHealth returns the health source of the served GPUs; nil disables
+	// NVML health.
+	NewHealth    func(uuids []string) HealthSource
+	Isolator     Isolator
+	Pods         PodLister
+	PodResources PodResources
+	Patcher      PodPatcher
+	Nodes        NodeAnnotator
+	Clock        clock.WithTicker
+}
+
+// Plugin is the device plugin.
+type Plugin struct {
+	cfg  Config
+	deps Deps
+
+	state   *State
+	broker  *Broker
+	servers *servers
+}
+
+// New validates the configuration and returns a plugin.
+func New(cfg Config, deps Deps) (*Plugin, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if deps.Discoverer == nil || deps.Isolator == nil || deps.Pods == nil || deps.Patcher == nil || deps.Nodes == nil || deps.Clock == nil {
+		return nil, errors.New("device plugin: missing dependency")
+	}
+	return &Plugin{cfg: cfg, deps: deps}, nil
+}
+
+// BuildGPUs turns discovered GPUs into served GPUs: MIG-enabled GPUs are
+// skipped (logged), links to skipped GPUs dropped, capacity computed from
+// the slice size and the isolator's slots. It fails when a ListAndWatch
+// message would be too large.
+func BuildGPUs(ctx context.Context, found []nvml.GPUInfo, sliceMiB int64, iso Isolator) ([]GPUState, error) {
+	logger := klog.FromContext(ctx)
+	var gpus []GPUState
+	served := map[int]bool{}
+	for _, g := range found {
+		if g.MIGEnabled {
+			logger.Info("Skipping MIG-enabled GPU: gpuslice does not share MIG GPUs", "gpu", g.UUID, "index", g.Index)
+			continue
+		}
+		st := GPUState{GPUInfo: g, Slices: g.MemoryMiB / sliceMiB}
+		st.Slots = iso.Slots(isolatorGPU(g))
+		if st.Slices <= 0 || st.Slots <= 0 {
+			logger.Info("Skipping GPU without capacity", "gpu", g.UUID, "memoryMiB", g.MemoryMiB, "sliceMiB", sliceMiB, "slots", st.Slots)
+			continue
+		}
+		gpus = append(gpus, st)
+		served[g.Index] = true
+	}
+	for i := range gpus {
+		gpus[i].Links = slices.DeleteFunc(slices.Clone(gpus[i].Links), func(l api.Link) bool { return !served[l.Peer] })
+	}
+	for _, k := range Kinds {
+		size, err := CheckMessageSize(gpus, k)
+		if err != nil {
+			return nil, err
+		}
+		logger.V(2).Info("ListAndWatch message size", "resource", k.Resource(), "bytes", size)
+	}
+	return gpus, nil
+}
+
+func isolatorGPU(g nvml.GPUInfo) IsolatorGPU {
+	return IsolatorGPU{Index: g.Index, UUID: g.UUID, MemoryMiB: g.MemoryMiB, Major: g.Major, Minor: g.MinorCC, MIGEnabled: g.MIGEnabled}
+}
+
+// Setup discovers the GPUs, starts the isolator and builds the state.
+func (p *Plugin) Setup(ctx context.Context) error {
+	found, err := p.deps.Discoverer.Discover(ctx)
+	if err != nil {
+		return fmt.Errorf("discover GPUs: %w", err)
+	}
+	var isoGPUs []IsolatorGPU
+	for _, g := range found {
+		if !g.MIGEnabled {
+			isoGPUs = append(isoGPUs, isolatorGPU(g))
+		}
+	}
+	if err := p.deps.Isolator.Start(ctx, isoGPUs); err != nil {
+		return fmt.Errorf("start %s isolation: %w", p.deps.Isolator.Mode(), err)
+	}
+	gpus, err := BuildGPUs(ctx, found, p.cfg.SliceMiB, p.deps.Isolator)
+	if err != nil {
+		return err
+	}
+	p.state = NewState(gpus)
+	for _, g := range gpus {
+		if ok, why := p.deps.Isolator.Healthy(g.UUID); !ok {
+			p.state.SetHealth(g.UUID, SourceIsolator, false, why)
+		}
+	}
+	p.broker = NewBroker(&p.cfg, p.state, p.deps.Isolator, p.deps.Pods, p.deps.PodResources)
+	p.servers = &servers{cfg: &p.cfg, state: p.state, broker: p.broker}
+	return nil
+}
+
+// State returns the GPU state (after Setup).
+func (p *Plugin) State() *State { return p.state }
+
+// Broker returns the hand-off broker (after Setup).
+func (p *Plugin) Broker() *Broker { return p.broker }
+
+// PublishInventory writes the node's inventory annotation if it differs.
+func (p *Plugin) PublishInventory(ctx context.Context) error {
+	enc, err := p.state.Inventory(p.cfg.SliceMiB, p.deps.Isolator.Mode()).Encode()
+	if err != nil {
+		return err
+	}
+	cur, err := p.deps.Nodes.NodeAnnotation(ctx, p.cfg.NodeName, api.AnnotationInventory)
+	if err != nil {
+		return fmt.Errorf("read inventory of node %s: %w", p.cfg.NodeName, err)
+	}
+	if cur == enc {
+		return nil
+	}
+	if err := p.deps.Nodes.PatchNodeAnnotation(ctx, p.cfg.NodeName, api.AnnotationInventory, enc); err != nil {
+		return fmt.Errorf("publish inventory of node %s: %w", p.cfg.NodeName, err)
+	}
+	klog.FromContext(ctx).Info("Published GPU inventory", "node", p.cfg.NodeName)
+	return nil
+}
+
+// Run sets the plugin up and serves until ctx is done. Running containers
+// are never touched: a restarted plugin re-advertises the same device IDs
+// and rebuilds its view from pod-resources and the pods' annotations.
+func (p *Plugin) Run(ctx context.Context) error {
+	logger := klog.FromContext(ctx)
+	if p.state == nil {
+		if err := p.Setup(ctx); err != nil {
+			return err
+		}
+	}
+	defer p.deps.Isolator.Stop()
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	defer p.servers.stopAll()
+
+	if p.deps.NewHealth != nil {
+		gpus, _ := p.state.Snapshot()
+		uuids := make([]string, 0, len(gpus))
+		for _, g := range gpus {
+			uuids = append(uuids, g.UUID)
+		}
+		hs := p.deps.NewHealth(uuids)
+		wg.Add(2)
+		go func() {
+			defer wg.Done()
+			if err := hs.Run(ctx); err != nil {
+				logger.Error(err, "GPU health monitor stopped")
+			}
+		}()
+		go func() {
+			defer wg.Done()
+			for {
+				select {
+				case <-ctx.Done():
+					return
+				case e := <-hs.Events():
+					p.state.SetHealth(e.UUID, SourceNVML, e.Healthy, e.Reason)
+				}
+			}
+		}()
+	}
+	if ch := p.deps.Isolator.Events(); ch != nil {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				select {
+				case <-ctx.Done():
+					return
+				case e := <-ch:
+					p.state.SetHealth(e.UUID, SourceIsolator, e.Healthy, e.Reason)
+				}
+			}
+		}()
+	}
+	if err := p.servers.start(ctx); err != nil {
+		logger.Error(err, "Registration failed; the watcher retries")
+	}
+	watchTicker := p.deps.Clock.NewTicker(p.cfg.WatchInterval)
+	defer watchTicker.Stop()
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		p.servers.watch(ctx, watchTicker.C())
+	}()
+
+	// Rebuild and publish right away, then on every tick and health change.
+	reconcileTicker := p.deps.Clock.NewTicker(p.cfg.ReconcileInterval)
+	defer reconcileTicker.Stop()
+	for {
+		if err := p.PublishInventory(ctx); err != nil {
+			logger.Error(err, "Inventory not published; retrying")
+		}
+		if err := p.broker.Reconcile(ctx, p.deps.Patcher, p.deps.Clock.Now()); err != nil {
+			logger.Error(err, "Allocation reconcile failed; retrying")
+		}
+		_, changed := p.state.Snapshot()
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-reconcileTicker.C():
+		case <-changed:
+		}
+	}
+}

@@ -1,0 +1,344 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/klog/v2"
+	"k8s.io/utils/clock"
+
+	"github.com/gpuslice/gpuslice/api"
+	"github.com/gpuslice/gpuslice/deviceplugin"
+	"github.com/gpuslice/gpuslice/deviceplugin/health"
+	"github.com/gpuslice/gpuslice/deviceplugin/kube"
+	"github.com/gpuslice/gpuslice/deviceplugin/nvml"
+	"github.com/gpuslice/gpuslice/e2e/harness"
+)
+
+const (
+	dpGPUs   = 4
+	dpMemMiB = 16 * 1024
+	dpSlots  = 8
+)
+
+func dpUUID(i int) string { return fmt.Sprintf("GPU-e2e0000%d-0000-4000-8000-00000000000%d", i, i) }
+
+type dpDiscoverer struct{}
+
+func (dpDiscoverer) Discover(context.Context) ([]nvml.GPUInfo, error) {
+	var out []nvml.GPUInfo
+	for i := 0; i < dpGPUs; i++ {
+		g := nvml.GPUInfo{Index: i, UUID: dpUUID(i), Model: "E2E-GPU-16GB", MemoryMiB: dpMemMiB,
+			PCIBusID: fmt.Sprintf("0000:%02x:00.0", 0x10+i), NUMANode: i / 2, Major: 9}
+		for j := 0; j < dpGPUs; j++ {
+			if j != i {
+				g.Links = append(g.Links, api.Link{Peer: j, Type: api.LinkNVLink, NVLinks: 4})
+			}
+		}
+		out = append(out, g)
+	}
+	return out, nil
+}
+
+// dpHealth is a health source the test drives.
+type dpHealth struct{ ch chan health.Event }
+
+func (h *dpHealth) Run(ctx context.Context) error { <-ctx.Done(); return nil }
+func (h *dpHealth) Events() <-chan health.Event   { return h.ch }
+
+// dpPlugin runs the device plugin with production adapters (pod informer,
+// API writes, kubelet's pod-resources client) and fake GPUs.
+type dpPlugin struct {
+	cancel context.CancelFunc
+	done   chan error
+	health *dpHealth
+}
+
+func startDP(t *testing.T, c *harness.Cluster, node, prSock string) *dpPlugin {
+	t.Helper()
+	ctx, cancel := context.WithCancel(klog.NewContext(context.Background(), klog.Background().WithName("device-plugin")))
+	cfg := deviceplugin.DefaultConfig()
+	cfg.NodeName = node
+	cfg.SliceMiB = c.SliceMiB
+	cfg.PodResourcesSocket = prSock
+	cfg.WatchInterval = 100 * time.Millisecond
+	cfg.ReconcileInterval = 200 * time.Millisecond
+	pods := kube.NewPodCache(c.Client, node, 0)
+	if err := pods.Start(ctx); err != nil {
+		cancel()
+		t.Fatal(err)
+	}
+	pr, err := kube.NewPodResourcesClient(prSock, 10*time.Second)
+	if err != nil {
+		cancel()
+		t.Fatal(err)
+	}
+	h := &dpHealth{ch: make(chan health.Event, 4)}
+	client := kube.Client{Kube: c.Client}
+	p, err := deviceplugin.New(cfg, deviceplugin.Deps{
+		Discoverer: dpDiscoverer{}, NewHealth: func([]string) deviceplugin.HealthSource { return h },
+		Isolator: deviceplugin.NoIsolation{SlotsPerGPU: dpSlots}, Pods: pods, PodResources: pr,
+		Patcher: client, Nodes: client, Clock: clock.RealClock{},
+	})
+	if err != nil {
+		cancel()
+		t.Fatal(err)
+	}
+	d := &dpPlugin{cancel: cancel, done: make(chan error, 1), health: h}
+	go func() {
+		err := p.Run(ctx)
+		pods.Shutdown()
+		_ = pr.Close()
+		d.done <- err
+	}()
+	t.Cleanup(d.stop)
+	return d
+}
+
+func (d *dpPlugin) stop() {
+	if d.cancel == nil {
+		return
+	}
+	d.cancel()
+	<-d.done
+	d.cancel = nil
+}
+
+// dpInventory is the inventory the plugin will publish for the fake GPUs.
+func dpInventory(t *testing.T, sliceMiB int64) *api.Inventory {
+	t.Helper()
+	found, _ := dpDiscoverer{}.Discover(context.Background())
+	gpus, err := deviceplugin.BuildGPUs(context.Background(), found, sliceMiB, deviceplugin.NoIsolation{SlotsPerGPU: dpSlots})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return deviceplugin.NewState(gpus).Inventory(sliceMiB, api.IsolationNone)
+}
+
+// containerGPUs returns the GPU UUIDs of a container in a placement or
+// allocation record.
+func containerGPUs(cs []api.ContainerPlacement, name string, init bool) []string {
+	for _, c := range cs {
+		if c.Name == name && c.Init == init {
+			var out []string
+			for _, d := range c.Devices {
+				out = append(out, d.UUID)
+			}
+			return out
+		}
+	}
+	return nil
+}
+
+// TestDevicePlugin drives the device plugin through kubelet's own device
+// manager and pod-resources server, with pods placed by the real
+// kube-scheduler and gpuslice extender: registration, ListAndWatch,
+// GetPreferredAllocation + Allocate + PreStartContainer for single-GPU,
+// multi-GPU, multi-container and init-container pods, a pod that bypassed
+// the extender, a kubelet restart, a plugin restart and a GPU failing.
+// It uses /var/lib/kubelet/device-plugins (kubelet's fixed path), so it
+// needs root, refuses to run beside a real kubelet and is not parallel.
+func TestDevicePlugin(t *testing.T) {
+	pluginDirOwned(t)
+	c := startCluster(t, harness.Options{})
+	e := newEnv(t, c)
+	node := e.group + "-dp"
+	inv := dpInventory(t, c.SliceMiB)
+	if _, err := c.AddGPUNode(e.ctx, harness.GPUNode{Name: node, Inventory: inv, Labels: map[string]string{groupLabel: e.group}}); err != nil {
+		t.Fatal(err)
+	}
+	e.inv[node] = inv
+	prSock := filepath.Join(t.TempDir(), "pod-resources.sock")
+	kl := startDPKubelet(t, prSock)
+	dp := startDP(t, c, node, prSock)
+
+	slicesPerGPU := int64(dpMemMiB) / c.SliceMiB
+	waitCapacity := func(what string, mem int64) {
+		t.Helper()
+		e.poll(what, 50*time.Millisecond, time.Minute, func(context.Context) (bool, error) {
+			got := []int64{kl.allocatable(api.ResourceGPUMem), kl.allocatable(api.ResourceGPUCore), kl.allocatable(api.ResourceGPUCount)}
+			want := []int64{mem, 100 * mem / slicesPerGPU, dpSlots * mem / slicesPerGPU}
+			if !slices.Equal(got, want) {
+				return false, fmt.Errorf("allocatable %v, want %v", got, want)
+			}
+			return true, nil
+		})
+	}
+	waitCapacity("registration and ListAndWatch", dpGPUs*slicesPerGPU)
+	e.poll("published inventory", 50*time.Millisecond, time.Minute, func(ctx context.Context) (bool, error) {
+		n, err := c.Client.CoreV1().Nodes().Get(ctx, node, metav1.GetOptions{})
+		if err != nil {
+			return false, err
+		}
+		got, err := api.ParseInventory(n.Annotations[api.AnnotationInventory])
+		return err == nil && len(got.GPUs) == dpGPUs && got.GPUs[0].Links[0].NVLinks == 4, err
+	})
+
+	// admitAndCheck schedules pods through kube-scheduler + the extender,
+	// admits them in creation order through the device manager and checks
+	// that every container's environment names exactly the GPUs of its
+	// pod's allocation record, which equals the (possibly rewritten)
+	// placement.
+	admitAndCheck := func(pods ...*corev1.Pod) {
+		t.Helper()
+		e.create(pods, 4)
+		var names []string
+		for _, p := range pods {
+			names = append(names, p.Name)
+		}
+		bound := e.waitBound(time.Minute, names...)
+		for _, name := range names {
+			p := bound[name]
+			if err := kl.admit(e.ctx, p); err != nil {
+				t.Fatalf("admit %s: %v", name, err)
+			}
+			envs := map[string][]string{}
+			for _, cs := range []struct {
+				list []corev1.Container
+				init bool
+			}{{p.Spec.InitContainers, true}, {p.Spec.Containers, false}} {
+				for i := range cs.list {
+					opts, err := kl.runOptions(e.ctx, p, &cs.list[i])
+					if err != nil {
+						t.Fatalf("run options of %s/%s: %v", name, cs.list[i].Name, err)
+					}
+					for _, ev := range opts.Envs {
+						if ev.Name == deviceplugin.EnvNVIDIAVisibleDevices {
+							envs[fmt.Sprint(cs.init, cs.list[i].Name)] = strings.Split(ev.Value, ",")
+						}
+					}
+				}
+			}
+			var alloc *api.Allocation
+			e.poll("allocation of "+name, 50*time.Millisecond, time.Minute, func(ctx context.Context) (bool, error) {
+				got, err := c.Client.CoreV1().Pods(e.ns).Get(ctx, name, metav1.GetOptions{})
+				if err != nil {
+					return false, err
+				}
+				alloc, err = api.ParseAllocation(got.Annotations[api.AnnotationAllocated])
+				if err != nil {
+					return false, err
+				}
+				pl, err := api.ParsePlacement(got.Annotations[api.AnnotationPlacement])
+				if err != nil {
+					return false, err
+				}
+				for _, ac := range alloc.Containers {
+					if !slices.Equal(containerGPUs(pl.Containers, ac.Name, ac.Init), containerGPUs(alloc.Containers, ac.Name, ac.Init)) {
+						return false, fmt.Errorf("placement %+v != allocation %+v", pl.Containers, alloc.Containers)
+					}
+				}
+				return true, nil
+			})
+			for _, ac := range alloc.Containers {
+				want := containerGPUs(alloc.Containers, ac.Name, ac.Init)
+				if got := envs[fmt.Sprint(ac.Init, ac.Name)]; !slices.Equal(got, want) {
+					t.Errorf("pod %s container %s: NVIDIA_VISIBLE_DEVICES %v, allocation %v", name, ac.Name, got, want)
+				}
+			}
+			t.Logf("pod %s allocated: %+v", name, alloc.Containers)
+		}
+	}
+
+	// PlacedPods
+	t.Log("section PlacedPods")
+	{
+		admitAndCheck(
+			e.one("single", 4, 0, 0),
+			e.one("multi-gpu", 8, 100, 2),
+			e.pod("multi-container", ctr{name: "a", mem: 2}, ctr{name: "b", mem: 4, core: 50}),
+			e.pod("with-init", ctr{name: "init", init: true, mem: 2}, ctr{name: "main", mem: 2}),
+		)
+	}
+
+	// BypassedExtender
+	t.Log("section BypassedExtender")
+	{
+		// In its own namespace: the env's checks reject bound pods
+		// without a placement.
+		ns := e.ns + "-bypass"
+		if _, err := c.Client.CoreV1().Namespaces().Create(e.ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() {
+			zero := int64(0)
+			_ = c.Client.CoreV1().Pods(ns).DeleteCollection(context.Background(), metav1.DeleteOptions{GracePeriodSeconds: &zero}, metav1.ListOptions{})
+		})
+		p := e.one("bypass", 2, 0, 0)
+		p.Namespace = ns
+		p.Spec.NodeName = node
+		created, err := c.Client.CoreV1().Pods(ns).Create(e.ctx, p, metav1.CreateOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		e.poll("informer sees the bypassing pod", 50*time.Millisecond, time.Minute, func(context.Context) (bool, error) {
+			err := kl.admit(e.ctx, created)
+			if err == nil {
+				return false, fmt.Errorf("admitted a pod without placement")
+			}
+			return strings.Contains(err.Error(), "bypass the gpuslice scheduler extender"), err
+		})
+	}
+
+	// KubeletRestart
+	t.Log("section KubeletRestart")
+	{
+		kl.restart()
+		waitCapacity("re-registration after a kubelet restart", dpGPUs*slicesPerGPU)
+		// The checkpoint still holds earlier allocations.
+		p, err := c.Client.CoreV1().Pods(e.ns).Get(e.ctx, "single", metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		opts, err := kl.runOptions(e.ctx, p, &p.Spec.Containers[0])
+		if err != nil || len(opts.Envs) == 0 {
+			t.Fatalf("run options of an earlier pod after the restart: %+v, %v", opts, err)
+		}
+		admitAndCheck(e.one("after-kubelet-restart", 4, 0, 0))
+	}
+
+	// PluginRestart
+	t.Log("section PluginRestart")
+	{
+		before, err := c.Client.CoreV1().Pods(e.ns).Get(e.ctx, "multi-gpu", metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		dp.stop()
+		dp = startDP(t, c, node, prSock)
+		waitCapacity("re-registration after a plugin restart", dpGPUs*slicesPerGPU)
+		admitAndCheck(e.one("after-plugin-restart", 2, 0, 0))
+		after, err := c.Client.CoreV1().Pods(e.ns).Get(e.ctx, "multi-gpu", metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if before.Annotations[api.AnnotationAllocated] != after.Annotations[api.AnnotationAllocated] {
+			t.Errorf("a plugin restart changed an earlier allocation:\n%s\n%s", before.Annotations[api.AnnotationAllocated], after.Annotations[api.AnnotationAllocated])
+		}
+	}
+
+	// GPUFailure
+	t.Log("section GPUFailure")
+	{
+		failed := dpUUID(3)
+		dp.health.ch <- health.Event{UUID: failed, Healthy: false, Reason: "Xid 79"}
+		waitCapacity("devices of the failed GPU unhealthy", (dpGPUs-1)*slicesPerGPU)
+		e.poll("inventory shows the failed GPU", 50*time.Millisecond, time.Minute, func(ctx context.Context) (bool, error) {
+			n, err := c.Client.CoreV1().Nodes().Get(ctx, node, metav1.GetOptions{})
+			if err != nil {
+				return false, err
+			}
+			got, err := api.ParseInventory(n.Annotations[api.AnnotationInventory])
+			return err == nil && !got.GPUs[3].Healthy && strings.Contains(got.GPUs[3].Reason, "Xid 79"), err
+		})
+		dp.health.ch <- health.Event{UUID: failed, Healthy: true}
+		waitCapacity("the GPU recovered", dpGPUs*slicesPerGPU)
+	}
+}
