@@ -25,6 +25,9 @@ type Node struct {
 	Link [][]int8
 	// Used holds the units taken on each device, by position in Devices.
 	Used []Units
+	// MaxGPUsPerContainer, when positive, is the most GPUs one container may
+	// span on the node (api.Inventory.MaxGPUsPerContainer).
+	MaxGPUsPerContainer int
 	// CPUCapacity and CPUUsed are host CPU in milli-cores. The extender
 	// leaves them zero (kube-scheduler fits CPU itself); the trace simulator
 	// sets them because the published fit includes CPU. Zero capacity means
@@ -53,6 +56,7 @@ func NodeFromInventory(name string, inv *api.Inventory) *Node {
 		pos[g.Index] = i
 	}
 	n := NewNode(name, devs)
+	n.MaxGPUsPerContainer = inv.MaxGPUsPerContainer
 	hasLinks := false
 	for _, g := range inv.GPUs {
 		if len(g.Links) > 0 {
@@ -123,6 +127,21 @@ func (n *Node) Overcommitted() error {
 	for i := range n.Devices {
 		if f := n.Free(i); f.AnyNegative() {
 			return fmt.Errorf("node %s gpu %s over-committed: used %+v of %+v", n.Name, n.Devices[i].UUID, n.Used[i], n.Devices[i].Capacity)
+		}
+	}
+	return nil
+}
+
+// spanStatus rejects a request with a container that spans more GPUs than
+// the node's isolation allows, or returns nil.
+func (n *Node) spanStatus(r *PodRequest) *Status {
+	if n.MaxGPUsPerContainer <= 0 {
+		return nil
+	}
+	for _, c := range r.Containers {
+		if c.HasGPU() && c.GPUs() > n.MaxGPUsPerContainer {
+			return &Status{Code: UnschedulableAndUnresolvable, Reason: ReasonSpanNotAllowed, Container: c.Name,
+				Detail: fmt.Sprintf("asks for %d GPUs, the node's isolation allows %d per container", c.GPUs(), n.MaxGPUsPerContainer)}
 		}
 	}
 	return nil

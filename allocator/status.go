@@ -33,6 +33,7 @@ const (
 	ReasonNotEnoughGPUs      Reason = "not enough GPUs with room"
 	ReasonInsufficientCPU    Reason = "insufficient cpu"
 	ReasonInvalidRequest     Reason = "invalid gpuslice request"
+	ReasonSpanNotAllowed     Reason = "container spans more GPUs than the node's isolation allows"
 )
 
 // Status is the result of Fit.

@@ -64,6 +64,26 @@ type Isolator interface {
 	Stop()
 }
 
+// ContainerGPULimiter is implemented by an Isolator that cannot join more
+// than a number of GPUs in one container (MPS with a control daemon per GPU:
+// a container reaches one daemon through its one pipe directory). The plugin
+// publishes the limit as api.Inventory.MaxGPUsPerContainer so that the
+// extender never places such a container across GPUs.
+type ContainerGPULimiter interface {
+	// MaxGPUsPerContainer is the most GPUs one container may span; 0 means
+	// no limit.
+	MaxGPUsPerContainer() int
+}
+
+// MaxGPUsPerContainer returns iso's limit on the GPUs of one container, 0
+// (no limit) when iso does not implement ContainerGPULimiter.
+func MaxGPUsPerContainer(iso Isolator) int {
+	if l, ok := iso.(ContainerGPULimiter); ok {
+		return max(l.MaxGPUsPerContainer(), 0)
+	}
+	return 0
+}
+
 // NoIsolation shares GPUs without enforcement: every container sees the
 // whole GPU and its share is only a scheduling promise.
 type NoIsolation struct {

@@ -144,7 +144,9 @@ func (p *Plugin) Broker() *Broker { return p.broker }
 
 // PublishInventory writes the node's inventory annotation if it differs.
 func (p *Plugin) PublishInventory(ctx context.Context) error {
-	enc, err := p.state.Inventory(p.cfg.SliceMiB, p.deps.Isolator.Mode()).Encode()
+	inv := p.state.Inventory(p.cfg.SliceMiB, p.deps.Isolator.Mode())
+	inv.MaxGPUsPerContainer = MaxGPUsPerContainer(p.deps.Isolator)
+	enc, err := inv.Encode()
 	if err != nil {
 		return err
 	}

@@ -83,6 +83,7 @@ func (o *Options) AddFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&o.MPS.Root, "mps-root", o.MPS.Root, "Host directory of the MPS daemons' pipe/log dirs (isolation mps).")
 	fs.StringVar(&o.MPS.ControlBinary, "mps-control-binary", o.MPS.ControlBinary, "MPS control program (isolation mps).")
 	fs.IntVar(&o.MPS.DefaultActiveThreadPercentage, "mps-default-thread-percentage", o.MPS.DefaultActiveThreadPercentage, "Thread percentage of containers without gpu-core (isolation mps).")
+	fs.StringVar((*string)(&o.MPS.Scope), "mps-scope", string(mps.ScopeGPU), fmt.Sprintf("MPS control daemons (isolation mps): %q, one per GPU (a container gets at most one GPU; the inventory says so), or %q, one per node (multi-GPU containers).", mps.ScopeGPU, mps.ScopeNode))
 	fs.Int64Var(&o.MPS.ClientCap, "mps-client-cap", o.MPS.ClientCap, "MPS clients per GPU, the GPU's sharing slots (isolation mps; 0: hardware default).")
 	fs.Float32Var(&o.QPS, "kube-api-qps", o.QPS, "QPS of the API client.")
 	fs.IntVar(&o.Burst, "kube-api-burst", o.Burst, "Burst of the API client.")
@@ -103,6 +104,11 @@ func (o *Options) Validate() error {
 			errs = append(errs, errors.New("--slots-per-gpu must be positive"))
 		}
 	case api.IsolationMPS:
+		switch o.MPS.Scope {
+		case "", mps.ScopeGPU, mps.ScopeNode:
+		default:
+			errs = append(errs, fmt.Errorf("--mps-scope %q: want %s or %s", o.MPS.Scope, mps.ScopeGPU, mps.ScopeNode))
+		}
 	default:
 		errs = append(errs, fmt.Errorf("--isolation %q: want none or mps", o.Isolation))
 	}

@@ -12,6 +12,9 @@ import (
 	"github.com/NVIDIA/go-nvml/pkg/nvml/mock"
 	"github.com/NVIDIA/go-nvml/pkg/nvml/mock/dgxa100"
 	"github.com/spf13/pflag"
+	"k8s.io/utils/clock"
+
+	"github.com/gpuslice/gpuslice/deviceplugin"
 )
 
 func TestOptionsValidate(t *testing.T) {
@@ -27,6 +30,8 @@ func TestOptionsValidate(t *testing.T) {
 		{"small slices", []string{"--node-name=n", "--slice-mib=64"}, "below the minimum"},
 		{"bad strategy", []string{"--node-name=n", "--device-list-strategy=x"}, "strategy"},
 		{"zero slots", []string{"--node-name=n", "--slots-per-gpu=0"}, "slots"},
+		{"mps node scope", []string{"--node-name=n", "--isolation=mps", "--mps-scope=node"}, ""},
+		{"bad mps scope", []string{"--node-name=n", "--isolation=mps", "--mps-scope=rack"}, "--mps-scope"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -85,5 +90,38 @@ func TestCheck(t *testing.T) {
 	}
 	if !strings.Contains(text[i:], "cross-socket") {
 		t.Errorf("topology:\n%s", text[i:])
+	}
+}
+
+func TestIsolatorMaxGPUsPerContainer(t *testing.T) {
+	tests := []struct {
+		name string
+		args []string
+		want int
+	}{
+		{"none", nil, 0},
+		{"mps, daemon per GPU (default)", []string{"--isolation=mps"}, 1},
+		{"mps, daemon per GPU", []string{"--isolation=mps", "--mps-scope=gpu"}, 1},
+		{"mps, daemon per node", []string{"--isolation=mps", "--mps-scope=node"}, 0},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			o := NewOptions()
+			fs := pflag.NewFlagSet("t", pflag.ContinueOnError)
+			o.AddFlags(fs)
+			if err := fs.Parse(append([]string{"--node-name=n"}, tc.args...)); err != nil {
+				t.Fatal(err)
+			}
+			if err := o.Validate(); err != nil {
+				t.Fatal(err)
+			}
+			iso, err := o.isolator(nil, clock.RealClock{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := deviceplugin.MaxGPUsPerContainer(iso); got != tc.want {
+				t.Errorf("MaxGPUsPerContainer %d, want %d", got, tc.want)
+			}
+		})
 	}
 }

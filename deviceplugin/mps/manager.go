@@ -443,6 +443,16 @@ func (m *Manager) Group(uuid string) (string, bool) {
 // Scope is the configured daemon scope.
 func (m *Manager) Scope() Scope { return m.cfg.Scope }
 
+// MaxGPUsPerContainer is the most GPUs one container may span: 1 in
+// ScopeGPU (a container has one CUDA_MPS_PIPE_DIRECTORY, so it reaches one
+// daemon, which serves one GPU), 0 (no limit) in ScopeNode.
+func (m *Manager) MaxGPUsPerContainer() int {
+	if m.cfg.Scope == ScopeGPU {
+		return 1
+	}
+	return 0
+}
+
 // Slots is the number of sharing slots g offers in MPS mode: the MPS client
 // cap per device (48 on Volta and newer per NVIDIA's device plugin, 16
 // before Volta), or Config.ClientCap when set (never above 16 before Volta).

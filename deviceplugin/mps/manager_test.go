@@ -490,3 +490,25 @@ func TestStopDuringStart(t *testing.T) {
 		// Drain until Stop closes it.
 	}
 }
+
+func TestMaxGPUsPerContainer(t *testing.T) {
+	tests := []struct {
+		scope Scope
+		want  int
+	}{
+		{"", 1},
+		{ScopeGPU, 1},
+		{ScopeNode, 0},
+	}
+	for _, tc := range tests {
+		t.Run(string(tc.scope), func(t *testing.T) {
+			m, err := NewManager(Config{Scope: tc.scope}, nil, &fakeModes{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := m.MaxGPUsPerContainer(); got != tc.want {
+				t.Errorf("scope %q: MaxGPUsPerContainer %d, want %d", tc.scope, got, tc.want)
+			}
+		})
+	}
+}

@@ -101,5 +101,17 @@ func (i *Isolator) ContainerEdits(devs []deviceplugin.ContainerDevice) (*devicep
 	return out, nil
 }
 
+// MaxGPUsPerContainer implements deviceplugin.ContainerGPULimiter with the
+// manager's limit (1 for a control daemon per GPU), or 0 when the manager
+// does not say.
+func (i *Isolator) MaxGPUsPerContainer() int {
+	if l, ok := i.m.(deviceplugin.ContainerGPULimiter); ok {
+		return l.MaxGPUsPerContainer()
+	}
+	return 0
+}
+
+var _ deviceplugin.ContainerGPULimiter = (*Isolator)(nil)
+
 // Stop implements deviceplugin.Isolator.
 func (i *Isolator) Stop() { i.m.Stop() }

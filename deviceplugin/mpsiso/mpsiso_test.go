@@ -65,3 +65,29 @@ func TestAdapter(t *testing.T) {
 		t.Fatal("event not forwarded")
 	}
 }
+
+type limitedManager struct {
+	fakeManager
+	max int
+}
+
+func (l *limitedManager) MaxGPUsPerContainer() int { return l.max }
+
+func TestMaxGPUsPerContainer(t *testing.T) {
+	tests := []struct {
+		name string
+		m    Manager
+		want int
+	}{
+		{"manager without a limit", &fakeManager{}, 0},
+		{"daemon per GPU", &limitedManager{max: 1}, 1},
+		{"daemon per node", &limitedManager{max: 0}, 0},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := deviceplugin.MaxGPUsPerContainer(New(tc.m)); got != tc.want {
+				t.Errorf("MaxGPUsPerContainer %d, want %d", got, tc.want)
+			}
+		})
+	}
+}
