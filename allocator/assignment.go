@@ -19,6 +19,9 @@ type Assignment struct {
 	// TopoRank is the weakest link rank inside any multi-GPU container
 	// (api.LinkType.Rank), or MaxTopoRank when no container spans GPUs.
 	TopoRank int
+	// CPUMilli is the pod's host CPU request (PodRequest.CPUMilli), carried
+	// so that policies can score the node's CPU after the pod.
+	CPUMilli int64
 }
 
 // MaxTopoRank is the rank of the best link (NVLink).
@@ -50,30 +53,7 @@ func (a *Assignment) Total() Units {
 
 // chargesOf computes the per-device charge of container assignments.
 func chargesOf(n int, cs []ContainerAssignment) []Charge {
-	var appBuf, initBuf [16]Units
-	app, ini := appBuf[:0], initBuf[:0]
-	if n > len(appBuf) {
-		app, ini = make([]Units, n), make([]Units, n)
-	} else {
-		app, ini = appBuf[:n], initBuf[:n]
-	}
-	for _, c := range cs {
-		for _, d := range c.Devices {
-			if c.Init {
-				ini[d] = ini[d].Max(c.PerGPU)
-			} else {
-				app[d] = app[d].Add(c.PerGPU)
-			}
-		}
-	}
-	var out []Charge
-	for i := 0; i < n; i++ {
-		u := app[i].Max(ini[i])
-		if !u.IsZero() {
-			out = append(out, Charge{Device: i, Units: u})
-		}
-	}
-	return out
+	return new(Fitter).chargesInto(n, cs)
 }
 
 // Placement converts the assignment into the pod annotation record.

@@ -18,6 +18,12 @@ const topoWeight = 1000
 // preemption could help) or not (UnschedulableAndUnresolvable). Fit does not
 // modify n.
 func Fit(n *Node, r *PodRequest, p Policy) (*Assignment, *Status) {
+	return new(Fitter).Fit(n, r, p)
+}
+
+// Fit is the package-level Fit with the Fitter's buffers: the assignment it
+// returns is valid until the Fitter's next call.
+func (f *Fitter) Fit(n *Node, r *PodRequest, p Policy) (*Assignment, *Status) {
 	if len(n.Devices) == 0 {
 		return nil, &Status{Code: UnschedulableAndUnresolvable, Reason: ReasonNoGPUs}
 	}
@@ -29,13 +35,18 @@ func Fit(n *Node, r *PodRequest, p Policy) (*Assignment, *Status) {
 			return nil, &Status{Code: Unschedulable, Reason: ReasonInsufficientCPU}
 		}
 	}
-	v := n.View()
-	a, st := place(&v, r, p)
+	if st := n.spanStatus(r); st != nil {
+		return nil, st
+	}
+	v := &f.views[0]
+	*v = NodeView{Node: n, podCPU: r.CPUMilli}
+	a, st := f.place(v, r, p)
 	if st == nil {
 		return a, nil
 	}
-	empty := NodeView{Node: n, empty: true}
-	if _, st2 := place(&empty, r, p); st2 != nil {
+	empty := &f.views[1]
+	*empty = NodeView{Node: n, empty: true, podCPU: r.CPUMilli}
+	if _, st2 := f.place(empty, r, p); st2 != nil {
 		st2.Code = UnschedulableAndUnresolvable
 		return nil, st2
 	}
@@ -47,14 +58,19 @@ func Fit(n *Node, r *PodRequest, p Policy) (*Assignment, *Status) {
 // nodes for the same pod: the topology rank of its multi-GPU containers
 // first, then the policy's node score.
 func NodeScore(p Policy, n *Node, a *Assignment) float64 {
-	v := n.View()
-	return float64(a.TopoRank)*topoWeight + p.ScoreNode(&v, a)
+	return new(Fitter).NodeScore(p, n, a)
+}
+
+// NodeScore is the package-level NodeScore without allocating.
+func (f *Fitter) NodeScore(p Policy, n *Node, a *Assignment) float64 {
+	v := &f.views[3]
+	*v = NodeView{Node: n, podCPU: a.CPUMilli}
+	return float64(a.TopoRank)*topoWeight + p.ScoreNode(v, a)
 }
 
 // place runs the placement on a view; the status code is left for Fit.
-func place(v *NodeView, r *PodRequest, p Policy) (*Assignment, *Status) {
-	var orderBuf [8]int
-	order := orderBuf[:0]
+func (f *Fitter) place(v *NodeView, r *PodRequest, p Policy) (*Assignment, *Status) {
+	order := f.order[:0]
 	nInit := 0
 	for i, c := range r.Containers {
 		if !c.HasGPU() {
@@ -80,12 +96,17 @@ func place(v *NodeView, r *PodRequest, p Policy) (*Assignment, *Status) {
 			return pa.Core > pb.Core
 		})
 	}
-	a := &Assignment{Node: v.Node.Name, TopoRank: MaxTopoRank}
-	a.Containers = make([]ContainerAssignment, 0, len(order)+nInit)
-	base := NodeView{Node: v.Node, empty: v.empty}
+	f.reset(len(v.Node.Devices))
+	a := &f.a
+	*a = Assignment{Node: v.Node.Name, TopoRank: MaxTopoRank, CPUMilli: r.CPUMilli, Containers: f.containers[:0]}
+	base := &f.views[2]
+	*base = NodeView{Node: v.Node, empty: v.empty, podCPU: v.podCPU}
+	if len(order) > 1 || nInit > 0 {
+		v.extra = f.extra
+	}
 	for k, ci := range order {
 		c := r.Containers[ci]
-		devs, rank, st := choose(v, r, c, p, nil)
+		devs, rank, st := f.choose(v, r, c, p, nil)
 		if st != nil {
 			return nil, st
 		}
@@ -105,25 +126,29 @@ func place(v *NodeView, r *PodRequest, p Policy) (*Assignment, *Status) {
 		// Init containers run one at a time before the app containers: each
 		// needs room on the pod's base state, preferably where the app
 		// containers' charge already covers it.
-		devs, rank, st := choose(&base, r, c, p, v.extra)
+		devs, rank, st := f.choose(base, r, c, p, v.extra)
 		if st != nil {
 			return nil, st
 		}
 		a.TopoRank = min(a.TopoRank, rank)
 		a.Containers = append(a.Containers, ContainerAssignment{Name: c.Name, Init: true, Devices: devs, PerGPU: c.PerGPU()})
 	}
-	// Report containers in pod spec order: init containers first.
-	sort.SliceStable(a.Containers, func(x, y int) bool {
-		return a.Containers[x].Init && !a.Containers[y].Init
-	})
-	a.Charges = chargesOf(len(v.Node.Devices), a.Containers)
+	if nInit > 0 {
+		// Report containers in pod spec order: init containers first.
+		sort.SliceStable(a.Containers, func(x, y int) bool {
+			return a.Containers[x].Init && !a.Containers[y].Init
+		})
+	}
+	f.containers = a.Containers[:0]
+	f.order = order[:0]
+	a.Charges = f.chargesInto(len(v.Node.Devices), a.Containers)
 	return a, nil
 }
 
 // choose picks the devices for one container. cover, when set, holds units
 // the pod already holds per device; devices whose holding covers the demand
 // are preferred (used for init containers).
-func choose(v *NodeView, r *PodRequest, c ContainerRequest, p Policy, cover []Units) ([]int, int, *Status) {
+func (f *Fitter) choose(v *NodeView, r *PodRequest, c ContainerRequest, p Policy, cover []Units) ([]int, int, *Status) {
 	d, k := c.PerGPU(), c.GPUs()
 	var candBuf [16]int
 	cand := candBuf[:0]
@@ -157,24 +182,46 @@ func choose(v *NodeView, r *PodRequest, c ContainerRequest, p Policy, cover []Un
 	if len(cand) < k {
 		return nil, 0, failure(c, d, k, unhealthy, wrongModel, eligible, mem, core, slot)
 	}
-	score := func(i int) float64 {
-		s := p.ScoreDevice(v, i, d)
-		if cover != nil && d.Fits(cover[i]) {
-			s += topoWeight
-		}
-		return s
-	}
+	islands := v.Node.Link != nil && wholeGPU(v, cand, d)
 	if k == 1 {
-		best, bestScore := cand[0], score(cand[0])
+		one := [1]int{cand[0]}
+		best, bestScore, bestBroken := cand[0], deviceScore(v, p, cand[0], d, cover), 0
+		if islands {
+			bestBroken = brokenLinks(v, one[:])
+		}
 		for _, i := range cand[1:] {
-			if s := score(i); s > bestScore {
+			s := deviceScore(v, p, i, d, cover)
+			if islands {
+				one[0] = i
+				b := brokenLinks(v, one[:])
+				if b != bestBroken {
+					if b < bestBroken {
+						best, bestScore, bestBroken = i, s, b
+					}
+					continue
+				}
+			}
+			if s > bestScore {
 				best, bestScore = i, s
 			}
 		}
-		return []int{best}, MaxTopoRank, nil
+		start := len(f.devs)
+		f.devs = append(f.devs, best)
+		return f.devs[start:len(f.devs):len(f.devs)], MaxTopoRank, nil
 	}
-	set := chooseSet(v, cand, k, d, p, score)
+	score := func(i int) float64 { return deviceScore(v, p, i, d, cover) }
+	set := chooseSet(v, cand, k, d, p, score, islands)
 	return set, setRank(v.Node, set), nil
+}
+
+// deviceScore is the policy's device score, raised above every other device
+// when cover (the pod's own holding) already covers the demand.
+func deviceScore(v *NodeView, p Policy, i int, d Units, cover []Units) float64 {
+	s := p.ScoreDevice(v, i, d)
+	if cover != nil && d.Fits(cover[i]) {
+		s += topoWeight
+	}
+	return s
 }
 
 func failure(c ContainerRequest, d Units, k, unhealthy, wrongModel, eligible, mem, core, slot int) *Status {
@@ -217,10 +264,56 @@ func setRank(n *Node, set []int) int {
 	return r
 }
 
+// wholeGPU reports whether demand d takes a whole GPU on the candidates.
+func wholeGPU(v *NodeView, cand []int, d Units) bool {
+	for _, i := range cand {
+		if d.Slices < v.Capacity(i).Slices {
+			return false
+		}
+	}
+	return len(cand) > 0
+}
+
+// isFree reports whether device position i is wholly free in the view.
+func isFree(v *NodeView, i int) bool {
+	return v.Node.Devices[i].Healthy && v.Free(i) == v.Capacity(i)
+}
+
+// brokenLinks counts the NVLink links from the set to wholly free GPUs
+// outside it: taking the set cuts them from NVLink islands that a later
+// whole-GPU job could use. Fewer is better.
+func brokenLinks(v *NodeView, set []int) int {
+	nv := int8(MaxTopoRank)
+	n := 0
+	for u := range v.Node.Devices {
+		if v.Node.Link == nil || !isFree(v, u) {
+			continue
+		}
+		in := false
+		for _, s := range set {
+			if s == u {
+				in = true
+				break
+			}
+		}
+		if in {
+			continue
+		}
+		for _, s := range set {
+			if v.Node.Link[s][u] >= nv {
+				n++
+			}
+		}
+	}
+	return n
+}
+
 // setKey orders candidate sets: weakest link, then the sum of link ranks,
-// then the policy score.
+// then (whole-GPU requests on nodes with topology) the fewest NVLink links
+// cut from free islands, then the policy score.
 type setKey struct {
 	minRank, sumRank int
+	broken           int
 	score            float64
 }
 
@@ -231,10 +324,13 @@ func (a setKey) better(b setKey) bool {
 	if a.sumRank != b.sumRank {
 		return a.sumRank > b.sumRank
 	}
+	if a.broken != b.broken {
+		return a.broken < b.broken
+	}
 	return a.score > b.score
 }
 
-func keyOf(v *NodeView, set []int, d Units, p Policy, score func(int) float64) setKey {
+func keyOf(v *NodeView, set []int, d Units, p Policy, score func(int) float64, islands bool) setKey {
 	k := setKey{minRank: MaxTopoRank}
 	for x := 0; x < len(set); x++ {
 		for y := x + 1; y < len(set); y++ {
@@ -242,6 +338,9 @@ func keyOf(v *NodeView, set []int, d Units, p Policy, score func(int) float64) s
 			k.minRank = min(k.minRank, r)
 			k.sumRank += r
 		}
+	}
+	if islands {
+		k.broken = brokenLinks(v, set)
 	}
 	if ss, ok := p.(SetScorer); ok {
 		k.score = ss.ScoreSet(v, set, d)
@@ -255,7 +354,7 @@ func keyOf(v *NodeView, set []int, d Units, p Policy, score func(int) float64) s
 
 // chooseSet picks k of the candidate devices: exhaustively when the number
 // of combinations is small, otherwise greedily from every seed.
-func chooseSet(v *NodeView, cand []int, k int, d Units, p Policy, score func(int) float64) []int {
+func chooseSet(v *NodeView, cand []int, k int, d Units, p Policy, score func(int) float64, islands bool) []int {
 	if v.Node.Link == nil && !isSetScorer(p) {
 		// No topology: the k best devices by score, in index order.
 		idx := append([]int(nil), cand...)
@@ -272,7 +371,7 @@ func chooseSet(v *NodeView, cand []int, k int, d Units, p Policy, score func(int
 		var rec func(start, depth int)
 		rec = func(start, depth int) {
 			if depth == k {
-				key := keyOf(v, cur, d, p, score)
+				key := keyOf(v, cur, d, p, score, islands)
 				if !found || key.better(bestKey) {
 					found, bestKey = true, key
 					copy(best, cur)
@@ -298,7 +397,7 @@ func chooseSet(v *NodeView, cand []int, k int, d Units, p Policy, score func(int
 				if used[c] {
 					continue
 				}
-				key := keyOf(v, append(set, c), d, p, score)
+				key := keyOf(v, append(set, c), d, p, score, islands)
 				if pick < 0 || key.better(pickKey) {
 					pick, pickKey = c, key
 				}
@@ -307,7 +406,7 @@ func chooseSet(v *NodeView, cand []int, k int, d Units, p Policy, score func(int
 			used[pick] = true
 		}
 		sort.Ints(set)
-		if key := keyOf(v, set, d, p, score); best == nil || key.better(bestKey) {
+		if key := keyOf(v, set, d, p, score, islands); best == nil || key.better(bestKey) {
 			best, bestKey = set, key
 		}
 	}

@@ -314,3 +314,14 @@ func TestNewPolicy(t *testing.T) {
 		t.Error("NewPolicy accepted an unknown name")
 	}
 }
+
+func TestFitMaxGPUsPerContainer(t *testing.T) {
+	n := NewNode("n", gpus(4, "A100", 40, 48))
+	n.MaxGPUsPerContainer = 1
+	if _, st := Fit(n, pod(one("a", 8, 0, 2)), Binpack{}); st.IsSuccess() || st.Reason != ReasonSpanNotAllowed || st.Code != UnschedulableAndUnresolvable {
+		t.Fatalf("Fit = %v, want %q unresolvable", st, ReasonSpanNotAllowed)
+	}
+	if _, st := Fit(n, pod(one("a", 8, 0, 0), one("b", 8, 0, 1)), Binpack{}); !st.IsSuccess() {
+		t.Fatalf("single-GPU containers refused: %v", st)
+	}
+}

@@ -41,6 +41,10 @@ const (
 var policies = map[string]func() Policy{
 	PolicyBinpack: func() Policy { return Binpack{} },
 	PolicySpread:  func() Policy { return Spread{} },
+	// The fragmentation-aware policies learn from the requests they observe,
+	// so each call returns a fresh instance with its own histogram.
+	PolicyFGD:      func() Policy { return NewFGD(PolicyFGD, FGDPublishedConfig()) },
+	PolicyGpuslice: func() Policy { return NewFGD(PolicyGpuslice, GpusliceConfig()) },
 }
 
 // PolicyNames returns the known policy names, sorted.

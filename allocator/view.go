@@ -11,6 +11,8 @@ type NodeView struct {
 	// empty makes the view ignore usage (capacity only), for classifying
 	// failures as resolvable by preemption or not.
 	empty bool
+	// podCPU is the host CPU of the pod being placed (0 when unknown).
+	podCPU int64
 }
 
 // View returns the view of the node's current free capacity.
@@ -28,6 +30,21 @@ func (v *NodeView) Free(i int) Units {
 	return f
 }
 
+// CPUFree returns the node's free host CPU in milli-cores before the pod
+// being placed, or -1 when the node does not track CPU.
+func (v *NodeView) CPUFree() int64 {
+	if v.Node.CPUCapacity <= 0 {
+		return -1
+	}
+	if v.empty {
+		return v.Node.CPUCapacity
+	}
+	return v.Node.CPUCapacity - v.Node.CPUUsed
+}
+
+// PodCPU returns the host CPU request of the pod being placed.
+func (v *NodeView) PodCPU() int64 { return v.podCPU }
+
 // Len returns the number of devices.
 func (v *NodeView) Len() int { return len(v.Node.Devices) }
 
@@ -44,7 +61,7 @@ func (v *NodeView) take(i int, u Units) {
 
 // After returns a view of the node with the assignment's charges applied.
 func (v *NodeView) After(a *Assignment) NodeView {
-	out := NodeView{Node: v.Node, empty: v.empty, extra: make([]Units, len(v.Node.Devices))}
+	out := NodeView{Node: v.Node, empty: v.empty, podCPU: v.podCPU, extra: make([]Units, len(v.Node.Devices))}
 	copy(out.extra, v.extra)
 	for _, c := range a.Charges {
 		out.extra[c.Device] = out.extra[c.Device].Add(c.Units)

@@ -89,18 +89,18 @@ type nodeResult struct {
 
 // fitNode fits the request on a node entry (nil when unknown). The caller
 // holds the cache's read lock.
-func (e *Extender) fitNode(ne *nodeEntry, req *allocator.PodRequest) nodeResult {
+func (e *Extender) fitNode(f *allocator.Fitter, ne *nodeEntry, req *allocator.PodRequest) nodeResult {
 	if ne == nil {
 		return nodeResult{code: allocator.UnschedulableAndUnresolvable, msg: "node has no gpuslice GPU inventory"}
 	}
 	if ne.alloc == nil {
 		return nodeResult{code: allocator.UnschedulableAndUnresolvable, msg: ne.err}
 	}
-	a, st := allocator.Fit(ne.alloc, req, e.policy)
+	a, st := f.Fit(ne.alloc, req, e.policy)
 	if !st.IsSuccess() {
 		return nodeResult{code: st.Code, msg: st.Message()}
 	}
-	return nodeResult{code: allocator.Success, score: allocator.NodeScore(e.policy, ne.alloc, a)}
+	return nodeResult{code: allocator.Success, score: f.NodeScore(e.policy, ne.alloc, a)}
 }
 
 // NewExtender wires an extender. pods may be nil (bind then relies on the
@@ -145,8 +145,9 @@ func (e *Extender) Filter(ctx context.Context, args *extenderv1.ExtenderArgs) *e
 	results := make([]nodeResult, len(names))
 	e.cache.Read(func(nodes map[string]*nodeEntry, _ map[types.UID]*podEntry) {
 		parallelize(len(names), func(lo, hi int) {
+			f := new(allocator.Fitter)
 			for i := lo; i < hi; i++ {
-				results[i] = e.fitNode(nodes[names[i]], req)
+				results[i] = e.fitNode(f, nodes[names[i]], req)
 			}
 		})
 	})
@@ -256,11 +257,12 @@ func (e *Extender) Prioritize(ctx context.Context, args *extenderv1.ExtenderArgs
 	}
 	if missing {
 		e.cache.Read(func(nodes map[string]*nodeEntry, _ map[types.UID]*podEntry) {
+			f := new(allocator.Fitter)
 			for i, n := range names {
 				if ok[i] {
 					continue
 				}
-				if r := e.fitNode(nodes[n], req); r.code == allocator.Success {
+				if r := e.fitNode(f, nodes[n], req); r.code == allocator.Success {
 					raw[i], ok[i] = r.score, true
 				}
 			}

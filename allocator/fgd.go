@@ -1,0 +1,504 @@
+package allocator
+
+import (
+	"fmt"
+	"math"
+	"slices"
+	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
+)
+
+// Fragmentation-aware policy names.
+const (
+	// PolicyFGD is Fragmentation Gradient Descent (Weng et al., ATC'23) as
+	// published: the node and GPU that least increase the expected
+	// fragmentation win; ties go to the kube-scheduler's tie-break.
+	PolicyFGD = "fgd"
+	// PolicyGpuslice is gpuslice's fragmentation-aware policy: FGD with a
+	// fragmentation measure that also sees GPU stranded by the node's CPU
+	// and leftovers inside a GPU (FGDConfig.Hybrid), and a packing
+	// tie-break (FGDConfig.PackTieBreak). It measured best on the trace
+	// benchmark (docs/trace-benchmark.md).
+	PolicyGpuslice = "gpuslice"
+)
+
+// TaskClass is one typical request class of the workload: what one pod asks
+// for. Count 0 is a pod that asks for no GPU.
+type TaskClass struct {
+	// CPUMilli is the host CPU request.
+	CPUMilli int64
+	// PerGPU is the demand on each of the pod's GPUs.
+	PerGPU Units
+	// Count is the number of GPUs.
+	Count int
+	// Models, when not empty, restricts the class to these GPU models.
+	Models []string
+}
+
+// WeightedClass is a class and its weight in observations, used to seed the
+// histogram from configuration.
+type WeightedClass struct {
+	Class  TaskClass
+	Weight float64
+}
+
+// ClassOf returns the task class of a pod request: its host CPU and, for
+// pods with GPU containers, the largest per-GPU demand and GPU count.
+func ClassOf(r *PodRequest) TaskClass {
+	c := TaskClass{CPUMilli: r.CPUMilli}
+	if !r.HasGPU() {
+		return c
+	}
+	u, k := r.MaxPerGPU()
+	c.PerGPU, c.Count = u, k
+	if len(r.Models) > 0 {
+		c.Models = slices.Clone(r.Models)
+		sort.Strings(c.Models)
+	}
+	return c
+}
+
+func (c TaskClass) key() string {
+	return fmt.Sprintf("%d/%d/%d/%d/%d/%s", c.CPUMilli, c.PerGPU.Slices, c.PerGPU.Core, c.PerGPU.Slots, c.Count, strings.Join(c.Models, "|"))
+}
+
+// FGDConfig configures the fragmentation-aware policy.
+type FGDConfig struct {
+	// HalfLife is the number of later observations after which an
+	// observation's weight in the histogram halves (default 2000).
+	HalfLife float64
+	// Coverage is the share of the (decayed) observations the typical
+	// classes cover, most frequent first (default 0.95, the paper's). The
+	// registered policies use 1: learned online, a 95% cut drops the rare
+	// multi-GPU classes and the policy then breaks up whole nodes.
+	Coverage float64
+	// MaxClasses caps the number of typical classes (default 128).
+	MaxClasses int
+	// Seed is the histogram's starting content, for a scheduler that has
+	// seen no request yet. Nil means DefaultFGDSeed.
+	Seed []WeightedClass
+	// PackTieBreak breaks ties between nodes (and GPUs) with the same
+	// fragmentation delta by packing: the node left with the least free
+	// GPU and CPU share wins. The published FGD leaves ties to the
+	// kube-scheduler (random).
+	PackTieBreak bool
+	// Multiplicity measures F_n(m) as the free GPU that pods of class m
+	// could not use if they alone filled the node (as many as its GPUs and
+	// CPU allow), rather than whether one more pod of m fits. It sees GPU
+	// that the node's CPU strands and leftovers smaller than the share.
+	Multiplicity bool
+	// Hybrid averages the FGD and the Multiplicity forms.
+	Hybrid bool
+}
+
+// DefaultFGDSeed is a generic starting workload: shares of a GPU, whole GPUs
+// and multi-GPU pods, weighing ten observations in all, so that the first
+// real requests quickly dominate. Demands are in 1000-slice GPUs.
+func DefaultFGDSeed() []WeightedClass {
+	mk := func(cpu, slices int64, k int, w float64) WeightedClass {
+		return WeightedClass{Class: TaskClass{CPUMilli: cpu, PerGPU: Units{Slices: slices, Slots: 1}, Count: k}, Weight: w}
+	}
+	return []WeightedClass{
+		mk(4000, 250, 1, 1), mk(6000, 500, 1, 2), mk(8000, 1000, 1, 4),
+		mk(16000, 1000, 2, 1), mk(32000, 1000, 4, 1), mk(64000, 1000, 8, 1),
+	}
+}
+
+// GpusliceConfig is the configuration of the registered PolicyGpuslice.
+func GpusliceConfig() FGDConfig {
+	return FGDConfig{Coverage: 1, PackTieBreak: true, Hybrid: true}
+}
+
+// FGDPublishedConfig is the configuration of the registered PolicyFGD: the
+// published rule with every learned class kept (see FGDConfig.Coverage).
+func FGDPublishedConfig() FGDConfig {
+	return FGDConfig{Coverage: 1}
+}
+
+func (c *FGDConfig) defaults() {
+	if c.HalfLife <= 0 {
+		c.HalfLife = 2000
+	}
+	if c.Coverage <= 0 || c.Coverage > 1 {
+		c.Coverage = 0.95
+	}
+	if c.MaxClasses <= 0 {
+		c.MaxClasses = 128
+	}
+	if c.Seed == nil {
+		c.Seed = DefaultFGDSeed()
+	}
+}
+
+// FGD is the fragmentation-aware policy. It learns the typical task classes
+// online from the requests it observes (a decaying histogram) and places a
+// pod on the node and GPUs that least increase the node's expected
+// fragmentation F_n(M) = sum_m p_m F_n(m), where F_n(m) is the free GPU share
+// on n that class m cannot use. It is safe for concurrent use: Observe
+// publishes an immutable snapshot that the scoring methods read.
+type FGD struct {
+	name string
+	cfg  FGDConfig
+
+	mu    sync.Mutex
+	hist  map[string]*histEntry
+	inc   float64 // weight of the next observation
+	decay float64 // factor by which inc grows per observation
+	seen  int64
+	snap  atomic.Pointer[fgdSnapshot]
+}
+
+type histEntry struct {
+	class  TaskClass
+	key    string
+	weight float64
+}
+
+// NewFGD returns a fragmentation-aware policy named name.
+func NewFGD(name string, cfg FGDConfig) *FGD {
+	cfg.defaults()
+	f := &FGD{name: name, cfg: cfg, hist: make(map[string]*histEntry), inc: 1, decay: math.Exp(math.Ln2 / cfg.HalfLife)}
+	for _, wc := range cfg.Seed {
+		f.add(wc.Class, wc.Weight)
+	}
+	f.publish()
+	return f
+}
+
+// Name implements Policy.
+func (f *FGD) Name() string { return f.name }
+
+// Observe implements Observer: it adds the request's class to the
+// histogram, with older observations decaying.
+func (f *FGD) Observe(r *PodRequest) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.inc *= f.decay
+	f.add(ClassOf(r), 1)
+	f.seen++
+	if f.inc > 1e100 {
+		for _, e := range f.hist {
+			e.weight /= f.inc
+		}
+		f.inc = 1
+	}
+	f.publish()
+}
+
+// Classes returns the current typical classes and their shares, most
+// frequent first.
+func (f *FGD) Classes() []WeightedClass {
+	s := f.snap.Load()
+	return slices.Clone(s.classes)
+}
+
+// add adds w observations of c, scaled by the current increment. Callers
+// hold mu (or own f exclusively).
+func (f *FGD) add(c TaskClass, w float64) {
+	k := c.key()
+	e, ok := f.hist[k]
+	if !ok {
+		e = &histEntry{class: c, key: k}
+		f.hist[k] = e
+	}
+	e.weight += w * f.inc
+}
+
+// publish rebuilds the snapshot from the histogram. Callers hold mu.
+func (f *FGD) publish() {
+	es := make([]*histEntry, 0, len(f.hist))
+	var total float64
+	for _, e := range f.hist {
+		es = append(es, e)
+		total += e.weight
+	}
+	sort.Slice(es, func(i, j int) bool {
+		if es[i].weight != es[j].weight {
+			return es[i].weight > es[j].weight
+		}
+		return es[i].key < es[j].key
+	})
+	var keep []*histEntry
+	var covered float64
+	for _, e := range es {
+		if len(keep) >= f.cfg.MaxClasses || (total > 0 && covered/total >= f.cfg.Coverage) {
+			break
+		}
+		keep = append(keep, e)
+		covered += e.weight
+	}
+	f.snap.Store(newSnapshot(keep, covered))
+}
+
+// fgdSnapshot is an immutable set of typical classes grouped by GPU demand:
+// the classes of a group differ only in CPU.
+type fgdSnapshot struct {
+	classes []WeightedClass
+	// noGPU is the share of classes that ask for no GPU.
+	noGPU  float64
+	groups []fgdGroup
+}
+
+type fgdGroup struct {
+	perGPU Units
+	count  int
+	models []string
+	// cpu is sorted ascending; cum[j] is the share of the group's classes
+	// with CPU <= cpu[j].
+	cpu []int64
+	cum []float64
+	// w[j] is the share of the classes with CPU cpu[j].
+	w     []float64
+	share float64
+}
+
+func newSnapshot(keep []*histEntry, covered float64) *fgdSnapshot {
+	s := &fgdSnapshot{}
+	if covered <= 0 {
+		return s
+	}
+	byKey := map[string]int{}
+	type cw struct {
+		cpu int64
+		w   float64
+	}
+	var members [][]cw
+	for _, e := range keep {
+		p := e.weight / covered
+		s.classes = append(s.classes, WeightedClass{Class: e.class, Weight: p})
+		if e.class.Count == 0 {
+			s.noGPU += p
+			continue
+		}
+		k := fmt.Sprintf("%d/%d/%d/%d/%s", e.class.PerGPU.Slices, e.class.PerGPU.Core, e.class.PerGPU.Slots, e.class.Count, strings.Join(e.class.Models, "|"))
+		gi, ok := byKey[k]
+		if !ok {
+			gi = len(s.groups)
+			byKey[k] = gi
+			s.groups = append(s.groups, fgdGroup{perGPU: e.class.PerGPU, count: e.class.Count, models: e.class.Models})
+			members = append(members, nil)
+		}
+		s.groups[gi].share += p
+		members[gi] = append(members[gi], cw{e.class.CPUMilli, p})
+	}
+	for gi := range s.groups {
+		m := members[gi]
+		sort.Slice(m, func(i, j int) bool { return m[i].cpu < m[j].cpu })
+		g := &s.groups[gi]
+		var c float64
+		for _, x := range m {
+			c += x.w
+			if n := len(g.cpu); n > 0 && g.cpu[n-1] == x.cpu {
+				g.cum[n-1] = c
+				g.w[n-1] += x.w
+				continue
+			}
+			g.cpu = append(g.cpu, x.cpu)
+			g.cum = append(g.cum, c)
+			g.w = append(g.w, x.w)
+		}
+	}
+	return s
+}
+
+// fitShare returns the share of the group's classes whose CPU fits in
+// cpuFree (all of them when cpuFree < 0: CPU not tracked).
+func (g *fgdGroup) fitShare(cpuFree int64) float64 {
+	if cpuFree < 0 {
+		return g.share
+	}
+	lo, hi := 0, len(g.cpu)
+	for lo < hi {
+		m := int(uint(lo+hi) >> 1)
+		if g.cpu[m] > cpuFree {
+			hi = m
+		} else {
+			lo = m + 1
+		}
+	}
+	if lo == 0 {
+		return 0
+	}
+	return g.cum[lo-1]
+}
+
+// frag returns the expected fragmentation, in GPUs, of a node whose devices
+// have the given free units and cpuFree free CPU (-1: not tracked), in FGD's
+// form (one) and in the Multiplicity form (mult); want selects which to
+// compute (fragOne, fragMult or both).
+func (s *fgdSnapshot) frag(n *Node, free []Units, cpuFree int64, want int) (one, mult float64) {
+	var rBuf [16]float64
+	r := rBuf[:0]
+	if len(free) > len(rBuf) {
+		r = make([]float64, 0, len(free))
+	}
+	var sumR float64
+	for i := range free {
+		x := 0.0
+		if c := n.Devices[i].Capacity.Slices; c > 0 && n.Devices[i].Healthy && free[i].Slices > 0 {
+			x = float64(free[i].Slices) / float64(c)
+		}
+		r = append(r, x)
+		sumR += x
+	}
+	if sumR == 0 {
+		return 0, 0
+	}
+	one = s.noGPU * sumR
+	mult = one
+	for gi := range s.groups {
+		g := &s.groups[gi]
+		d := g.perGPU
+		cnt := 0
+		var fs float64
+		var slots, capa int64
+		for i := range free {
+			if r[i] == 0 {
+				continue
+			}
+			if !d.Fits(free[i]) || (len(g.models) > 0 && !slices.Contains(g.models, n.Devices[i].Model)) {
+				fs += r[i]
+				continue
+			}
+			cnt++
+			if want&fragMult != 0 {
+				slots += podsOn(free[i], d)
+				capa = n.Devices[i].Capacity.Slices
+			}
+		}
+		if want&fragOne != 0 {
+			if cnt < g.count {
+				one += g.share * sumR
+			} else {
+				w := g.fitShare(cpuFree)
+				one += w*fs + (g.share-w)*sumR
+			}
+		}
+		if want&fragMult != 0 {
+			pods := slots / int64(max(g.count, 1))
+			if pods == 0 || capa == 0 {
+				mult += g.share * sumR
+				continue
+			}
+			per := float64(int64(g.count)*d.Slices) / float64(capa)
+			for j, c := range g.cpu {
+				np := pods
+				if cpuFree >= 0 && c > 0 {
+					np = min(np, cpuFree/c)
+				}
+				mult += g.w[j] * max(sumR-float64(np)*per, 0)
+			}
+		}
+	}
+	return one, mult
+}
+
+// Which forms frag computes.
+const (
+	fragOne  = 1
+	fragMult = 2
+)
+
+// podsOn returns how many times per-GPU demand d fits in free.
+func podsOn(free, d Units) int64 {
+	k := int64(math.MaxInt64)
+	if d.Slices > 0 {
+		k = free.Slices / d.Slices
+	}
+	if d.Core > 0 {
+		k = min(k, free.Core/d.Core)
+	}
+	switch {
+	case d.Slots == 1:
+		k = min(k, free.Slots)
+	case d.Slots > 0:
+		k = min(k, free.Slots/d.Slots)
+	}
+	return k
+}
+
+// freeOf fills buf with the view's free units per device.
+func freeOf(v *NodeView, buf []Units) []Units {
+	buf = buf[:0]
+	for i := 0; i < v.Len(); i++ {
+		buf = append(buf, v.Free(i))
+	}
+	return buf
+}
+
+func cpuAfter(v *NodeView, pod int64) int64 {
+	c := v.CPUFree()
+	if c < 0 {
+		return -1
+	}
+	return max(c-pod, 0)
+}
+
+// ScoreDevice implements Policy: minus the node's expected fragmentation
+// after taking d on device i (the pod's CPU taken too).
+func (f *FGD) ScoreDevice(v *NodeView, i int, d Units) float64 {
+	var buf [16]Units
+	free := freeOf(v, buf[:0])
+	free[i] = free[i].Sub(d)
+	s := -f.frag(f.snap.Load(), v.Node, free, cpuAfter(v, v.PodCPU()))
+	if f.cfg.PackTieBreak {
+		// Among GPUs with equal fragmentation, the fullest one.
+		s -= tieWeight * float64(free[i].Slices) / float64(max(v.Capacity(i).Slices, 1))
+	}
+	return s
+}
+
+// ScoreNode implements Policy: minus the increase of the node's expected
+// fragmentation caused by the assignment.
+func (f *FGD) ScoreNode(v *NodeView, a *Assignment) float64 {
+	snap := f.snap.Load()
+	var buf [16]Units
+	free := freeOf(v, buf[:0])
+	before := f.frag(snap, v.Node, free, v.CPUFree())
+	for _, c := range a.Charges {
+		free[c.Device] = free[c.Device].Sub(c.Units)
+	}
+	cpu := cpuAfter(v, a.CPUMilli)
+	s := before - f.frag(snap, v.Node, free, cpu)
+	if f.cfg.PackTieBreak {
+		s += tieWeight * packScore(v, free, cpu)
+	}
+	return s
+}
+
+func (f *FGD) frag(s *fgdSnapshot, n *Node, free []Units, cpuFree int64) float64 {
+	switch {
+	case f.cfg.Hybrid:
+		one, mult := s.frag(n, free, cpuFree, fragOne|fragMult)
+		return (one + mult) / 2
+	case f.cfg.Multiplicity:
+		_, mult := s.frag(n, free, cpuFree, fragMult)
+		return mult
+	}
+	one, _ := s.frag(n, free, cpuFree, fragOne)
+	return one
+}
+
+// tieWeight scales the packing tie-break far below any fragmentation
+// difference that matters (a millionth of a GPU).
+const tieWeight = 1e-6
+
+// packScore is minus the node's free share of GPU plus free share of CPU
+// after the pod: higher for fuller nodes.
+func packScore(v *NodeView, free []Units, cpuFree int64) float64 {
+	var fr, capa float64
+	for i := range free {
+		fr += float64(free[i].Slices)
+		capa += float64(v.Capacity(i).Slices)
+	}
+	s := 0.0
+	if capa > 0 {
+		s -= fr / capa
+	}
+	if cpuFree >= 0 && v.Node.CPUCapacity > 0 {
+		s -= float64(cpuFree) / float64(v.Node.CPUCapacity)
+	}
+	return s
+}
