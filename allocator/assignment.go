@@ -24,8 +24,8 @@ type Assignment struct {
 	CPUMilli int64
 }
 
-// MaxTopoRank is the rank of the best link (NVLink).
-var MaxTopoRank = api.LinkNVLink.Rank()
+// MaxTopoRank is the rank of the best link (api.LinkNVLink.Rank()).
+const MaxTopoRank = 5
 
 // ContainerAssignment is one container's devices (positions in Node.Devices,
 // in the order the container will see them) and per-GPU share.

@@ -325,3 +325,9 @@ func TestFitMaxGPUsPerContainer(t *testing.T) {
 		t.Fatalf("single-GPU containers refused: %v", st)
 	}
 }
+
+func TestMaxTopoRankIsNVLink(t *testing.T) {
+	if MaxTopoRank != api.LinkNVLink.Rank() {
+		t.Fatalf("MaxTopoRank = %d, api.LinkNVLink.Rank() = %d", MaxTopoRank, api.LinkNVLink.Rank())
+	}
+}

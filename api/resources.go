@@ -12,9 +12,6 @@ const (
 	ResourceGPUCount = "gpuslice.io/gpu-count"
 )
 
-// ManagedResources lists the resources the extender manages.
-var ManagedResources = [...]string{ResourceGPUMem, ResourceGPUCore, ResourceGPUCount}
-
 // Annotation keys of the contract.
 const (
 	// AnnotationInventory is the node annotation holding the JSON Inventory.
