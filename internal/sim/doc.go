@@ -1,0 +1,11 @@
+// Package sim owns the trace benchmark: it replays a trace workload
+// (internal/trace) through the same allocator code the scheduler extender
+// uses (allocator.Fit for the filter and GPU choice, allocator.NodeScore for
+// prioritize, the policy's Observer for online learning), with the published
+// protocol (no departures, pods that fit nowhere are skipped), and reports
+// the GPU allocation ratio against the arrived demand.
+//
+// It also holds the trace-only baselines (Random, the FGD paper's Best-fit)
+// as allocator.Policy implementations, the offline reference, the result
+// table, and the CSV and PNG outputs.
+package sim

@@ -1,0 +1,111 @@
+package trace
+
+import (
+	"fmt"
+	"io"
+	"strings"
+)
+
+// MilliPerGPU is the capacity of one GPU in the trace's GPU unit.
+const MilliPerGPU = 1000
+
+// Pod is one row of a pod list.
+type Pod struct {
+	Name     string
+	CPUMilli int64
+	// MemoryMiB is host memory; not part of the published fit.
+	MemoryMiB int64
+	// NumGPU is the number of GPUs (0..8); GPUMilli the share of each GPU in
+	// thousandths (1000 for whole GPUs).
+	NumGPU   int
+	GPUMilli int64
+	// Models lists the GPU models the pod may run on (empty: any).
+	Models []string
+}
+
+// Sharing reports whether the pod takes a share of one GPU.
+func (p Pod) Sharing() bool { return p.NumGPU == 1 && p.GPUMilli < MilliPerGPU }
+
+// GPUDemand returns the pod's GPU request in milli-GPU: gpu_milli for a
+// sharing pod, num_gpu*1000 otherwise.
+func (p Pod) GPUDemand() int64 {
+	if p.Sharing() {
+		return p.GPUMilli
+	}
+	return int64(p.NumGPU) * MilliPerGPU
+}
+
+// ReadPods reads a pod list CSV file.
+func ReadPods(path string) ([]Pod, error) {
+	var pods []Pod
+	err := openFile(path, func(r io.Reader) error {
+		var err error
+		pods, err = ParsePods(r)
+		return err
+	})
+	return pods, err
+}
+
+// ParsePods parses a pod list: the columns name, cpu_milli, num_gpu and
+// gpu_milli are required, memory_mib and gpu_spec optional.
+func ParsePods(r io.Reader) ([]Pod, error) {
+	t, err := readTable(r)
+	if err != nil {
+		return nil, err
+	}
+	cols, err := t.need("name", "cpu_milli", "num_gpu", "gpu_milli")
+	if err != nil {
+		return nil, err
+	}
+	mem, spec := -1, -1
+	if c, ok := t.col["memory_mib"]; ok {
+		mem = c
+	}
+	if c, ok := t.col["gpu_spec"]; ok {
+		spec = c
+	}
+	pods := make([]Pod, 0, len(t.rows))
+	for i, row := range t.rows {
+		p, err := podOf(row, cols, mem, spec)
+		if err != nil {
+			return nil, fmt.Errorf("row %d: %w", i+2, err)
+		}
+		pods = append(pods, p)
+	}
+	return pods, nil
+}
+
+func podOf(row []string, cols []int, mem, spec int) (Pod, error) {
+	p := Pod{Name: field(row, cols[0])}
+	var err error
+	if p.CPUMilli, err = intField(row, cols[1], "cpu_milli"); err != nil {
+		return p, err
+	}
+	if p.MemoryMiB, err = intField(row, mem, "memory_mib"); err != nil {
+		return p, err
+	}
+	n, err := intField(row, cols[2], "num_gpu")
+	if err != nil {
+		return p, err
+	}
+	p.NumGPU = int(n)
+	if p.GPUMilli, err = intField(row, cols[3], "gpu_milli"); err != nil {
+		return p, err
+	}
+	switch {
+	case p.NumGPU == 0:
+		p.GPUMilli = 0
+	case p.GPUMilli == 0 || p.GPUMilli > MilliPerGPU:
+		return p, fmt.Errorf("pod %s: gpu_milli %d with num_gpu %d", p.Name, p.GPUMilli, p.NumGPU)
+	case p.NumGPU > 1 && p.GPUMilli != MilliPerGPU:
+		return p, fmt.Errorf("pod %s: %d GPUs of %d milli each (multi-GPU pods take whole GPUs)", p.Name, p.NumGPU, p.GPUMilli)
+	}
+	if s := field(row, spec); s != "" && s != "nan" {
+		for _, m := range strings.Split(s, "|") {
+			if m = strings.TrimSpace(m); m != "" {
+				p.Models = append(p.Models, m)
+			}
+		}
+	}
+	return p, nil
+}
