@@ -41,7 +41,7 @@ func benchCluster(b *testing.B, nodes, placed int, policy string) (*Extender, []
 	if err != nil {
 		b.Fatal(err)
 	}
-	return NewExtender(c, pol, nil, nil, testingclock.NewFakePassiveClock(testNow)), nodeNames
+	return NewExtender(c, SinglePolicy(pol), nil, nil, testingclock.NewFakePassiveClock(testNow)), nodeNames
 }
 
 // BenchmarkFilterPrioritize measures one filter + prioritize pair over 5,000

@@ -27,7 +27,7 @@ import (
 // concurrent use.
 type Extender struct {
 	cache  *Cache
-	policy allocator.Policy
+	policies *Policies
 	client kubernetes.Interface
 	pods   corelisters.PodLister
 	clock  clock.PassiveClock
@@ -47,6 +47,7 @@ type Extender struct {
 type filteredPod struct {
 	namespace, name string
 	req             *allocator.PodRequest
+	policy          allocator.Policy
 }
 
 // scoreMemo carries filter's scores to prioritize for the same pod:
@@ -89,26 +90,26 @@ type nodeResult struct {
 
 // fitNode fits the request on a node entry (nil when unknown). The caller
 // holds the cache's read lock.
-func (e *Extender) fitNode(f *allocator.Fitter, ne *nodeEntry, req *allocator.PodRequest) nodeResult {
+func (e *Extender) fitNode(f *allocator.Fitter, pol allocator.Policy, ne *nodeEntry, req *allocator.PodRequest) nodeResult {
 	if ne == nil {
 		return nodeResult{code: allocator.UnschedulableAndUnresolvable, msg: "node has no gpuslice GPU inventory"}
 	}
 	if ne.alloc == nil {
 		return nodeResult{code: allocator.UnschedulableAndUnresolvable, msg: ne.err}
 	}
-	a, st := f.Fit(ne.alloc, req, e.policy)
+	a, st := f.Fit(ne.alloc, req, pol)
 	if !st.IsSuccess() {
 		return nodeResult{code: st.Code, msg: st.Message()}
 	}
-	return nodeResult{code: allocator.Success, score: f.NodeScore(e.policy, ne.alloc, a)}
+	return nodeResult{code: allocator.Success, score: f.NodeScore(pol, ne.alloc, a)}
 }
 
 // NewExtender wires an extender. pods may be nil (bind then relies on the
 // pods seen in filter only).
-func NewExtender(cache *Cache, policy allocator.Policy, client kubernetes.Interface, pods corelisters.PodLister, clk clock.PassiveClock) *Extender {
+func NewExtender(cache *Cache, policies *Policies, client kubernetes.Interface, pods corelisters.PodLister, clk clock.PassiveClock) *Extender {
 	return &Extender{
 		cache:    cache,
-		policy:   policy,
+		policies: policies,
 		client:   client,
 		pods:     pods,
 		clock:    clk,
@@ -140,14 +141,15 @@ func (e *Extender) Filter(ctx context.Context, args *extenderv1.ExtenderArgs) *e
 		setNodes(args, res, names)
 		return res
 	}
-	e.filtered.Set(string(pod.UID), &filteredPod{namespace: pod.Namespace, name: pod.Name, req: req}, gocache.DefaultExpiration)
-	e.observe(pod.UID, req)
+	pol := e.policies.For(pod.Spec.SchedulerName)
+	e.filtered.Set(string(pod.UID), &filteredPod{namespace: pod.Namespace, name: pod.Name, req: req, policy: pol}, gocache.DefaultExpiration)
+	e.observe(pol, pod.UID, req)
 	results := make([]nodeResult, len(names))
 	e.cache.Read(func(nodes map[string]*nodeEntry, _ map[types.UID]*podEntry) {
 		parallelize(len(names), func(lo, hi int) {
 			f := new(allocator.Fitter)
 			for i := lo; i < hi; i++ {
-				results[i] = e.fitNode(f, nodes[names[i]], req)
+				results[i] = e.fitNode(f, pol, nodes[names[i]], req)
 			}
 		})
 	})
@@ -170,8 +172,8 @@ func (e *Extender) Filter(ctx context.Context, args *extenderv1.ExtenderArgs) *e
 	return res
 }
 
-func (e *Extender) observe(uid types.UID, req *allocator.PodRequest) {
-	obs, ok := e.policy.(allocator.Observer)
+func (e *Extender) observe(pol allocator.Policy, uid types.UID, req *allocator.PodRequest) {
+	obs, ok := pol.(allocator.Observer)
 	if !ok {
 		return
 	}
@@ -240,6 +242,7 @@ func (e *Extender) Prioritize(ctx context.Context, args *extenderv1.ExtenderArgs
 		}
 		return out, nil
 	}
+	pol := e.policies.For(pod.Spec.SchedulerName)
 	raw := make([]float64, len(names))
 	ok := make([]bool, len(names))
 	missing := true
@@ -262,7 +265,7 @@ func (e *Extender) Prioritize(ctx context.Context, args *extenderv1.ExtenderArgs
 				if ok[i] {
 					continue
 				}
-				if r := e.fitNode(f, nodes[n], req); r.code == allocator.Success {
+				if r := e.fitNode(f, pol, nodes[n], req); r.code == allocator.Success {
 					raw[i], ok[i] = r.score, true
 				}
 			}
@@ -305,7 +308,7 @@ func (e *Extender) Bind(ctx context.Context, args *extenderv1.ExtenderBindingArg
 		return errors.New("binding args need podName, podNamespace, podUID and node")
 	}
 	key := args.PodNamespace + "/" + args.PodName
-	req, err := e.requestFor(args)
+	req, pol, err := e.requestFor(args)
 	if err != nil {
 		return err
 	}
@@ -316,7 +319,7 @@ func (e *Extender) Bind(ctx context.Context, args *extenderv1.ExtenderBindingArg
 	var gen uint64
 	if req.HasGPU() {
 		placement, g, err := e.cache.Assume(args.PodUID, key, args.Node, e.clock.Now(), func(n *allocator.Node) (*allocator.Assignment, *allocator.Status) {
-			return allocator.Fit(n, req, e.policy)
+			return allocator.Fit(n, req, pol)
 		})
 		if err != nil {
 			return fmt.Errorf("bind %s to %s: %w", key, args.Node, err)
@@ -342,38 +345,39 @@ func (e *Extender) Bind(ctx context.Context, args *extenderv1.ExtenderBindingArg
 
 // requestFor returns the request of the pod to bind, checking that it is the
 // pod that was filtered and that it is not bound yet.
-func (e *Extender) requestFor(args *extenderv1.ExtenderBindingArgs) (*allocator.PodRequest, error) {
+func (e *Extender) requestFor(args *extenderv1.ExtenderBindingArgs) (*allocator.PodRequest, allocator.Policy, error) {
 	key := args.PodNamespace + "/" + args.PodName
 	if e.cache.HasPod(args.PodUID) {
-		return nil, fmt.Errorf("pod %s (uid %s) is already bound or being bound", key, args.PodUID)
+		return nil, nil, fmt.Errorf("pod %s (uid %s) is already bound or being bound", key, args.PodUID)
 	}
 	var req *allocator.PodRequest
+	var pol allocator.Policy
 	if v, ok := e.filtered.Get(string(args.PodUID)); ok {
 		fp := v.(*filteredPod)
 		if fp.namespace != args.PodNamespace || fp.name != args.PodName {
-			return nil, fmt.Errorf("pod uid %s was filtered as %s/%s, not %s", args.PodUID, fp.namespace, fp.name, key)
+			return nil, nil, fmt.Errorf("pod uid %s was filtered as %s/%s, not %s", args.PodUID, fp.namespace, fp.name, key)
 		}
-		req = fp.req
+		req, pol = fp.req, fp.policy
 	}
 	if e.pods != nil {
 		pod, err := e.pods.Pods(args.PodNamespace).Get(args.PodName)
 		switch {
 		case err == nil && pod.UID != args.PodUID:
-			return nil, fmt.Errorf("pod %s has uid %s, not the uid %s that was scheduled", key, pod.UID, args.PodUID)
+			return nil, nil, fmt.Errorf("pod %s has uid %s, not the uid %s that was scheduled", key, pod.UID, args.PodUID)
 		case err == nil && pod.Spec.NodeName != "":
-			return nil, fmt.Errorf("pod %s is already bound to %s", key, pod.Spec.NodeName)
+			return nil, nil, fmt.Errorf("pod %s is already bound to %s", key, pod.Spec.NodeName)
 		case err == nil && req == nil:
 			r, err := PodRequest(pod)
 			if err != nil {
-				return nil, err
+				return nil, nil, err
 			}
-			req = r
+			req, pol = r, e.policies.For(pod.Spec.SchedulerName)
 		}
 	}
 	if req == nil {
-		return nil, fmt.Errorf("pod %s (uid %s) was not filtered by this extender and is not in its cache", key, args.PodUID)
+		return nil, nil, fmt.Errorf("pod %s (uid %s) was not filtered by this extender and is not in its cache", key, args.PodUID)
 	}
-	return req, nil
+	return req, pol, nil
 }
 
 // Preempt keeps the nodes on which evicting the proposed victims makes room
@@ -402,6 +406,7 @@ func (e *Extender) Preempt(ctx context.Context, args *extenderv1.ExtenderPreempt
 		res.NodeNameToMetaVictims = victims
 		return res, nil
 	}
+	pol := e.policies.For(args.Pod.Spec.SchedulerName)
 	e.cache.Read(func(nodes map[string]*nodeEntry, pods map[types.UID]*podEntry) {
 		for name, mv := range victims {
 			ne := nodes[name]
@@ -414,7 +419,7 @@ func (e *Extender) Preempt(ctx context.Context, args *extenderv1.ExtenderPreempt
 					n.Apply(p.charges, -1)
 				}
 			}
-			if _, st := allocator.Fit(n, req, e.policy); st.IsSuccess() {
+			if _, st := allocator.Fit(n, req, pol); st.IsSuccess() {
 				res.NodeNameToMetaVictims[name] = mv
 			}
 		}

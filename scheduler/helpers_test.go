@@ -93,7 +93,7 @@ func newTestExtender(t testing.TB, nodes []*v1.Node, pods ...*v1.Pod) (*Extender
 	if err != nil {
 		t.Fatal(err)
 	}
-	return NewExtender(c, pol, client, nil, testingclock.NewFakePassiveClock(testNow)), c, client
+	return NewExtender(c, SinglePolicy(pol), client, nil, testingclock.NewFakePassiveClock(testNow)), c, client
 }
 
 func bindingReactor(client *fake.Clientset) k8stesting.ReactionFunc {

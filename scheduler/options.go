@@ -23,8 +23,14 @@ type Options struct {
 	TLSCertFile, TLSKeyFile string
 	// SliceMiB is the cluster-wide gpu-mem slice size.
 	SliceMiB int64
-	// Policy is the placement policy name (allocator.PolicyNames).
+	// Policy is the default placement policy name (allocator.PolicyNames).
 	Policy string
+	// ProfilePolicies maps a kube-scheduler profile (a pod's
+	// spec.schedulerName) to the policy its pods are placed with.
+	ProfilePolicies map[string]string
+	// PolicyConfig is a file with the default policy and the per-profile
+	// policies (PolicyConfig); flags override it.
+	PolicyConfig string
 	// QPS and Burst bound the API client. A bind costs one call, so the
 	// defaults are high: client-go's default of 5 QPS caps binding at 5
 	// pods/s.
@@ -37,6 +43,8 @@ type Options struct {
 	MaxBodyBytes int64
 	// Logs holds the component-base logging flags.
 	Logs *logsapi.LoggingConfiguration
+
+	policyFlagSet bool
 }
 
 // NewOptions returns the default options.
@@ -60,7 +68,9 @@ func (o *Options) AddFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&o.TLSCertFile, "tls-cert-file", o.TLSCertFile, "Serving certificate; with --tls-private-key-file enables HTTPS.")
 	fs.StringVar(&o.TLSKeyFile, "tls-private-key-file", o.TLSKeyFile, "Serving key.")
 	fs.Int64Var(&o.SliceMiB, "slice-mib", o.SliceMiB, fmt.Sprintf("Cluster-wide gpu-mem slice size in MiB (at least %d).", api.MinSliceMiB))
-	fs.StringVar(&o.Policy, "policy", o.Policy, fmt.Sprintf("Placement policy, one of %v.", allocator.PolicyNames()))
+	fs.StringVar(&o.Policy, "policy", o.Policy, fmt.Sprintf("Default placement policy, one of %v.", allocator.PolicyNames()))
+	fs.StringToStringVar(&o.ProfilePolicies, "profile-policy", o.ProfilePolicies, "Placement policy per kube-scheduler profile, as schedulerName=policy (repeatable).")
+	fs.StringVar(&o.PolicyConfig, "policy-config", o.PolicyConfig, "YAML file with the default policy and a policy per kube-scheduler profile ({policy: ..., profiles: {name: policy}}); --policy and --profile-policy given on the command line override it.")
 	fs.Float32Var(&o.QPS, "kube-api-qps", o.QPS, "QPS of the API client.")
 	fs.IntVar(&o.Burst, "kube-api-burst", o.Burst, "Burst of the API client.")
 	fs.DurationVar(&o.ReservationTTL, "reservation-ttl", o.ReservationTTL, "How long an assumed placement lives unless the informer confirms it.")
@@ -80,8 +90,8 @@ func (o *Options) Validate() error {
 	if o.SliceMiB < api.MinSliceMiB {
 		errs = append(errs, fmt.Errorf("--slice-mib %d is below the minimum of %d", o.SliceMiB, api.MinSliceMiB))
 	}
-	if _, err := allocator.NewPolicy(o.Policy); err != nil {
-		errs = append(errs, fmt.Errorf("--policy: %w", err))
+	if _, err := o.Policies(); err != nil {
+		errs = append(errs, err)
 	}
 	if o.QPS <= 0 || o.Burst <= 0 {
 		errs = append(errs, errors.New("--kube-api-qps and --kube-api-burst must be positive"))
@@ -94,3 +104,34 @@ func (o *Options) Validate() error {
 	}
 	return errors.Join(errs...)
 }
+
+// Policies resolves the default and per-profile policies from the flags and
+// the policy config file. Flags set on the command line win: the caller
+// passes policyFlagSet=true when --policy was given explicitly.
+func (o *Options) Policies() (*Policies, error) {
+	def, profiles := o.Policy, map[string]string{}
+	if o.PolicyConfig != "" {
+		c, err := LoadPolicyConfig(o.PolicyConfig)
+		if err != nil {
+			return nil, err
+		}
+		if c.Policy != "" && !o.policyFlagSet {
+			def = c.Policy
+		}
+		for k, v := range c.Profiles {
+			profiles[k] = v
+		}
+	}
+	for k, v := range o.ProfilePolicies {
+		profiles[k] = v
+	}
+	ps, err := NewPolicies(def, profiles)
+	if err != nil {
+		return nil, fmt.Errorf("placement policy: %w", err)
+	}
+	return ps, nil
+}
+
+// MarkPolicyFlag records that --policy was set on the command line, so it
+// overrides the policy config file.
+func (o *Options) MarkPolicyFlag(set bool) { o.policyFlagSet = set }

@@ -17,14 +17,12 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 	"k8s.io/klog/v2"
 	"k8s.io/utils/clock"
-
-	"github.com/gpuslice/gpuslice/allocator"
 )
 
 // Run starts the informers and serves the extender until ctx ends.
 func Run(ctx context.Context, o *Options, version string) error {
 	logger := klog.FromContext(ctx)
-	policy, err := allocator.NewPolicy(o.Policy)
+	policies, err := o.Policies()
 	if err != nil {
 		return err
 	}
@@ -52,7 +50,7 @@ func Run(ctx context.Context, o *Options, version string) error {
 	if err := c.AddEventHandlers(nodeInf, podInf); err != nil {
 		return err
 	}
-	ext := NewExtender(c, policy, client, factory.Core().V1().Pods().Lister(), clock.RealClock{})
+	ext := NewExtender(c, policies, client, factory.Core().V1().Pods().Lister(), clock.RealClock{})
 	var ready atomic.Bool
 	srv := &http.Server{
 		Handler:           NewHandler(logger, ext, &ready, version, o.MaxBodyBytes),
@@ -76,7 +74,7 @@ func Run(ctx context.Context, o *Options, version string) error {
 		}
 		close(errc)
 	}()
-	logger.Info("Serving the gpuslice extender", "address", ln.Addr().String(), "policy", policy.Name(), "sliceMiB", o.SliceMiB, "version", version)
+	logger.Info("Serving the gpuslice extender", "address", ln.Addr().String(), "policy", policies.For("").Name(), "profilePolicies", policies.Describe(), "sliceMiB", o.SliceMiB, "version", version)
 	factory.Start(ctx.Done())
 	defer factory.Shutdown()
 	if !cache.WaitForCacheSync(ctx.Done(), nodeInf.HasSynced, podInf.HasSynced) {

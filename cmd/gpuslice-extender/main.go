@@ -30,6 +30,7 @@ func main() {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(2)
 	}
+	o.MarkPolicyFlag(fs.Changed("policy"))
 	if *showVersion {
 		fmt.Println(version.Version)
 		return
