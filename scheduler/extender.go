@@ -26,11 +26,11 @@ import (
 // Extender answers kube-scheduler's extender calls. It is safe for
 // concurrent use.
 type Extender struct {
-	cache  *Cache
+	cache    *Cache
 	policies *Policies
-	client kubernetes.Interface
-	pods   corelisters.PodLister
-	clock  clock.PassiveClock
+	client   kubernetes.Interface
+	pods     corelisters.PodLister
+	clock    clock.PassiveClock
 
 	// filtered remembers the request of each pod filtered recently, by UID,
 	// so bind uses the pod that was filtered (not a namesake) without an
