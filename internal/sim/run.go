@@ -160,6 +160,7 @@ type state struct {
 	rng       *rand.Rand
 	allocated int64
 	ties      []int
+	fitter    allocator.Fitter
 }
 
 func newState(nodes []trace.Node, p allocator.Policy, seed uint64) *state {
@@ -176,36 +177,39 @@ func (s *state) place(p trace.Pod, observe bool) bool {
 	if o, ok := s.policy.(allocator.Observer); ok && observe {
 		o.Observe(req)
 	}
-	var bestA *allocator.Assignment
+	// Score with the extender's reusable Fitter; its assignments live only
+	// until its next call, so the chosen node's is recomputed below (Fit is
+	// deterministic).
+	found := false
 	bestScore := 0.0
 	s.ties = s.ties[:0]
 	for ni, n := range s.nodes {
 		if !mayFit(n, p) {
 			continue
 		}
-		a, st := allocator.Fit(n, req, s.policy)
+		a, st := s.fitter.Fit(n, req, s.policy)
 		if !st.IsSuccess() {
 			continue
 		}
-		sc := allocator.NodeScore(s.policy, n, a)
+		sc := s.fitter.NodeScore(s.policy, n, a)
 		switch {
-		case bestA == nil || sc > bestScore:
-			bestA, bestScore = a, sc
+		case !found || sc > bestScore:
+			found, bestScore = true, sc
 			s.ties = append(s.ties[:0], ni)
 		case sc == bestScore:
 			s.ties = append(s.ties, ni)
 		}
 	}
-	if bestA == nil {
+	if !found {
 		return false
 	}
 	ni := s.ties[0]
 	if len(s.ties) > 1 {
 		ni = s.ties[s.rng.IntN(len(s.ties))]
-		if ni != s.ties[0] {
-			// Fit is deterministic: recompute the chosen node's assignment.
-			bestA, _ = allocator.Fit(s.nodes[ni], req, s.policy)
-		}
+	}
+	bestA, st := allocator.Fit(s.nodes[ni], req, s.policy)
+	if !st.IsSuccess() {
+		return false
 	}
 	n := s.nodes[ni]
 	n.Apply(bestA.Charges, 1)
