@@ -63,6 +63,13 @@ type dpPlugin struct {
 
 func startDP(t *testing.T, c *harness.Cluster, node, prSock string) *dpPlugin {
 	t.Helper()
+	return startDPWith(t, c, node, prSock, deviceplugin.NoIsolation{SlotsPerGPU: dpSlots}, nil)
+}
+
+// startDPWith runs the device plugin in process for node with the given
+// isolator; stopped, when set, runs after the plugin has stopped.
+func startDPWith(t *testing.T, c *harness.Cluster, node, prSock string, iso deviceplugin.Isolator, stopped func()) *dpPlugin {
+	t.Helper()
 	ctx, cancel := context.WithCancel(klog.NewContext(context.Background(), klog.Background().WithName("device-plugin")))
 	cfg := deviceplugin.DefaultConfig()
 	cfg.NodeName = node
@@ -84,7 +91,7 @@ func startDP(t *testing.T, c *harness.Cluster, node, prSock string) *dpPlugin {
 	client := kube.Client{Kube: c.Client}
 	p, err := deviceplugin.New(cfg, deviceplugin.Deps{
 		Discoverer: dpDiscoverer{}, NewHealth: func([]string) deviceplugin.HealthSource { return h },
-		Isolator: deviceplugin.NoIsolation{SlotsPerGPU: dpSlots}, Pods: pods, PodResources: pr,
+		Isolator: iso, Pods: pods, PodResources: pr,
 		Patcher: client, Nodes: client, Clock: clock.RealClock{},
 	})
 	if err != nil {
@@ -94,6 +101,9 @@ func startDP(t *testing.T, c *harness.Cluster, node, prSock string) *dpPlugin {
 	d := &dpPlugin{cancel: cancel, done: make(chan error, 1), health: h}
 	go func() {
 		err := p.Run(ctx)
+		if stopped != nil {
+			stopped()
+		}
 		pods.Shutdown()
 		_ = pr.Close()
 		d.done <- err

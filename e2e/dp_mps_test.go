@@ -16,13 +16,9 @@ import (
 	"github.com/google/go-cmp/cmp"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/klog/v2"
-	"k8s.io/utils/clock"
 
 	"github.com/gpuslice/gpuslice/api"
 	"github.com/gpuslice/gpuslice/deviceplugin"
-	"github.com/gpuslice/gpuslice/deviceplugin/health"
-	"github.com/gpuslice/gpuslice/deviceplugin/kube"
 	"github.com/gpuslice/gpuslice/deviceplugin/mps"
 	"github.com/gpuslice/gpuslice/deviceplugin/mpsiso"
 	"github.com/gpuslice/gpuslice/e2e/harness"
@@ -93,44 +89,8 @@ func newMPSManager(t *testing.T, ctl, root string, modes mps.ComputeModeSetter) 
 // startMPSDP runs the device plugin like startDP, with MPS isolation.
 func startMPSDP(t *testing.T, c *harness.Cluster, node, prSock string, m *mps.Manager) *dpPlugin {
 	t.Helper()
-	ctx, cancel := context.WithCancel(klog.NewContext(context.Background(), klog.Background().WithName("device-plugin")))
-	cfg := deviceplugin.DefaultConfig()
-	cfg.NodeName = node
-	cfg.SliceMiB = c.SliceMiB
-	cfg.PodResourcesSocket = prSock
-	cfg.WatchInterval = 100 * time.Millisecond
-	cfg.ReconcileInterval = 200 * time.Millisecond
-	pods := kube.NewPodCache(c.Client, node, 0)
-	if err := pods.Start(ctx); err != nil {
-		cancel()
-		t.Fatal(err)
-	}
-	pr, err := kube.NewPodResourcesClient(prSock, 10*time.Second)
-	if err != nil {
-		cancel()
-		t.Fatal(err)
-	}
-	h := &dpHealth{ch: make(chan health.Event, 4)}
-	client := kube.Client{Kube: c.Client}
 	iso := mpsiso.New(m)
-	p, err := deviceplugin.New(cfg, deviceplugin.Deps{
-		Discoverer: dpDiscoverer{}, NewHealth: func([]string) deviceplugin.HealthSource { return h },
-		Isolator: iso, Pods: pods, PodResources: pr, Patcher: client, Nodes: client, Clock: clock.RealClock{},
-	})
-	if err != nil {
-		cancel()
-		t.Fatal(err)
-	}
-	d := &dpPlugin{cancel: cancel, done: make(chan error, 1), health: h}
-	go func() {
-		err := p.Run(ctx)
-		iso.Stop()
-		pods.Shutdown()
-		_ = pr.Close()
-		d.done <- err
-	}()
-	t.Cleanup(d.stop)
-	return d
+	return startDPWith(t, c, node, prSock, iso, iso.Stop)
 }
 
 // mpsMount is a container mount, reduced to what the test compares.
