@@ -11,6 +11,7 @@ import (
 
 	gocache "github.com/patrickmn/go-cache"
 	v1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
@@ -334,13 +335,40 @@ func (e *Extender) Bind(ctx context.Context, args *extenderv1.ExtenderBindingArg
 	}
 	if err := e.client.CoreV1().Pods(args.PodNamespace).Bind(ctx, binding, metav1.CreateOptions{}); err != nil {
 		if gen != 0 {
-			e.cache.Forget(args.PodUID, gen)
+			if e.bindMayHaveLanded(ctx, args, err) {
+				// Freeing the shares now could hand them to another pod
+				// while this one runs there: keep the assumption until the
+				// informer confirms it or the reservation expires.
+				logger.Info("Binding failed ambiguously; keeping the GPU shares reserved", "pod", klog.KRef(args.PodNamespace, args.PodName), "node", args.Node, "err", err)
+			} else {
+				e.cache.Forget(args.PodUID, gen)
+			}
 		}
 		return fmt.Errorf("bind %s to %s: %w", key, args.Node, err)
 	}
 	e.filtered.Delete(string(args.PodUID))
 	logger.V(2).Info("Bound pod", "pod", klog.KRef(args.PodNamespace, args.PodName), "node", args.Node)
 	return nil
+}
+
+// bindMayHaveLanded tells whether a failed Binding may still have bound the
+// pod (a timeout or a server error after the write). The API server's
+// definite refusals did not bind; otherwise one read of the pod decides,
+// and when that read fails too the answer is "maybe". This is the only API
+// call besides the Binding, and only on a failed bind.
+func (e *Extender) bindMayHaveLanded(ctx context.Context, args *extenderv1.ExtenderBindingArgs, err error) bool {
+	if apierrors.IsConflict(err) || apierrors.IsNotFound(err) || apierrors.IsInvalid(err) ||
+		apierrors.IsForbidden(err) || apierrors.IsBadRequest(err) || apierrors.IsUnauthorized(err) {
+		return false
+	}
+	pod, gerr := e.client.CoreV1().Pods(args.PodNamespace).Get(ctx, args.PodName, metav1.GetOptions{})
+	switch {
+	case apierrors.IsNotFound(gerr):
+		return false
+	case gerr != nil:
+		return true
+	}
+	return pod.UID == args.PodUID && pod.Spec.NodeName == args.Node
 }
 
 // requestFor returns the request of the pod to bind, checking that it is the

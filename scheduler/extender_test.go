@@ -8,6 +8,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	v1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	k8stesting "k8s.io/client-go/testing"
@@ -248,6 +249,56 @@ func TestBindFailures(t *testing.T) {
 		}
 		if c.HasPod(p.UID) {
 			t.Error("failed bind left the pod assumed")
+		}
+	})
+	t.Run("ambiguous failure that bound the pod keeps the shares", func(t *testing.T) {
+		p := mkPod("p", ctr("c", 8, 0, 0))
+		ext, c, client := newTestExtender(t, testNodes(t), p)
+		bind := bindingReactor(client)
+		client.PrependReactor("create", "pods", func(a k8stesting.Action) (bool, runtime.Object, error) {
+			if _, _, err := bind(a); err != nil {
+				return true, nil, err
+			}
+			return true, nil, errors.New("http2: client connection lost")
+		})
+		ext.Filter(t.Context(), argsFor(p, "a100"))
+		if err := ext.Bind(t.Context(), bindArgs(p, "a100")); err == nil {
+			t.Fatal("bind reported success")
+		}
+		if !c.HasPod(p.UID) {
+			t.Fatal("the shares of a pod that was bound were freed")
+		}
+	})
+	t.Run("ambiguous failure with an unreadable pod keeps the shares", func(t *testing.T) {
+		p := mkPod("p", ctr("c", 8, 0, 0))
+		ext, c, client := newTestExtender(t, testNodes(t), p)
+		client.PrependReactor("*", "pods", func(k8stesting.Action) (bool, runtime.Object, error) {
+			return true, nil, errors.New("connection refused")
+		})
+		ext.Filter(t.Context(), argsFor(p, "a100"))
+		if err := ext.Bind(t.Context(), bindArgs(p, "a100")); err == nil {
+			t.Fatal("bind reported success")
+		}
+		if !c.HasPod(p.UID) {
+			t.Fatal("shares freed although the bind may have landed")
+		}
+	})
+	t.Run("definite refusal forgets without a read", func(t *testing.T) {
+		p := mkPod("p", ctr("c", 8, 0, 0))
+		ext, c, client := newTestExtender(t, testNodes(t), p)
+		client.PrependReactor("create", "pods", func(k8stesting.Action) (bool, runtime.Object, error) {
+			return true, nil, apierrors.NewConflict(v1.Resource("pods"), "p", errors.New("precondition failed"))
+		})
+		ext.Filter(t.Context(), argsFor(p, "a100"))
+		client.ClearActions()
+		if err := ext.Bind(t.Context(), bindArgs(p, "a100")); err == nil {
+			t.Fatal("bind reported success")
+		}
+		if c.HasPod(p.UID) {
+			t.Fatal("a refused bind kept its shares")
+		}
+		if n := len(client.Actions()); n != 1 {
+			t.Errorf("refused bind made %d API calls, want 1: %v", n, client.Actions())
 		}
 	})
 	t.Run("uid differs from the filtered pod", func(t *testing.T) {
