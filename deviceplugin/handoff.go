@@ -404,10 +404,7 @@ func (b *Broker) resolve(s *snapshot, k Kind, d dist) (*candidate, error) {
 
 // respond builds the Allocate response of container c holding mem devices d.
 func (b *Broker) respond(c *candidate, d dist) (*pluginapi.ContainerAllocateResponse, []ContainerDevice, error) {
-	pos := map[string]int{}
-	for i, dev := range c.cp.Devices {
-		pos[dev.UUID] = i
-	}
+	pos := placementPositions(c.cp)
 	uuids := d.gpus()
 	idx := map[string]int{}
 	for _, u := range uuids {
@@ -415,17 +412,7 @@ func (b *Broker) respond(c *candidate, d dist) (*pluginapi.ContainerAllocateResp
 		idx[u] = g.Index
 	}
 	slices.SortStableFunc(uuids, func(x, y string) int {
-		px, okx := pos[x]
-		py, oky := pos[y]
-		switch {
-		case okx && oky:
-			return px - py
-		case okx:
-			return -1
-		case oky:
-			return 1
-		}
-		return idx[x] - idx[y]
+		return placementOrder(pos, x, idx[x], y, idx[y])
 	})
 	devs := make([]ContainerDevice, len(uuids))
 	for i, u := range uuids {
@@ -688,4 +675,33 @@ func (b *Broker) ledgerFor(key ContainerKey) [numKinds][]string {
 		}
 	}
 	return out
+}
+
+// placementPositions maps the GPU UUIDs of a container's placement to their
+// position in it (nil placement: empty map).
+func placementPositions(cp *api.ContainerPlacement) map[string]int {
+	pos := map[string]int{}
+	if cp != nil {
+		for i, d := range cp.Devices {
+			pos[d.UUID] = i
+		}
+	}
+	return pos
+}
+
+// placementOrder orders two GPUs (UUID and NVML index) the way a container
+// sees them: the GPUs of its placement first, in placement order, then the
+// others by NVML index.
+func placementOrder(pos map[string]int, ux string, ix int, uy string, iy int) int {
+	px, okx := pos[ux]
+	py, oky := pos[uy]
+	switch {
+	case okx && oky:
+		return px - py
+	case okx:
+		return -1
+	case oky:
+		return 1
+	}
+	return ix - iy
 }

@@ -59,12 +59,7 @@ func (b *Broker) actualContainer(c *candidate) (api.ContainerPlacement, bool) {
 			}
 		}
 	}
-	pos := map[string]int{}
-	if c.cp != nil {
-		for i, d := range c.cp.Devices {
-			pos[d.UUID] = i
-		}
-	}
+	pos := placementPositions(c.cp)
 	out := api.ContainerPlacement{Name: c.key.Container, Init: c.key.Init}
 	for _, ds := range per {
 		if c.req[KindSlot] == 0 {
@@ -75,17 +70,7 @@ func (b *Broker) actualContainer(c *candidate) (api.ContainerPlacement, bool) {
 		out.Devices = append(out.Devices, *ds)
 	}
 	slices.SortFunc(out.Devices, func(x, y api.DeviceShare) int {
-		px, okx := pos[x.UUID]
-		py, oky := pos[y.UUID]
-		switch {
-		case okx && oky:
-			return px - py
-		case okx:
-			return -1
-		case oky:
-			return 1
-		}
-		return x.Index - y.Index
+		return placementOrder(pos, x.UUID, x.Index, y.UUID, y.Index)
 	})
 	return out, true
 }
