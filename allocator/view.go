@@ -58,13 +58,3 @@ func (v *NodeView) take(i int, u Units) {
 	}
 	v.extra[i] = v.extra[i].Add(u)
 }
-
-// After returns a view of the node with the assignment's charges applied.
-func (v *NodeView) After(a *Assignment) NodeView {
-	out := NodeView{Node: v.Node, empty: v.empty, podCPU: v.podCPU, extra: make([]Units, len(v.Node.Devices))}
-	copy(out.extra, v.extra)
-	for _, c := range a.Charges {
-		out.extra[c.Device] = out.extra[c.Device].Add(c.Units)
-	}
-	return out
-}

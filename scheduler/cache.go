@@ -46,6 +46,9 @@ type nodeEntry struct {
 	alloc *allocator.Node
 	err   string
 	pods  map[types.UID]struct{}
+	// placeholder marks an entry made for pods whose node the informer has
+	// not shown yet; it is dropped with its last pod.
+	placeholder bool
 }
 
 // Cache is the extender's view of GPU inventory and placements.
@@ -194,7 +197,7 @@ func (c *Cache) chargeLocked(uid types.UID, p *podEntry, e *nodeEntry) {
 func (c *Cache) nodeLocked(name string) *nodeEntry {
 	e, ok := c.nodes[name]
 	if !ok {
-		e = &nodeEntry{err: "node is not in the extender's cache yet", pods: map[types.UID]struct{}{}}
+		e = &nodeEntry{err: "node is not in the extender's cache yet", pods: map[types.UID]struct{}{}, placeholder: true}
 		c.nodes[name] = e
 	}
 	return e
@@ -206,7 +209,7 @@ func (c *Cache) removePodLocked(uid types.UID, p *podEntry) {
 			e.alloc.Apply(p.charges, -1)
 		}
 		delete(e.pods, uid)
-		if e.alloc == nil && len(e.pods) == 0 && e.err == "node is not in the extender's cache yet" {
+		if e.placeholder && len(e.pods) == 0 {
 			delete(c.nodes, p.node)
 		}
 	}
