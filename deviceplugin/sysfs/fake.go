@@ -46,6 +46,11 @@ type Fake struct {
 	writes    []Write
 }
 
+var (
+	_ FS = (*Root)(nil)
+	_ FS = (*Fake)(nil)
+)
+
 // Write is one write to the Fake.
 type Write struct {
 	Path, Data string
