@@ -1,8 +1,12 @@
 package vgpu
 
 import (
+	"bytes"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"reflect"
+	"slices"
 	"strings"
 
 	"sigs.k8s.io/yaml"
@@ -106,7 +110,20 @@ func (s Selector) String() string {
 // and validates it. Errors name the field: "gpus[1].instances: ...".
 func DecodeNodeConfig(data []byte) (NodeConfig, error) {
 	var c NodeConfig
-	if err := yaml.UnmarshalStrict(data, &c); err != nil {
+	js, err := yaml.YAMLToJSONStrict(data)
+	if err != nil {
+		return NodeConfig{}, fmt.Errorf("vGPU config: %w", err)
+	}
+	var generic any
+	if err := json.Unmarshal(js, &generic); err != nil {
+		return NodeConfig{}, fmt.Errorf("vGPU config: %w", err)
+	}
+	if err := unknownFields(generic, reflect.TypeFor[NodeConfig](), ""); err != nil {
+		return NodeConfig{}, fmt.Errorf("vGPU config: %w", err)
+	}
+	dec := json.NewDecoder(bytes.NewReader(js))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&c); err != nil {
 		return NodeConfig{}, fmt.Errorf("vGPU config: %w", err)
 	}
 	if err := c.Normalize(); err != nil {
@@ -206,6 +223,56 @@ func (g *GPUConfig) normalize(at string) error {
 		return fmt.Errorf("%s.mode: required (vgpu, passthrough or none)", at)
 	default:
 		return fmt.Errorf("%s.mode: unknown mode %q (want vgpu, passthrough or none)", at, g.Mode)
+	}
+	return nil
+}
+
+// unknownFields finds the first key of v (decoded JSON) that t has no field
+// for, and names it with its path ("gpus[0].instnces"); encoding/json's own
+// error names the key but not where it is.
+func unknownFields(v any, t reflect.Type, at string) error {
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	switch t.Kind() {
+	case reflect.Struct:
+		obj, ok := v.(map[string]any)
+		if !ok {
+			return nil // a type error; the decoder reports it
+		}
+		fields := map[string]reflect.Type{}
+		for i := range t.NumField() {
+			name, _, _ := strings.Cut(t.Field(i).Tag.Get("json"), ",")
+			fields[name] = t.Field(i).Type
+		}
+		keys := make([]string, 0, len(obj))
+		for k := range obj {
+			keys = append(keys, k)
+		}
+		slices.Sort(keys)
+		for _, k := range keys {
+			path := k
+			if at != "" {
+				path = at + "." + k
+			}
+			ft, ok := fields[k]
+			if !ok {
+				return fmt.Errorf("unknown field %q", path)
+			}
+			if err := unknownFields(obj[k], ft, path); err != nil {
+				return err
+			}
+		}
+	case reflect.Slice:
+		arr, ok := v.([]any)
+		if !ok {
+			return nil
+		}
+		for i, e := range arr {
+			if err := unknownFields(e, t.Elem(), fmt.Sprintf("%s[%d]", at, i)); err != nil {
+				return err
+			}
+		}
 	}
 	return nil
 }

@@ -375,25 +375,26 @@ func (r *Reconciler) reconcileSRIOV(ctx context.Context, g *GPU, want GPUConfig,
 	if missing <= 0 {
 		return
 	}
-	// Clearing changes what the other VFs may take: read them again.
-	fresh := GPU{BDF: g.BDF}
-	if err := readVFs(r.FS, &fresh); err != nil {
-		rep.problem(g.BDF, "%v", err)
-		return
-	}
-	for _, vf := range fresh.VFs {
-		if missing == 0 {
+	// Every change of a VF's type changes what the others may take: read
+	// them again before each pick.
+	for ; missing > 0; missing-- {
+		fresh := GPU{BDF: g.BDF}
+		if err := readVFs(r.FS, &fresh); err != nil {
+			rep.problem(g.BDF, "%v", err)
+			return
+		}
+		i := slices.IndexFunc(fresh.VFs, func(vf VF) bool {
+			return vf.VGPU && vf.CurrentType == 0 && slices.ContainsFunc(vf.Creatable, func(t VGPUType) bool { return t.ID == id })
+		})
+		if i < 0 {
 			break
 		}
-		if !vf.VGPU || vf.CurrentType != 0 || !slices.ContainsFunc(vf.Creatable, func(t VGPUType) bool { return t.ID == id }) {
-			continue
-		}
+		vf := fresh.VFs[i]
 		if err := SetVFType(r.FS, vf.BDF, id); err != nil {
 			rep.problem(g.BDF, "%v", err)
 			return
 		}
 		rep.action(ctx, Action{GPU: g.BDF, Op: OpSetVFType, Device: vf.BDF, Type: name})
-		missing--
 	}
 	if missing > 0 {
 		rep.problem(g.BDF, "wants %d VFs of %s; %d more could not be given the type (no free VF offers it)", want.Instances, name, missing)
