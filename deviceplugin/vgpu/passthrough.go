@@ -10,9 +10,9 @@ import (
 	"github.com/gpuslice/gpuslice/deviceplugin/sysfs"
 )
 
-// InUseChecker says whether any process uses a PCI device. Production
-// wiring checks NVML's running processes and open /dev/nvidia* files; tests
-// inject a fake.
+// InUseChecker says whether any process uses a PCI device. ProcInUse is the
+// implementation over /proc (open /dev/nvidia<minor> files); the plugin may
+// add NVML's running-process list once wired. Tests inject a fake.
 type InUseChecker interface {
 	// InUse reports whether the device at bdf is in use, and by what (for
 	// the report).
