@@ -14,8 +14,9 @@
 //     VF's vGPU type (sriov.go), rebind a GPU's IOMMU group to vfio-pci when
 //     nothing uses it (passthrough.go);
 //   - the admin's declarative per-node sizing (config.go) and the reconcile
-//     that makes sysfs match it without touching devices that pods hold
-//     (reconcile.go);
+//     that makes sysfs match it without touching devices that pods hold,
+//     and its report of what it did and could not do (reconcile.go,
+//     report.go);
 //   - the rescan diff that notices instances that vanished (health.go);
 //   - the pure functions that turn allocated instances into VFIO device
 //     nodes and KubeVirt's environment variables (allocate.go).
