@@ -98,11 +98,12 @@ func (rep *Report) action(ctx context.Context, a Action) {
 }
 
 // assign maps each selected GPU to its config entry; the most specific
-// selector wins, and a tie leaves the GPU unassigned (and reported).
+// selector wins, and a tie at the winning rank leaves the GPU unassigned
+// (and reported).
 func assign(c NodeConfig, n *Node, models map[string]string) (map[string]GPUConfig, []Problem) {
 	type pick struct {
 		entry, rank int
-		tie         bool
+		tiedWith    int // another entry of the same rank, -1 for none
 	}
 	picks := map[string]*pick{}
 	var problems []Problem
@@ -117,11 +118,9 @@ func assign(c NodeConfig, n *Node, models map[string]string) (map[string]GPUConf
 			p := picks[g.BDF]
 			switch {
 			case p == nil || rank < p.rank:
-				picks[g.BDF] = &pick{entry: i, rank: rank}
-			case rank == p.rank:
-				problems = append(problems, Problem{GPU: g.BDF, Reason: fmt.Sprintf(
-					"left unchanged: selected by both gpus[%d] and gpus[%d] (%s)", p.entry, i, e.Select)})
-				p.tie = true
+				picks[g.BDF] = &pick{entry: i, rank: rank, tiedWith: -1}
+			case rank == p.rank && p.tiedWith < 0:
+				p.tiedWith = i
 			}
 		}
 		if matched == 0 {
@@ -129,9 +128,15 @@ func assign(c NodeConfig, n *Node, models map[string]string) (map[string]GPUConf
 		}
 	}
 	out := map[string]GPUConfig{}
-	for bdf, p := range picks {
-		if !p.tie {
-			out[bdf] = c.GPUs[p.entry]
+	for _, g := range n.GPUs {
+		p := picks[g.BDF]
+		switch {
+		case p == nil:
+		case p.tiedWith >= 0:
+			problems = append(problems, Problem{GPU: g.BDF, Reason: fmt.Sprintf(
+				"left unchanged: selected by both gpus[%d] and gpus[%d] (%s)", p.entry, p.tiedWith, c.GPUs[p.entry].Select)})
+		default:
+			out[g.BDF] = c.GPUs[p.entry]
 		}
 	}
 	return out, problems

@@ -3,6 +3,7 @@ package vgpu
 import (
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -300,6 +301,22 @@ gpus:
 	if p := problems(tie); len(p) != 1 || !strings.Contains(p[0], "selected by both gpus[0] and gpus[1]") || len(tie.Actions) != 0 {
 		t.Errorf("tie: problems %q, actions %v", p, tie.Actions)
 	}
+
+	// A tie that a more specific entry settles is no problem.
+	settled := reconcile(t, newReconciler(f, fakeInUse{}), Input{Config: decode(t, `
+gpus:
+- select: {deviceID: "0x1eb8"}
+  mode: none
+- select: {deviceID: "1EB8"}
+  mode: none
+- select: {index: 0}
+  mode: vgpu
+  type: GRID T4-8Q
+  instances: 1
+`)})
+	if p := problems(settled); len(p) != 0 || len(settled.Actions) != 2 {
+		t.Errorf("settled tie: problems %q, actions %v (want the 4Q removed and one 8Q created)", p, settled.Actions)
+	}
 }
 
 func TestReconcileReportsWhatItCannotDo(t *testing.T) {
@@ -360,5 +377,25 @@ gpus:
 		if d.TypeName != "NVIDIA L40-12Q" || d.FramebufferMiB != 12288 {
 			t.Errorf("device %+v lost its type", d)
 		}
+	}
+}
+
+func TestReconcileReportsARefusedRemoval(t *testing.T) {
+	f := newNode(t)
+	r := newReconciler(f, fakeInUse{})
+	reconcile(t, r, Input{Config: decode(t, fullConfig)})
+	// A VM has the mdev open although no pod record says so: the kernel
+	// refuses, and the reconcile says so instead of pretending.
+	f.FailWrite("bus/mdev/devices/"+uuidN(2)+"/remove", syscall.EBUSY)
+	rep := reconcile(t, r, Input{Config: decode(t, "gpus:\n- select: {bdf: \"0000:41:00.0\"}\n  mode: none\n")})
+	want := []Action{
+		{GPU: mdevGPU, Op: OpRemoveMdev, Device: uuidN(1), Type: "GRID T4-4Q"},
+		{GPU: mdevGPU, Op: OpRemoveMdev, Device: uuidN(3), Type: "GRID T4-4Q"},
+	}
+	if d := cmp.Diff(want, rep.Actions); d != "" {
+		t.Errorf("actions (-want +got):\n%s", d)
+	}
+	if p := problems(rep); len(p) != 1 || !strings.Contains(p[0], "remove mdev "+uuidN(2)) || !strings.Contains(p[0], "busy") {
+		t.Errorf("problems %q, want the refused removal", p)
 	}
 }
