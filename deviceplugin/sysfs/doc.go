@@ -10,7 +10,9 @@
 // written: creating and removing vfio-mdev devices, setting an SR-IOV virtual
 // function's vGPU type, unbinding and probing PCI drivers. Fake also lets a
 // test overwrite any attribute with malformed content and inject read or
-// write errors.
+// write errors. fake.go builds the tree, fake_kernel.go simulates the
+// control files, fake_faults.go injects faults and fake_tree.go writes the
+// files and links.
 //
 // Paths given to FS are slash-separated and relative to the root, for
 // example "bus/pci/devices/0000:41:00.0/mdev_supported_types". Links are
