@@ -15,7 +15,7 @@
 //     nothing uses it (passthrough.go);
 //   - the admin's declarative per-node sizing (config.go) and the reconcile
 //     that makes sysfs match it without touching devices that pods hold,
-//     and its report of what it did and could not do (reconcile.go,
+//     and its report of what it did and could not do (reconcile*.go,
 //     report.go);
 //   - the rescan diff that notices instances that vanished (health.go);
 //   - the pure functions that turn allocated instances into VFIO device
