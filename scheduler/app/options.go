@@ -1,4 +1,4 @@
-package scheduler
+package app
 
 import (
 	"errors"
@@ -11,9 +11,11 @@ import (
 
 	"github.com/gpuslice/gpuslice/allocator"
 	"github.com/gpuslice/gpuslice/api"
+	"github.com/gpuslice/gpuslice/scheduler/extender"
 )
 
-// Options configures the extender. NewOptions sets the defaults.
+// Options configures the extender. NewOptions sets the defaults; AddFlags
+// binds them to flags; after parsing, Complete, Validate and Run follow.
 type Options struct {
 	// Kubeconfig is the path of a kubeconfig; empty means in-cluster.
 	Kubeconfig string
@@ -41,9 +43,14 @@ type Options struct {
 	ReservationTTL time.Duration
 	// MaxBodyBytes bounds request bodies.
 	MaxBodyBytes int64
+	// Pending bounds what the extender remembers of filtered pods until
+	// their bind.
+	Pending extender.PendingLimits
 	// Logs holds the component-base logging flags.
 	Logs *logsapi.LoggingConfiguration
 
+	// policyFlagSet records that --policy was given on the command line,
+	// so it overrides the policy config file (set by Complete).
 	policyFlagSet bool
 }
 
@@ -56,7 +63,8 @@ func NewOptions() *Options {
 		QPS:            500,
 		Burst:          1000,
 		ReservationTTL: 2 * time.Minute,
-		MaxBodyBytes:   DefaultMaxBodyBytes,
+		MaxBodyBytes:   extender.DefaultMaxBodyBytes,
+		Pending:        extender.DefaultPendingLimits(),
 		Logs:           logsapi.NewLoggingConfiguration(),
 	}
 }
@@ -75,7 +83,16 @@ func (o *Options) AddFlags(fs *pflag.FlagSet) {
 	fs.IntVar(&o.Burst, "kube-api-burst", o.Burst, "Burst of the API client.")
 	fs.DurationVar(&o.ReservationTTL, "reservation-ttl", o.ReservationTTL, "How long an assumed placement lives unless the informer confirms it.")
 	fs.Int64Var(&o.MaxBodyBytes, "max-body-bytes", o.MaxBodyBytes, "Largest request body accepted.")
+	fs.DurationVar(&o.Pending.TTL, "pending-pod-ttl", o.Pending.TTL, "How long a filter's outcome stays valid: /bind accepts only a (pod UID, node) pair this process filtered and found feasible within this time.")
+	fs.IntVar(&o.Pending.MaxPods, "max-pending-pods", o.Pending.MaxPods, "Most filtered pods remembered for bind; the oldest filter is dropped first (its bind fails and kube-scheduler retries the pod).")
+	fs.IntVar(&o.Pending.MaxNodes, "max-pending-nodes", o.Pending.MaxNodes, "Most feasible node names remembered over all filtered pods (bounds the memory of --max-pending-pods).")
 	logsapi.AddFlags(o.Logs, fs)
+}
+
+// Complete fills in what depends on how the flags were parsed: whether
+// --policy was given explicitly (then it overrides --policy-config).
+func (o *Options) Complete(fs *pflag.FlagSet) {
+	o.policyFlagSet = fs.Changed("policy")
 }
 
 // Validate checks the options.
@@ -102,16 +119,19 @@ func (o *Options) Validate() error {
 	if o.MaxBodyBytes <= 0 {
 		errs = append(errs, errors.New("--max-body-bytes must be positive"))
 	}
+	if o.Pending.TTL <= 0 || o.Pending.MaxPods <= 0 || o.Pending.MaxNodes <= 0 {
+		errs = append(errs, errors.New("--pending-pod-ttl, --max-pending-pods and --max-pending-nodes must be positive"))
+	}
 	return errors.Join(errs...)
 }
 
 // Policies resolves the default and per-profile policies from the flags and
-// the policy config file. Flags set on the command line win: the caller
-// passes policyFlagSet=true when --policy was given explicitly.
-func (o *Options) Policies() (*Policies, error) {
+// the policy config file. Flags given on the command line win (see
+// Complete).
+func (o *Options) Policies() (*extender.Policies, error) {
 	def, profiles := o.Policy, map[string]string{}
 	if o.PolicyConfig != "" {
-		c, err := LoadPolicyConfig(o.PolicyConfig)
+		c, err := extender.LoadPolicyConfig(o.PolicyConfig)
 		if err != nil {
 			return nil, err
 		}
@@ -125,13 +145,9 @@ func (o *Options) Policies() (*Policies, error) {
 	for k, v := range o.ProfilePolicies {
 		profiles[k] = v
 	}
-	ps, err := NewPolicies(def, profiles)
+	ps, err := extender.NewPolicies(def, profiles)
 	if err != nil {
 		return nil, fmt.Errorf("placement policy: %w", err)
 	}
 	return ps, nil
 }
-
-// MarkPolicyFlag records that --policy was set on the command line, so it
-// overrides the policy config file.
-func (o *Options) MarkPolicyFlag(set bool) { o.policyFlagSet = set }
