@@ -11,10 +11,8 @@ import (
 type Assignment struct {
 	Node       string
 	Containers []ContainerAssignment
-	// Charges is what the pod holds on each device: for every device the
-	// componentwise maximum of the sum over app containers and of each init
-	// container (init containers run before the app containers and one at a
-	// time, as Kubernetes accounts them).
+	// Charges is what the pod holds on each device, by the charge rule of
+	// api.PodCharge (app sum, sidecars for the pod's life, init peaks).
 	Charges []Charge
 	// TopoRank is the weakest link rank inside any multi-GPU container
 	// (api.LinkType.Rank), or MaxTopoRank when no container spans GPUs.
@@ -30,8 +28,10 @@ const MaxTopoRank = 5
 // ContainerAssignment is one container's devices (positions in Node.Devices,
 // in the order the container will see them) and per-GPU share.
 type ContainerAssignment struct {
-	Name    string
+	Name string
+	// Init marks an init container, Sidecar a restartable one (Init too).
 	Init    bool
+	Sidecar bool
 	Devices []int
 	PerGPU  Units
 }
@@ -71,19 +71,26 @@ func (a *Assignment) Placement(n *Node, now time.Time) *api.Placement {
 }
 
 // AssignmentFromPlacement rebuilds an assignment from a pod's placement
-// record on node n. It fails when the record names a GPU the node does not
-// have.
-func AssignmentFromPlacement(n *Node, p *api.Placement) (*Assignment, error) {
+// record on node n. r, when not nil, is the pod's request: it tells which
+// init containers are sidecars, for the charge rule. It fails when the
+// record names a GPU the node does not have or gives a container uneven
+// shares.
+func AssignmentFromPlacement(n *Node, p *api.Placement, r *PodRequest) (*Assignment, error) {
 	a := &Assignment{Node: p.Node, Containers: make([]ContainerAssignment, len(p.Containers)), TopoRank: MaxTopoRank}
 	for i, c := range p.Containers {
 		ca := ContainerAssignment{Name: c.Name, Init: c.Init, Devices: make([]int, len(c.Devices))}
+		if r != nil && c.Init {
+			if cr := r.Container(c.Name, true); cr != nil {
+				ca.Sidecar = cr.Sidecar
+			}
+		}
 		for j, d := range c.Devices {
 			pos := n.DeviceByUUID(d.UUID)
 			if pos < 0 {
 				return nil, fmt.Errorf("placement of container %q names GPU %s that node %s does not have", c.Name, d.UUID, n.Name)
 			}
 			ca.Devices[j] = pos
-			u := Units{Slices: d.Slices, Core: d.Core, Slots: d.Slots}
+			u := d.Units()
 			if j > 0 && u != ca.PerGPU {
 				return nil, fmt.Errorf("placement of container %q has uneven shares", c.Name)
 			}

@@ -180,7 +180,7 @@ func (c *Cache) chargeLocked(uid types.UID, p *podEntry, e *nodeEntry) {
 	if e.alloc == nil || p.placement == nil {
 		return
 	}
-	a, err := allocator.AssignmentFromPlacement(e.alloc, p.placement)
+	a, err := allocator.AssignmentFromPlacement(e.alloc, p.placement, nil)
 	if err != nil {
 		c.logger.Error(err, "Placement does not match the node's inventory; its shares are not counted", "pod", p.key, "node", p.node)
 		return

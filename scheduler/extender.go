@@ -128,7 +128,7 @@ func (e *Extender) Filter(ctx context.Context, args *extenderv1.ExtenderArgs) *e
 		FailedNodes:                extenderv1.FailedNodesMap{},
 		FailedAndUnresolvableNodes: extenderv1.FailedNodesMap{},
 	}
-	req, err := PodRequest(pod)
+	req, err := api.ParsePodRequest(pod)
 	if err != nil {
 		msg := fmt.Sprintf("%s: %v", allocator.ReasonInvalidRequest, err)
 		for _, n := range names {
@@ -236,7 +236,7 @@ func (e *Extender) Prioritize(ctx context.Context, args *extenderv1.ExtenderArgs
 	pod := args.Pod
 	names := nodeNames(args)
 	out := make(extenderv1.HostPriorityList, len(names))
-	req, err := PodRequest(pod)
+	req, err := api.ParsePodRequest(pod)
 	if err != nil || !req.HasGPU() {
 		for i, n := range names {
 			out[i] = extenderv1.HostPriority{Host: n}
@@ -395,7 +395,7 @@ func (e *Extender) requestFor(args *extenderv1.ExtenderBindingArgs) (*allocator.
 		case err == nil && pod.Spec.NodeName != "":
 			return nil, nil, fmt.Errorf("pod %s is already bound to %s", key, pod.Spec.NodeName)
 		case err == nil && req == nil:
-			r, err := PodRequest(pod)
+			r, err := api.ParsePodRequest(pod)
 			if err != nil {
 				return nil, nil, err
 			}
@@ -426,7 +426,7 @@ func (e *Extender) Preempt(ctx context.Context, args *extenderv1.ExtenderPreempt
 			victims[n] = mv
 		}
 	}
-	req, err := PodRequest(args.Pod)
+	req, err := api.ParsePodRequest(args.Pod)
 	if err != nil {
 		return nil, err
 	}

@@ -60,7 +60,7 @@ func (c *Cache) onPod(obj any) {
 	if !ok {
 		return
 	}
-	if p.Status.Phase == v1.PodSucceeded || p.Status.Phase == v1.PodFailed {
+	if api.IsTerminal(p) {
 		c.RemovePod(p.UID)
 		return
 	}
