@@ -10,11 +10,11 @@ func TestParsePlacementErrors(t *testing.T) {
 	const v = `"version":"gpuslice.io/v1","node":"n"`
 	dev := func(d string) string { return `{` + v + `,"containers":[{"name":"c","devices":[` + d + `]}]}` }
 	for in, want := range map[string]string{
-		"":                             "empty placement",
-		"{":                            "decode placement",
-		`{"version":"x","node":"n"}`:   `placement: version "x" is not supported`,
-		`{"version":"gpuslice.io/v1"}`: "placement: no node",
-		`{` + v + `,"containers":[{"name":""}]}`:                                         "container without a name",
+		"":                                       "empty placement",
+		"{":                                      "decode placement",
+		`{"version":"x","node":"n"}`:             `placement: version "x" is not supported`,
+		`{"version":"gpuslice.io/v1"}`:           "placement: no node",
+		`{` + v + `,"containers":[{"name":""}]}`: "container without a name",
 		`{` + v + `,"containers":[{"name":"c"},{"name":"c"}]}`:                           `container "c" listed twice`,
 		dev(`{"uuid":"","slices":1}`):                                                    "has no GPU identity",
 		dev(`{"uuid":"G","index":-1}`):                                                   "has no GPU identity",
