@@ -1,7 +1,6 @@
 package allocator
 
 import (
-	"fmt"
 	"sort"
 )
 
@@ -248,15 +247,16 @@ func deviceScore(v *NodeView, p Policy, i int, d Units, cover []Units) float64 {
 	return s
 }
 
+// failure returns the status of a container that found too few GPUs; the
+// counts say how far the eligible GPUs got through the checks.
 func failure(c ContainerRequest, d Units, k, unhealthy, wrongModel, eligible, mem, core, slot int) *Status {
-	st := &Status{Container: c.Name}
+	st := &Status{Container: c.Name, GPUs: k, PerGPU: d, WithSlices: mem}
 	switch {
 	case eligible == 0 && wrongModel > 0:
 		st.Reason = ReasonModelNotAllowed
 	case eligible == 0:
 		st.Reason = ReasonNoHealthyGPU
-		st.Detail = fmt.Sprintf("%d unhealthy", unhealthy)
-		return st
+		st.Unhealthy = unhealthy
 	case mem == 0:
 		st.Reason = ReasonInsufficientMemory
 	case mem < k:
@@ -270,7 +270,6 @@ func failure(c ContainerRequest, d Units, k, unhealthy, wrongModel, eligible, me
 	default:
 		st.Reason = ReasonNotEnoughGPUs
 	}
-	st.Detail = fmt.Sprintf("needs %d GPU(s) with %d slices, %d core, 1 slot free; %d have the slices", k, d.Slices, d.Core, mem)
 	return st
 }
 

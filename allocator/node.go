@@ -165,7 +165,7 @@ func (n *Node) spanStatus(r *PodRequest) *Status {
 	for _, c := range r.Containers {
 		if c.HasGPU() && c.GPUs() > n.MaxGPUsPerContainer {
 			return &Status{Code: UnschedulableAndUnresolvable, Reason: ReasonSpanNotAllowed, Container: c.Name,
-				Detail: fmt.Sprintf("asks for %d GPUs, the node's isolation allows %d per container", c.GPUs(), n.MaxGPUsPerContainer)}
+				GPUs: c.GPUs(), SpanAllowed: n.MaxGPUsPerContainer}
 		}
 	}
 	return nil
