@@ -266,7 +266,7 @@ type fgdGroup struct {
 	// share of each GPU's slices.
 	gpuShare float64
 	count    int
-	models []string
+	models   []string
 	// cpu is sorted ascending; cum[j] is the share of the group's classes
 	// with CPU <= cpu[j].
 	cpu []int64
