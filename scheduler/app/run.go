@@ -49,7 +49,7 @@ func Run(ctx context.Context, o *Options, version string) error {
 		return fmt.Errorf("set node transform: %w", err)
 	}
 	c := cache.New(logger, o.SliceMiB, o.ReservationTTL)
-	defer c.Stop()
+	go c.Run(ctx)
 	if err := c.AddEventHandlers(nodeInf, podInf); err != nil {
 		return err
 	}

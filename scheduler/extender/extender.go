@@ -42,26 +42,6 @@ type filteredPod struct {
 	policy          allocator.Policy
 }
 
-// nodeResult is the outcome of fitting a pod on one node.
-type nodeResult struct {
-	code  allocator.Code
-	score float64
-	msg   string
-}
-
-// fitNode fits the request on a node of the cache's view.
-func fitNode(f *allocator.Fitter, pol allocator.Policy, v cache.View, name string, req *allocator.PodRequest) nodeResult {
-	n, reason := v.Node(name)
-	if n == nil {
-		return nodeResult{code: allocator.UnschedulableAndUnresolvable, msg: reason}
-	}
-	a, st := f.Fit(n, req, pol)
-	if !st.IsSuccess() {
-		return nodeResult{code: st.Code, msg: st.Message()}
-	}
-	return nodeResult{code: allocator.Success, score: f.NodeScore(pol, n, a)}
-}
-
 // NewExtender wires an extender. pods may be nil (bind then relies on the
 // pods seen in filter only).
 func NewExtender(c *cache.Cache, policies *Policies, client kubernetes.Interface, pods corelisters.PodLister, clk clock.PassiveClock) *Extender {

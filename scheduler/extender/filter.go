@@ -12,7 +12,6 @@ import (
 
 	"github.com/gpuslice/gpuslice/allocator"
 	"github.com/gpuslice/gpuslice/api"
-	"github.com/gpuslice/gpuslice/scheduler/cache"
 )
 
 // Filter keeps the nodes on which the pod's GPU request fits.
@@ -41,26 +40,18 @@ func (e *Extender) Filter(ctx context.Context, args *extenderv1.ExtenderArgs) *e
 	pol := e.policies.For(pod.Spec.SchedulerName)
 	e.filtered.Set(string(pod.UID), &filteredPod{namespace: pod.Namespace, name: pod.Name, req: req, policy: pol}, gocache.DefaultExpiration)
 	e.observe(pol, pod.UID, req)
-	results := make([]nodeResult, len(names))
-	e.cache.Read(func(v cache.View) {
-		parallelize(len(names), func(lo, hi int) {
-			f := new(allocator.Fitter)
-			for i := lo; i < hi; i++ {
-				results[i] = fitNode(f, pol, v, names[i], req)
-			}
-		})
-	})
+	results := e.cache.FitNodes(names, req, pol)
 	fit := make([]string, 0, len(names))
 	scores := make([]float64, 0, len(names))
 	for i, r := range results {
-		switch r.code {
+		switch r.Code {
 		case allocator.Success:
 			fit = append(fit, names[i])
-			scores = append(scores, r.score)
+			scores = append(scores, r.Score)
 		case allocator.Unschedulable:
-			res.FailedNodes[names[i]] = r.msg
+			res.FailedNodes[names[i]] = r.Message()
 		default:
-			res.FailedAndUnresolvableNodes[names[i]] = r.msg
+			res.FailedAndUnresolvableNodes[names[i]] = r.Message()
 		}
 	}
 	e.memo.Store(&scoreMemo{uid: pod.UID, nodes: fit, scores: scores})

@@ -9,7 +9,6 @@ import (
 
 	"github.com/gpuslice/gpuslice/allocator"
 	"github.com/gpuslice/gpuslice/api"
-	"github.com/gpuslice/gpuslice/scheduler/cache"
 )
 
 // scoreMemo carries filter's scores to prioritize for the same pod:
@@ -73,17 +72,18 @@ func (e *Extender) Prioritize(ctx context.Context, args *extenderv1.ExtenderArgs
 		}
 	}
 	if missing {
-		e.cache.Read(func(v cache.View) {
-			f := new(allocator.Fitter)
-			for i, n := range names {
-				if ok[i] {
-					continue
-				}
-				if r := fitNode(f, pol, v, n, req); r.code == allocator.Success {
-					raw[i], ok[i] = r.score, true
-				}
+		var todo []string
+		var at []int
+		for i, n := range names {
+			if !ok[i] {
+				todo, at = append(todo, n), append(at, i)
 			}
-		})
+		}
+		for j, r := range e.cache.FitNodes(todo, req, pol) {
+			if r.Code == allocator.Success {
+				raw[at[j]], ok[at[j]] = r.Score, true
+			}
+		}
 	}
 	lo, hi := math.Inf(1), math.Inf(-1)
 	for i := range raw {
