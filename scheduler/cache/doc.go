@@ -10,28 +10,28 @@
 // Like kube-scheduler's cache (pkg/scheduler/backend/cache/interface.go), a
 // pod's shares go through these states:
 //
-//	              +-------------------------------------------+
-//	              |                 OnPod (bound, consistent) |
-//	              |                                           v
-//	Initial -> Assumed --OnPod (bound)--> Confirmed --OnPod (terminal) / RemovePod--> Deleted
-//	              |                           |
-//	   Forget /   |                           | device-plugin reconcile moves the shares:
-//	   Cleanup(now) past the deadline         | the new shares are charged at once, the old
-//	              v                           v ones stay charged as Retired until now+grace
-//	           Deleted                     Retired --Cleanup(now)--> Deleted
+//		              +-------------------------------------------+
+//		              |                 OnPod (bound, consistent) |
+//		              |                                           v
+//		Initial -> Assumed --OnPod (bound)--> Confirmed --OnPod (terminal) / RemovePod--> Deleted
+//		              |                           |
+//		   Forget /   |                           | device-plugin reconcile moves the shares:
+//		   Cleanup(now) past the deadline         | the new shares are charged at once, the old
+//		              v                           v ones stay charged as Retired until now+grace
+//		           Deleted                     Retired --Cleanup(now)--> Deleted
 //
-//   - Assume records the placement the extender chose, before the Binding
-//     is sent, so that the next decisions see it. The reservation gets a
-//     deadline (now + TTL). Assume re-checks under the lock that the shares
-//     are still free (another bind may have taken them since the caller's
-//     Node copy); it takes no policy or fitting logic in.
-//   - Forget drops an assumption whose Binding definitely failed.
-//   - Confirm happens when the informer shows the bound pod (OnPod) with the
-//     same placement; a confirmed pod has no deadline.
-//   - Expire: Cleanup(now) frees assumptions past their deadline (the bind
-//     never took effect) and retired shares past their grace period. Time is
-//     an argument, so tests drive it; Run calls Cleanup on the injected
-//     clock.
+//	  - Assume records the placement the extender chose, before the Binding
+//	    is sent, so that the next decisions see it. The reservation gets a
+//	    deadline (now + TTL). Assume re-checks under the lock that the shares
+//	    are still free (another bind may have taken them since the caller's
+//	    Node copy); it takes no policy or fitting logic in.
+//	  - Forget drops an assumption whose Binding definitely failed.
+//	  - Confirm happens when the informer shows the bound pod (OnPod) with the
+//	    same placement; a confirmed pod has no deadline.
+//	  - Expire: Cleanup(now) frees assumptions past their deadline (the bind
+//	    never took effect) and retired shares past their grace period. Time is
+//	    an argument, so tests drive it; Run calls Cleanup on the injected
+//	    clock.
 //
 // # What is charged
 //
