@@ -43,7 +43,7 @@ func Serve(ctx context.Context, o *Options, d Deps) error {
 		return err
 	}
 	c := cache.New(logger, o.SliceMiB, o.ReservationTTL)
-	defer c.Stop()
+	go c.Run(ctx)
 	cacheBuilt, err := c.AddEventHandlers(nodeInf, podInf)
 	if err != nil {
 		return err

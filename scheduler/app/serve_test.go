@@ -66,9 +66,8 @@ func (p slowPodList) List(ctx context.Context, opts metav1.ListOptions) (*v1.Pod
 func boundPod(t *testing.T, name, node, inventory string, slices int64) *v1.Pod {
 	t.Helper()
 	c := cache.New(ktesting.NewLogger(t, ktesting.NewConfig()), 1024, time.Minute)
-	t.Cleanup(c.Stop)
 	c.SetNode(node, inventory)
-	pl, _, err := c.Assume("x", "default/x", node, testutil.Now, testutil.Binpack(testutil.Request(slices)))
+	pl, _, err := testutil.Assume(t, c, "x", node, testutil.Request(slices))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -58,23 +58,3 @@ func (c *Cache) AddEventHandlers(nodes, pods toolscache.SharedIndexInformer) (to
 	}
 	return func() bool { return nodeReg.HasSynced() && podReg.HasSynced() }, nil
 }
-
-// OnPod applies a pod object as the pod informer delivers it on add or
-// update. It confirms the placement of a bound pod, and frees the shares of a
-// pod that has finished: kube-scheduler, too, counts no resources for
-// terminal pods.
-func (c *Cache) OnPod(obj any) {
-	p, ok := obj.(*v1.Pod)
-	if !ok {
-		return
-	}
-	if p.Status.Phase == v1.PodSucceeded || p.Status.Phase == v1.PodFailed {
-		c.RemovePod(p.UID)
-		return
-	}
-	placement, has := p.Annotations[api.AnnotationPlacement]
-	if !has || p.Spec.NodeName == "" {
-		return
-	}
-	c.AddPod(p.UID, p.Namespace+"/"+p.Name, p.Spec.NodeName, placement)
-}

@@ -23,7 +23,6 @@ import (
 func benchCluster(b *testing.B, nodes, placed int, policy string) (*Extender, []string) {
 	b.Helper()
 	c := cache.New(klog.Background(), 1024, time.Hour)
-	b.Cleanup(c.Stop)
 	nodeNames := make([]string, nodes)
 	for i := range nodes {
 		nodeNames[i] = fmt.Sprintf("node-%05d", i)
@@ -36,9 +35,7 @@ func benchCluster(b *testing.B, nodes, placed int, policy string) (*Extender, []
 	for i := range placed {
 		r := &allocator.PodRequest{Containers: []allocator.ContainerRequest{sizes[i%len(sizes)]}}
 		node := nodeNames[(i*7919)%nodes]
-		_, _, _ = c.Assume(types.UID(fmt.Sprintf("pod-%d", i)), "bench/p", node, testutil.Now, func(n *allocator.Node) (*allocator.Assignment, *allocator.Status) {
-			return allocator.Fit(n, r, allocator.Binpack{})
-		})
+		_, _, _ = testutil.Assume(b, c, types.UID(fmt.Sprintf("pod-%d", i)), node, r)
 	}
 	pol, err := allocator.NewPolicy(policy)
 	if err != nil {

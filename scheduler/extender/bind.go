@@ -13,6 +13,7 @@ import (
 
 	"github.com/gpuslice/gpuslice/allocator"
 	"github.com/gpuslice/gpuslice/api"
+	"github.com/gpuslice/gpuslice/scheduler/cache"
 )
 
 // Bind chooses the GPUs on the node kube-scheduler picked, assumes them, and
@@ -33,9 +34,7 @@ func (e *Extender) Bind(ctx context.Context, args *extenderv1.ExtenderBindingArg
 	}
 	var gen uint64
 	if req.HasGPU() {
-		placement, g, err := e.cache.Assume(args.PodUID, key, args.Node, e.clock.Now(), func(n *allocator.Node) (*allocator.Assignment, *allocator.Status) {
-			return allocator.Fit(n, req, pol)
-		})
+		placement, g, err := e.assume(args, key, req, pol)
 		if err != nil {
 			return fmt.Errorf("bind %s to %s: %w", key, args.Node, err)
 		}
@@ -63,6 +62,32 @@ func (e *Extender) Bind(ctx context.Context, args *extenderv1.ExtenderBindingArg
 	e.pending.remove(args.PodUID)
 	logger.V(2).Info("Bound pod", "pod", klog.KRef(args.PodNamespace, args.PodName), "node", args.Node)
 	return nil
+}
+
+// assumeAttempts bounds how often bind chooses again when a concurrent bind
+// took the shares it chose.
+const assumeAttempts = 3
+
+// assume chooses the pod's GPUs on a copy of the node and assumes them in
+// the cache, choosing again when another bind took them meanwhile.
+func (e *Extender) assume(args *extenderv1.ExtenderBindingArgs, key string, req *allocator.PodRequest, pol allocator.Policy) (*api.Placement, uint64, error) {
+	for attempt := 1; ; attempt++ {
+		n, err := e.cache.Node(args.Node)
+		if err != nil {
+			return nil, 0, err
+		}
+		a, st := allocator.Fit(n, req, pol)
+		if !st.IsSuccess() {
+			return nil, 0, fmt.Errorf("pod no longer fits node %s: %s", args.Node, st.Message())
+		}
+		now := e.clock.Now()
+		placement := a.Placement(n, now)
+		gen, err := e.cache.Assume(args.PodUID, key, placement, req, now)
+		if errors.Is(err, cache.ErrConflict) && attempt < assumeAttempts {
+			continue
+		}
+		return placement, gen, err
+	}
 }
 
 // bindMayHaveLanded tells whether a failed Binding may still have bound the

@@ -5,7 +5,6 @@ import (
 	corelisters "k8s.io/client-go/listers/core/v1"
 	"k8s.io/utils/clock"
 
-	"github.com/gpuslice/gpuslice/allocator"
 	"github.com/gpuslice/gpuslice/scheduler/cache"
 )
 
@@ -22,26 +21,6 @@ type Extender struct {
 	// feasible nodes bind accepts, the scores prioritize reuses, and
 	// whether the policy learned the request.
 	pending *pendingPods
-}
-
-// nodeResult is the outcome of fitting a pod on one node.
-type nodeResult struct {
-	code  allocator.Code
-	score float64
-	msg   string
-}
-
-// fitNode fits the request on a node of the cache's view.
-func fitNode(f *allocator.Fitter, pol allocator.Policy, v cache.View, name string, req *allocator.PodRequest) nodeResult {
-	n, reason := v.Node(name)
-	if n == nil {
-		return nodeResult{code: allocator.UnschedulableAndUnresolvable, msg: reason}
-	}
-	a, st := f.Fit(n, req, pol)
-	if !st.IsSuccess() {
-		return nodeResult{code: st.Code, msg: st.Message()}
-	}
-	return nodeResult{code: allocator.Success, score: f.NodeScore(pol, n, a)}
 }
 
 // NewExtender wires an extender. pods may be nil (bind then skips the

@@ -445,7 +445,6 @@ func TestCacheRebuildFromAnnotations(t *testing.T) {
 
 	logger, _ := ktesting.NewTestContext(t)
 	fresh := cache.New(logger, 1024, time.Minute)
-	t.Cleanup(fresh.Stop)
 	// Pods arrive before their nodes, as informers may deliver them.
 	list, err := client.CoreV1().Pods("default").List(ctx, metaList)
 	if err != nil {

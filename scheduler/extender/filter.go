@@ -10,7 +10,7 @@ import (
 	extenderv1 "k8s.io/kube-scheduler/extender/v1"
 
 	"github.com/gpuslice/gpuslice/allocator"
-	"github.com/gpuslice/gpuslice/scheduler/cache"
+	"github.com/gpuslice/gpuslice/api"
 )
 
 // Filter keeps the nodes on which the pod's GPU request fits.
@@ -22,7 +22,7 @@ func (e *Extender) Filter(ctx context.Context, args *extenderv1.ExtenderArgs) *e
 		FailedNodes:                extenderv1.FailedNodesMap{},
 		FailedAndUnresolvableNodes: extenderv1.FailedNodesMap{},
 	}
-	req, err := PodRequest(pod)
+	req, err := api.ParsePodRequest(pod)
 	if err != nil {
 		msg := fmt.Sprintf("%s: %v", allocator.ReasonInvalidRequest, err)
 		for _, n := range names {
@@ -43,27 +43,18 @@ func (e *Extender) Filter(ctx context.Context, args *extenderv1.ExtenderArgs) *e
 	}
 	pp.policy = e.policies.For(pod.Spec.SchedulerName)
 	pp.observed = e.observe(pp.policy, pod.UID, req)
-	pol := pp.policy
-	results := make([]nodeResult, len(names))
-	e.cache.Read(func(v cache.View) {
-		parallelize(len(names), func(lo, hi int) {
-			f := new(allocator.Fitter)
-			for i := lo; i < hi; i++ {
-				results[i] = fitNode(f, pol, v, names[i], req)
-			}
-		})
-	})
+	results := e.cache.FitNodes(names, req, pp.policy)
 	fit := make([]string, 0, len(names))
 	scores := make([]float64, 0, len(names))
 	for i, r := range results {
-		switch r.code {
+		switch r.Code {
 		case allocator.Success:
 			fit = append(fit, names[i])
-			scores = append(scores, r.score)
+			scores = append(scores, r.Score)
 		case allocator.Unschedulable:
-			res.FailedNodes[names[i]] = r.msg
+			res.FailedNodes[names[i]] = r.Message()
 		default:
-			res.FailedAndUnresolvableNodes[names[i]] = r.msg
+			res.FailedAndUnresolvableNodes[names[i]] = r.Message()
 		}
 	}
 	pp.nodes, pp.scores = fit, scores

@@ -26,7 +26,6 @@ func newTestExtender(t testing.TB, nodes []*v1.Node, pods ...*v1.Pod) (*Extender
 	t.Helper()
 	logger, _ := ktesting.NewTestContext(t)
 	c := cache.New(logger, 1024, time.Minute)
-	t.Cleanup(c.Stop)
 	for _, n := range nodes {
 		c.SetNode(n.Name, n.Annotations[api.AnnotationInventory])
 	}

@@ -16,11 +16,10 @@ import (
 func TestPolicyPerProfile(t *testing.T) {
 	logger, _ := ktesting.NewTestContext(t)
 	c := cache.New(logger, 1024, 0)
-	t.Cleanup(c.Stop)
 	for _, n := range []*v1.Node{testutil.GPUNode(t, "n1", 1, "A100", 40, 48), testutil.GPUNode(t, "n2", 1, "A100", 40, 48)} {
 		c.SetNode(n.Name, n.Annotations["gpuslice.io/inventory"])
 	}
-	if _, _, err := c.Assume("half", "default/half", "n2", testutil.Now, testutil.Binpack(testutil.Request(20))); err != nil {
+	if _, _, err := testutil.Assume(t, c, "half", "n2", testutil.Request(20)); err != nil {
 		t.Fatal(err)
 	}
 	ps, err := NewPolicies(allocator.PolicyBinpack, map[string]string{"spreader": allocator.PolicySpread})

@@ -7,7 +7,7 @@ import (
 	extenderv1 "k8s.io/kube-scheduler/extender/v1"
 
 	"github.com/gpuslice/gpuslice/allocator"
-	"github.com/gpuslice/gpuslice/scheduler/cache"
+	"github.com/gpuslice/gpuslice/api"
 )
 
 // Prioritize scores the nodes 0..MaxExtenderPriority with the policy. The
@@ -16,7 +16,7 @@ func (e *Extender) Prioritize(ctx context.Context, args *extenderv1.ExtenderArgs
 	pod := args.Pod
 	names := nodeNames(args)
 	out := make(extenderv1.HostPriorityList, len(names))
-	req, err := PodRequest(pod)
+	req, err := api.ParsePodRequest(pod)
 	if err != nil || !req.HasGPU() {
 		for i, n := range names {
 			out[i] = extenderv1.HostPriority{Host: n}
@@ -40,17 +40,18 @@ func (e *Extender) Prioritize(ctx context.Context, args *extenderv1.ExtenderArgs
 		}
 	}
 	if missing {
-		e.cache.Read(func(v cache.View) {
-			f := new(allocator.Fitter)
-			for i, n := range names {
-				if ok[i] {
-					continue
-				}
-				if r := fitNode(f, pol, v, n, req); r.code == allocator.Success {
-					raw[i], ok[i] = r.score, true
-				}
+		var todo []string
+		var at []int
+		for i, n := range names {
+			if !ok[i] {
+				todo, at = append(todo, n), append(at, i)
 			}
-		})
+		}
+		for j, r := range e.cache.FitNodes(todo, req, pol) {
+			if r.Code == allocator.Success {
+				raw[at[j]], ok[at[j]] = r.Score, true
+			}
+		}
 	}
 	lo, hi := math.Inf(1), math.Inf(-1)
 	for i := range raw {
