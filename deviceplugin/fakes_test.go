@@ -17,7 +17,7 @@ import (
 	podresourcesv1 "k8s.io/kubelet/pkg/apis/podresources/v1"
 
 	"github.com/gpuslice/gpuslice/api"
-	"github.com/gpuslice/gpuslice/deviceplugin/nvml"
+	"github.com/gpuslice/gpuslice/deviceplugin/device"
 )
 
 const testNode = "node-a"
@@ -27,10 +27,10 @@ var t0 = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 func gpuUUID(i int) string { return fmt.Sprintf("GPU-%08d-0000-0000-0000-000000000000", i) }
 
 // testGPUs returns n GPUs of memMiB each, NUMA node i/4.
-func testGPUs(n int, memMiB int64) []nvml.GPUInfo {
-	var out []nvml.GPUInfo
+func testGPUs(n int, memMiB int64) []device.GPU {
+	var out []device.GPU
 	for i := 0; i < n; i++ {
-		out = append(out, nvml.GPUInfo{Index: i, UUID: gpuUUID(i), Model: "Test GPU", MemoryMiB: memMiB,
+		out = append(out, device.GPU{Index: i, UUID: gpuUUID(i), Model: "Test GPU", MemoryMiB: memMiB,
 			PCIBusID: fmt.Sprintf("0000:%02x:00.0", 0x10+i), NUMANode: i / 4, Major: 9})
 	}
 	return out
@@ -42,7 +42,7 @@ func testConfig() Config {
 	return c
 }
 
-func testState(t *testing.T, n int, memMiB int64, iso Isolator) *State {
+func testState(t *testing.T, n int, memMiB int64, iso device.Isolator) *State {
 	t.Helper()
 	gpus, err := BuildGPUs(context.Background(), testGPUs(n, memMiB), api.DefaultSliceMiB, iso)
 	if err != nil {

@@ -17,6 +17,7 @@ import (
 	podresourcesv1 "k8s.io/kubelet/pkg/apis/podresources/v1"
 
 	"github.com/gpuslice/gpuslice/api"
+	"github.com/gpuslice/gpuslice/deviceplugin/device"
 )
 
 // PodLister lists the pods bound to this node (an informer cache in
@@ -63,7 +64,7 @@ type candidate struct {
 }
 
 func (c *candidate) inProgress() bool {
-	for _, k := range Kinds {
+	for _, k := range Kinds() {
 		if len(c.have[k]) > 0 {
 			return true
 		}
@@ -75,7 +76,7 @@ func (c *candidate) inProgress() bool {
 // container (any kind), sorted, or nil.
 func (c *candidate) haveGPUs() []string {
 	set := map[string]bool{}
-	for _, k := range Kinds {
+	for _, k := range Kinds() {
 		for _, id := range c.have[k] {
 			if u, _, _, err := ParseDeviceID(id); err == nil {
 				set[u] = true
@@ -100,7 +101,7 @@ func (c *candidate) share(d api.DeviceShare, k Kind) int64 {
 func requestOf(c *corev1.Container) ([numKinds]int64, bool) {
 	var r [numKinds]int64
 	any := false
-	for _, k := range Kinds {
+	for _, k := range Kinds() {
 		q, ok := c.Resources.Limits[corev1.ResourceName(k.Resource())]
 		if !ok {
 			q, ok = c.Resources.Requests[corev1.ResourceName(k.Resource())]
@@ -129,7 +130,7 @@ type Broker struct {
 	strategy Strategy
 	cdiKind  string
 	state    *State
-	iso      Isolator
+	iso      device.Isolator
 	pods     PodLister
 	pr       PodResources
 
@@ -138,7 +139,7 @@ type Broker struct {
 }
 
 // NewBroker returns a broker.
-func NewBroker(cfg *Config, state *State, iso Isolator, pods PodLister, pr PodResources) *Broker {
+func NewBroker(cfg *Config, state *State, iso device.Isolator, pods PodLister, pr PodResources) *Broker {
 	return &Broker{node: cfg.NodeName, sliceMiB: cfg.SliceMiB, strategy: cfg.Strategy, cdiKind: cfg.CDIKind,
 		state: state, iso: iso, pods: pods, pr: pr}
 }
@@ -403,7 +404,7 @@ func (b *Broker) resolve(s *snapshot, k Kind, d dist) (*candidate, error) {
 }
 
 // respond builds the Allocate response of container c holding mem devices d.
-func (b *Broker) respond(c *candidate, d dist) (*pluginapi.ContainerAllocateResponse, []ContainerDevice, error) {
+func (b *Broker) respond(c *candidate, d dist) (*pluginapi.ContainerAllocateResponse, []device.ContainerDevice, error) {
 	pos := placementPositions(c.cp)
 	uuids := d.gpus()
 	idx := map[string]int{}
@@ -414,9 +415,9 @@ func (b *Broker) respond(c *candidate, d dist) (*pluginapi.ContainerAllocateResp
 	slices.SortStableFunc(uuids, func(x, y string) int {
 		return placementOrder(pos, x, idx[x], y, idx[y])
 	})
-	devs := make([]ContainerDevice, len(uuids))
+	devs := make([]device.ContainerDevice, len(uuids))
 	for i, u := range uuids {
-		devs[i] = ContainerDevice{UUID: u, HostIndex: idx[u], ContainerIndex: i,
+		devs[i] = device.ContainerDevice{UUID: u, HostIndex: idx[u], ContainerIndex: i,
 			MemLimitMiB: int64(len(d[u])) * b.sliceMiB, ThreadPercentage: int(c.req[KindCore] / int64(c.gpus))}
 	}
 	edits, err := b.iso.ContainerEdits(devs)
@@ -509,7 +510,7 @@ func (b *Broker) PreStart(ctx context.Context, ids []string) error {
 		return fmt.Errorf("gpuslice: %s holds gpu-mem devices but %s", owner.key, owner.noPlacement)
 	}
 	gpus := owner.haveGPUs()
-	for _, k := range Kinds {
+	for _, k := range Kinds() {
 		if owner.req[k] > 0 && int64(len(owner.have[k])) != owner.req[k] {
 			return fmt.Errorf("gpuslice: %s has %d %s devices, want %d", owner.key, len(owner.have[k]), k.Resource(), owner.req[k])
 		}

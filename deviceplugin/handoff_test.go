@@ -12,6 +12,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/gpuslice/gpuslice/api"
+	"github.com/gpuslice/gpuslice/deviceplugin/device"
 )
 
 // mpsLike is an isolator whose edits depend on the thread percentage, like
@@ -20,7 +21,7 @@ type mpsLike struct{ NoIsolation }
 
 func (mpsLike) Mode() api.IsolationMode { return api.IsolationMPS }
 
-func (mpsLike) ContainerEdits(devs []ContainerDevice) (*ContainerEdits, error) {
+func (mpsLike) ContainerEdits(devs []device.ContainerDevice) (*device.ContainerEdits, error) {
 	var mem []string
 	pct := 100
 	for _, d := range devs {
@@ -29,7 +30,7 @@ func (mpsLike) ContainerEdits(devs []ContainerDevice) (*ContainerEdits, error) {
 			pct = min(pct, d.ThreadPercentage)
 		}
 	}
-	return &ContainerEdits{Envs: map[string]string{
+	return &device.ContainerEdits{Envs: map[string]string{
 		"CUDA_MPS_PINNED_DEVICE_MEM_LIMIT":  strings.Join(mem, ","),
 		"CUDA_MPS_ACTIVE_THREAD_PERCENTAGE": fmt.Sprint(pct),
 	}}, nil
@@ -49,7 +50,7 @@ func TestHandOff(t *testing.T) {
 	none := NoIsolation{SlotsPerGPU: 8}
 	tests := []struct {
 		name  string
-		iso   Isolator
+		iso   device.Isolator
 		pods  []podSpec
 		steps []admitStep
 		// wantEnv: "pod/container" -> expected subset of the merged env.

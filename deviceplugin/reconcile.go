@@ -31,13 +31,13 @@ type podFix struct {
 // actualContainer converts what kubelet gave a container into a placement
 // entry; ok is false while the container is not completely allocated.
 func (b *Broker) actualContainer(c *candidate) (api.ContainerPlacement, bool) {
-	for _, k := range Kinds {
+	for _, k := range Kinds() {
 		if int64(len(c.have[k])) != c.req[k] {
 			return api.ContainerPlacement{}, false
 		}
 	}
 	per := map[string]*api.DeviceShare{}
-	for _, k := range Kinds {
+	for _, k := range Kinds() {
 		for _, id := range c.have[k] {
 			u, _, _, err := ParseDeviceID(id)
 			if err != nil {
