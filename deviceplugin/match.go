@@ -34,7 +34,9 @@ import (
 // that bypassed the extender (spec.nodeName preset, or a placement that is
 // not its own) is thus refused at its first call and never takes a placed
 // pod's devices; the refusal is transient for placed pods, because kubelet
-// rejects the bypassing pod, which leaves pod-resources.
+// rejects the bypassing pod, which leaves pod-resources. When pod-resources
+// did not answer, rule 1 cannot be checked and every pod on the node counts
+// (fail closed).
 //
 // Among eligible containers the call goes to the first in this order:
 //  1. a container kubelet is already allocating (it holds devices of
