@@ -142,8 +142,8 @@ func (b *Broker) podStates(s *snapshot) ([]*podState, map[types.UID]bool) {
 // was already recorded and whose placement now disagrees was edited, and is
 // only restored, never swapped with another pod.
 func swapPartner(states []*podState, x *podState) *podState {
-	if x.placement == nil {
-		return nil
+	if x.placement == nil || x.cands[0].cp == nil {
+		return nil // x's own placement was not usable: nothing to hand on
 	}
 	if _, err := api.ParseAllocation(x.pod.Annotations[api.AnnotationAllocated]); err == nil {
 		return nil
