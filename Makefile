@@ -60,7 +60,7 @@ demo: build control-plane
 
 ## bench: Go benchmarks of the extender's filter + prioritize.
 bench:
-	$(GO) test -run '^$$' -bench . -benchmem -count 5 ./scheduler/ ./allocator/
+	$(GO) test -run '^$$' -bench . -benchmem -count 5 ./scheduler/extender/ ./allocator/
 
 ## bench-trace: replay a trace through the allocator (see README).
 bench-trace:

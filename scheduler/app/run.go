@@ -1,4 +1,4 @@
-package scheduler
+package app
 
 import (
 	"context"
@@ -13,10 +13,13 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/tools/cache"
+	toolscache "k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/tools/clientcmd"
 	"k8s.io/klog/v2"
 	"k8s.io/utils/clock"
+
+	"github.com/gpuslice/gpuslice/scheduler/cache"
+	"github.com/gpuslice/gpuslice/scheduler/extender"
 )
 
 // Run starts the informers and serves the extender until ctx ends.
@@ -45,15 +48,15 @@ func Run(ctx context.Context, o *Options, version string) error {
 	if err := nodeInf.SetTransform(stripManagedFields); err != nil {
 		return fmt.Errorf("set node transform: %w", err)
 	}
-	c := NewCache(logger, o.SliceMiB, o.ReservationTTL)
+	c := cache.New(logger, o.SliceMiB, o.ReservationTTL)
 	defer c.Stop()
 	if err := c.AddEventHandlers(nodeInf, podInf); err != nil {
 		return err
 	}
-	ext := NewExtender(c, policies, client, factory.Core().V1().Pods().Lister(), clock.RealClock{})
+	ext := extender.NewExtender(c, policies, client, factory.Core().V1().Pods().Lister(), clock.RealClock{})
 	var ready atomic.Bool
 	srv := &http.Server{
-		Handler:           NewHandler(logger, ext, &ready, version, o.MaxBodyBytes),
+		Handler:           extender.NewHandler(logger, ext, &ready, version, o.MaxBodyBytes),
 		ReadHeaderTimeout: 10 * time.Second,
 		BaseContext:       func(net.Listener) context.Context { return ctx },
 	}
@@ -77,7 +80,7 @@ func Run(ctx context.Context, o *Options, version string) error {
 	logger.Info("Serving the gpuslice extender", "address", ln.Addr().String(), "policy", policies.For("").Name(), "profilePolicies", policies.Describe(), "sliceMiB", o.SliceMiB, "version", version)
 	factory.Start(ctx.Done())
 	defer factory.Shutdown()
-	if !cache.WaitForCacheSync(ctx.Done(), nodeInf.HasSynced, podInf.HasSynced) {
+	if !toolscache.WaitForCacheSync(ctx.Done(), nodeInf.HasSynced, podInf.HasSynced) {
 		_ = srv.Close()
 		return errors.New("informer caches did not sync")
 	}

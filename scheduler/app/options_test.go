@@ -1,4 +1,4 @@
-package scheduler
+package app
 
 import (
 	"os"
@@ -7,11 +7,6 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
-	v1 "k8s.io/api/core/v1"
-	"k8s.io/klog/v2/ktesting"
-	testingclock "k8s.io/utils/clock/testing"
-
-	"github.com/gpuslice/gpuslice/allocator"
 )
 
 func TestOptionsPolicies(t *testing.T) {
@@ -37,7 +32,7 @@ func TestOptionsPolicies(t *testing.T) {
 		{name: "flags override file", mutate: func(o *Options) {
 			o.PolicyConfig = good
 			o.Policy = "fgd"
-			o.MarkPolicyFlag(true)
+			o.policyFlagSet = true
 			o.ProfilePolicies = map[string]string{"frag": "spread"}
 		}, wantDefault: "fgd", want: []string{"frag=spread", "pack=binpack"}},
 		{name: "unknown policy", mutate: func(o *Options) { o.ProfilePolicies = map[string]string{"x": "tetris"} }, wantErr: `profile "x": unknown placement policy "tetris"`},
@@ -82,42 +77,6 @@ func TestOptionsValidate(t *testing.T) {
 	for _, want := range []string{"--listen-address", "--tls-cert-file and --tls-private-key-file", "--slice-mib 100 is below the minimum of 256", "--kube-api-qps"} {
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("Validate() = %v, want it to mention %q", err, want)
-		}
-	}
-}
-
-// Pods of a profile are placed with that profile's policy.
-func TestPolicyPerProfile(t *testing.T) {
-	logger, _ := ktesting.NewTestContext(t)
-	c := NewCache(logger, 1024, 0)
-	t.Cleanup(c.Stop)
-	for _, n := range []*v1.Node{gpuNode(t, "n1", 1, "A100", 40, 48), gpuNode(t, "n2", 1, "A100", 40, 48)} {
-		c.SetNode(n.Name, n.Annotations["gpuslice.io/inventory"])
-	}
-	if _, _, err := c.Assume("half", "default/half", "n2", testNow, fitter(req(20))); err != nil {
-		t.Fatal(err)
-	}
-	ps, err := NewPolicies(allocator.PolicyBinpack, map[string]string{"spreader": allocator.PolicySpread})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ext := NewExtender(c, ps, nil, nil, testingclock.NewFakePassiveClock(testNow))
-	for _, tc := range []struct{ scheduler, want string }{{"default-scheduler", "n2"}, {"spreader", "n1"}} {
-		p := mkPod("p-"+tc.scheduler, ctr("c", 4, 0, 0))
-		p.Spec.SchedulerName = tc.scheduler
-		ext.Filter(t.Context(), argsFor(p, "n1", "n2"))
-		got, err := ext.Prioritize(t.Context(), argsFor(p, "n1", "n2"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		best := got[0]
-		for _, h := range got {
-			if h.Score > best.Score {
-				best = h
-			}
-		}
-		if best.Host != tc.want {
-			t.Errorf("profile %s: best node %s (%v), want %s", tc.scheduler, best.Host, got, tc.want)
 		}
 	}
 }

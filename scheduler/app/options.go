@@ -1,4 +1,4 @@
-package scheduler
+package app
 
 import (
 	"errors"
@@ -11,9 +11,11 @@ import (
 
 	"github.com/gpuslice/gpuslice/allocator"
 	"github.com/gpuslice/gpuslice/api"
+	"github.com/gpuslice/gpuslice/scheduler/extender"
 )
 
-// Options configures the extender. NewOptions sets the defaults.
+// Options configures the extender. NewOptions sets the defaults; AddFlags
+// binds them to flags; after parsing, Complete, Validate and Run follow.
 type Options struct {
 	// Kubeconfig is the path of a kubeconfig; empty means in-cluster.
 	Kubeconfig string
@@ -44,6 +46,8 @@ type Options struct {
 	// Logs holds the component-base logging flags.
 	Logs *logsapi.LoggingConfiguration
 
+	// policyFlagSet records that --policy was given on the command line,
+	// so it overrides the policy config file (set by Complete).
 	policyFlagSet bool
 }
 
@@ -56,7 +60,7 @@ func NewOptions() *Options {
 		QPS:            500,
 		Burst:          1000,
 		ReservationTTL: 2 * time.Minute,
-		MaxBodyBytes:   DefaultMaxBodyBytes,
+		MaxBodyBytes:   extender.DefaultMaxBodyBytes,
 		Logs:           logsapi.NewLoggingConfiguration(),
 	}
 }
@@ -76,6 +80,12 @@ func (o *Options) AddFlags(fs *pflag.FlagSet) {
 	fs.DurationVar(&o.ReservationTTL, "reservation-ttl", o.ReservationTTL, "How long an assumed placement lives unless the informer confirms it.")
 	fs.Int64Var(&o.MaxBodyBytes, "max-body-bytes", o.MaxBodyBytes, "Largest request body accepted.")
 	logsapi.AddFlags(o.Logs, fs)
+}
+
+// Complete fills in what depends on how the flags were parsed: whether
+// --policy was given explicitly (then it overrides --policy-config).
+func (o *Options) Complete(fs *pflag.FlagSet) {
+	o.policyFlagSet = fs.Changed("policy")
 }
 
 // Validate checks the options.
@@ -106,12 +116,12 @@ func (o *Options) Validate() error {
 }
 
 // Policies resolves the default and per-profile policies from the flags and
-// the policy config file. Flags set on the command line win: the caller
-// passes policyFlagSet=true when --policy was given explicitly.
-func (o *Options) Policies() (*Policies, error) {
+// the policy config file. Flags given on the command line win (see
+// Complete).
+func (o *Options) Policies() (*extender.Policies, error) {
 	def, profiles := o.Policy, map[string]string{}
 	if o.PolicyConfig != "" {
-		c, err := LoadPolicyConfig(o.PolicyConfig)
+		c, err := extender.LoadPolicyConfig(o.PolicyConfig)
 		if err != nil {
 			return nil, err
 		}
@@ -125,13 +135,9 @@ func (o *Options) Policies() (*Policies, error) {
 	for k, v := range o.ProfilePolicies {
 		profiles[k] = v
 	}
-	ps, err := NewPolicies(def, profiles)
+	ps, err := extender.NewPolicies(def, profiles)
 	if err != nil {
 		return nil, fmt.Errorf("placement policy: %w", err)
 	}
 	return ps, nil
 }
-
-// MarkPolicyFlag records that --policy was set on the command line, so it
-// overrides the policy config file.
-func (o *Options) MarkPolicyFlag(set bool) { o.policyFlagSet = set }

@@ -1,4 +1,4 @@
-package scheduler
+package extender
 
 import (
 	"bytes"
@@ -14,18 +14,20 @@ import (
 	testingclock "k8s.io/utils/clock/testing"
 
 	"github.com/gpuslice/gpuslice/allocator"
+	"github.com/gpuslice/gpuslice/scheduler/cache"
+	"github.com/gpuslice/gpuslice/scheduler/internal/testutil"
 )
 
 // benchCluster builds a cache of nodes x 8 GPUs (80 GiB, 48 slots) holding
 // placed pods of assorted sizes, as a cluster under load would.
 func benchCluster(b *testing.B, nodes, placed int, policy string) (*Extender, []string) {
 	b.Helper()
-	c := NewCache(klog.Background(), 1024, time.Hour)
+	c := cache.New(klog.Background(), 1024, time.Hour)
 	b.Cleanup(c.Stop)
 	nodeNames := make([]string, nodes)
 	for i := range nodes {
 		nodeNames[i] = fmt.Sprintf("node-%05d", i)
-		c.SetNode(nodeNames[i], inventory(b, nodeNames[i], 8, "H100", 80, 48))
+		c.SetNode(nodeNames[i], testutil.Inventory(b, nodeNames[i], 8, "H100", 80, 48))
 	}
 	sizes := []allocator.ContainerRequest{
 		{Name: "c", Slices: 4}, {Name: "c", Slices: 10, Core: 30}, {Name: "c", Slices: 20}, {Name: "c", Slices: 40, Core: 50},
@@ -34,7 +36,7 @@ func benchCluster(b *testing.B, nodes, placed int, policy string) (*Extender, []
 	for i := range placed {
 		r := &allocator.PodRequest{Containers: []allocator.ContainerRequest{sizes[i%len(sizes)]}}
 		node := nodeNames[(i*7919)%nodes]
-		_, _, _ = c.Assume(types.UID(fmt.Sprintf("pod-%d", i)), "bench/p", node, testNow, func(n *allocator.Node) (*allocator.Assignment, *allocator.Status) {
+		_, _, _ = c.Assume(types.UID(fmt.Sprintf("pod-%d", i)), "bench/p", node, testutil.Now, func(n *allocator.Node) (*allocator.Assignment, *allocator.Status) {
 			return allocator.Fit(n, r, allocator.Binpack{})
 		})
 	}
@@ -42,7 +44,7 @@ func benchCluster(b *testing.B, nodes, placed int, policy string) (*Extender, []
 	if err != nil {
 		b.Fatal(err)
 	}
-	return NewExtender(c, SinglePolicy(pol), nil, nil, testingclock.NewFakePassiveClock(testNow)), nodeNames
+	return NewExtender(c, SinglePolicy(pol), nil, nil, testingclock.NewFakePassiveClock(testutil.Now)), nodeNames
 }
 
 // BenchmarkFilterPrioritize measures one filter + prioritize pair over
@@ -54,7 +56,7 @@ func BenchmarkFilterPrioritize(b *testing.B) {
 		for _, policy := range allocator.PolicyNames() {
 			b.Run(fmt.Sprintf("nodes=%d/%s", size.nodes, policy), func(b *testing.B) {
 				ext, nodeNames := benchCluster(b, size.nodes, size.pods, policy)
-				p := mkPod("bench", ctr("c", 8, 25, 0))
+				p := testutil.Pod("bench", testutil.Container("c", 8, 25, 0))
 				ctx := b.Context()
 				b.ReportAllocs()
 				b.ResetTimer()
@@ -80,7 +82,7 @@ func BenchmarkFilterPrioritize(b *testing.B) {
 func BenchmarkFilterPrioritizeHTTP(b *testing.B) {
 	ext, nodeNames := benchCluster(b, 5000, 40000, allocator.PolicyBinpack)
 	h := NewHandler(klog.Background(), ext, nil, "bench", 0)
-	p := mkPod("bench", ctr("c", 8, 25, 0))
+	p := testutil.Pod("bench", testutil.Container("c", 8, 25, 0))
 	body, err := json.Marshal(&extenderv1.ExtenderArgs{Pod: p, NodeNames: &nodeNames})
 	if err != nil {
 		b.Fatal(err)

@@ -1,10 +1,11 @@
-package scheduler
+package extender
 
 import (
 	"errors"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 	v1 "k8s.io/api/core/v1"
@@ -12,9 +13,12 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	k8stesting "k8s.io/client-go/testing"
+	"k8s.io/klog/v2/ktesting"
 	extenderv1 "k8s.io/kube-scheduler/extender/v1"
 
 	"github.com/gpuslice/gpuslice/api"
+	"github.com/gpuslice/gpuslice/scheduler/cache"
+	"github.com/gpuslice/gpuslice/scheduler/internal/testutil"
 )
 
 var (
@@ -32,14 +36,14 @@ func bindArgs(p *v1.Pod, node string) *extenderv1.ExtenderBindingArgs {
 
 func testNodes(t *testing.T) []*v1.Node {
 	return []*v1.Node{
-		gpuNode(t, "a100", 8, "A100", 40, 48),
-		gpuNode(t, "t4", 4, "T4", 16, 48),
+		testutil.GPUNode(t, "a100", 8, "A100", 40, 48),
+		testutil.GPUNode(t, "t4", 4, "T4", 16, 48),
 		{ObjectMeta: metav1.ObjectMeta{Name: "cpu-only"}},
 	}
 }
 
 func TestFilter(t *testing.T) {
-	busy := mkPod("busy", ctr("c", 40, 0, 8))
+	busy := testutil.Pod("busy", testutil.Container("c", 40, 0, 8))
 	busy.Spec.NodeName = "a100"
 	tests := []struct {
 		name             string
@@ -51,7 +55,7 @@ func TestFilter(t *testing.T) {
 	}{
 		{
 			name: "small pod fits both GPU nodes",
-			pod:  mkPod("p", ctr("c", 4, 0, 0)),
+			pod:  testutil.Pod("p", testutil.Container("c", 4, 0, 0)),
 			want: []string{"a100", "t4"},
 			wantUnresolvable: map[string]string{
 				"cpu-only": "node has no gpuslice GPU inventory",
@@ -59,7 +63,7 @@ func TestFilter(t *testing.T) {
 		},
 		{
 			name: "too big for a T4 at all",
-			pod:  mkPod("p", ctr("c", 20, 0, 0)),
+			pod:  testutil.Pod("p", testutil.Container("c", 20, 0, 0)),
 			want: []string{"a100"},
 			wantUnresolvable: map[string]string{
 				"t4":       `insufficient gpu-mem on every GPU (container "c": needs 1 GPU(s) with 20 slices, 0 core, 1 slot free; 0 have the slices)`,
@@ -68,7 +72,7 @@ func TestFilter(t *testing.T) {
 		},
 		{
 			name: "full node objects",
-			pod:  mkPod("p", ctr("c", 4, 0, 0)),
+			pod:  testutil.Pod("p", testutil.Container("c", 4, 0, 0)),
 			full: true,
 			want: []string{"a100", "t4"},
 			wantUnresolvable: map[string]string{
@@ -77,7 +81,7 @@ func TestFilter(t *testing.T) {
 		},
 		{
 			name: "invalid request fails every node with the reason",
-			pod:  mkPod("p", ctr("c", 3, 0, 2)),
+			pod:  testutil.Pod("p", testutil.Container("c", 3, 0, 2)),
 			want: []string{},
 			wantUnresolvable: map[string]string{
 				"a100":     `invalid gpuslice request: container "c": gpu-mem 3 cannot be split evenly over 2 GPUs`,
@@ -87,7 +91,7 @@ func TestFilter(t *testing.T) {
 		},
 		{
 			name: "pod without gpuslice resources passes through",
-			pod:  mkPod("p", ctr("c", 0, 0, 0)),
+			pod:  testutil.Pod("p", testutil.Container("c", 0, 0, 0)),
 			want: []string{"a100", "t4", "cpu-only"},
 		},
 	}
@@ -128,11 +132,11 @@ func TestFilter(t *testing.T) {
 var cmpEmptyMap = cmp.FilterValues(func(x, y map[string]string) bool { return len(x) == 0 && len(y) == 0 }, cmp.Ignore())
 
 func TestFilterFullNodeIsResolvable(t *testing.T) {
-	busy := mkPod("busy", ctr("c", 64, 0, 4))
+	busy := testutil.Pod("busy", testutil.Container("c", 64, 0, 4))
 	ext, _, client := newTestExtender(t, testNodes(t), busy)
 	schedule(t, ext, busy, "t4")
 	_ = client
-	res := ext.Filter(t.Context(), argsFor(mkPod("p", ctr("c", 4, 0, 0)), "t4"))
+	res := ext.Filter(t.Context(), argsFor(testutil.Pod("p", testutil.Container("c", 4, 0, 0)), "t4"))
 	if len(*res.NodeNames) != 0 {
 		t.Fatalf("pod fit a full node: %v", *res.NodeNames)
 	}
@@ -142,10 +146,10 @@ func TestFilterFullNodeIsResolvable(t *testing.T) {
 }
 
 func TestPrioritize(t *testing.T) {
-	half := mkPod("half", ctr("c", 20, 0, 0))
-	ext, _, _ := newTestExtender(t, []*v1.Node{gpuNode(t, "n1", 1, "A100", 40, 48), gpuNode(t, "n2", 1, "A100", 40, 48), gpuNode(t, "n3", 1, "A100", 40, 48)}, half)
+	half := testutil.Pod("half", testutil.Container("c", 20, 0, 0))
+	ext, _, _ := newTestExtender(t, []*v1.Node{testutil.GPUNode(t, "n1", 1, "A100", 40, 48), testutil.GPUNode(t, "n2", 1, "A100", 40, 48), testutil.GPUNode(t, "n3", 1, "A100", 40, 48)}, half)
 	schedule(t, ext, half, "n2")
-	p := mkPod("p", ctr("c", 4, 0, 0))
+	p := testutil.Pod("p", testutil.Container("c", 4, 0, 0))
 	for _, memo := range []bool{true, false} {
 		if memo {
 			ext.Filter(t.Context(), argsFor(p, "n1", "n2", "n3"))
@@ -183,7 +187,7 @@ func TestNormalize(t *testing.T) {
 }
 
 func TestBind(t *testing.T) {
-	p := mkPod("p", ctr("c", 8, 50, 2))
+	p := testutil.Pod("p", testutil.Container("c", 8, 50, 2))
 	ext, c, client := newTestExtender(t, testNodes(t), p)
 	ext.Filter(t.Context(), argsFor(p, "a100"))
 	client.ClearActions()
@@ -204,7 +208,7 @@ func TestBind(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := &api.Placement{Version: api.PlacementVersion, Node: "a100", AssignedAt: testNow, Containers: []api.ContainerPlacement{{
+	want := &api.Placement{Version: api.PlacementVersion, Node: "a100", AssignedAt: testutil.Now, Containers: []api.ContainerPlacement{{
 		Name: "c",
 		Devices: []api.DeviceShare{
 			{UUID: "GPU-a100-0", Index: 0, Slices: 4, Core: 25, Slots: 1},
@@ -218,7 +222,7 @@ func TestBind(t *testing.T) {
 		t.Errorf("assumed pods = %d, want 1", a)
 	}
 	// A second bind of the same pod is refused and changes nothing.
-	before := freeSlices(c)
+	before := testutil.FreeSlices(c)
 	client.ClearActions()
 	if err := ext.Bind(t.Context(), bindArgs(p, "a100")); err == nil || !strings.Contains(err.Error(), "already bound") {
 		t.Fatalf("double bind: err = %v", err)
@@ -226,16 +230,16 @@ func TestBind(t *testing.T) {
 	if len(client.Actions()) != 0 {
 		t.Errorf("double bind called the API: %v", client.Actions())
 	}
-	if diff := cmp.Diff(before, freeSlices(c)); diff != "" {
+	if diff := cmp.Diff(before, testutil.FreeSlices(c)); diff != "" {
 		t.Errorf("double bind changed the cache (-before +after):\n%s", diff)
 	}
 }
 
 func TestBindFailures(t *testing.T) {
 	t.Run("api error forgets the assumption", func(t *testing.T) {
-		p := mkPod("p", ctr("c", 8, 0, 0))
+		p := testutil.Pod("p", testutil.Container("c", 8, 0, 0))
 		ext, c, client := newTestExtender(t, testNodes(t), p)
-		before := freeSlices(c)
+		before := testutil.FreeSlices(c)
 		client.PrependReactor("create", "pods", func(k8stesting.Action) (bool, runtime.Object, error) {
 			return true, nil, errors.New("etcdserver: request timed out")
 		})
@@ -244,7 +248,7 @@ func TestBindFailures(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), "request timed out") {
 			t.Fatalf("err = %v", err)
 		}
-		if diff := cmp.Diff(before, freeSlices(c)); diff != "" {
+		if diff := cmp.Diff(before, testutil.FreeSlices(c)); diff != "" {
 			t.Errorf("failed bind left shares behind (-before +after):\n%s", diff)
 		}
 		if c.HasPod(p.UID) {
@@ -252,7 +256,7 @@ func TestBindFailures(t *testing.T) {
 		}
 	})
 	t.Run("ambiguous failure that bound the pod keeps the shares", func(t *testing.T) {
-		p := mkPod("p", ctr("c", 8, 0, 0))
+		p := testutil.Pod("p", testutil.Container("c", 8, 0, 0))
 		ext, c, client := newTestExtender(t, testNodes(t), p)
 		bind := bindingReactor(client)
 		client.PrependReactor("create", "pods", func(a k8stesting.Action) (bool, runtime.Object, error) {
@@ -270,7 +274,7 @@ func TestBindFailures(t *testing.T) {
 		}
 	})
 	t.Run("ambiguous failure with an unreadable pod keeps the shares", func(t *testing.T) {
-		p := mkPod("p", ctr("c", 8, 0, 0))
+		p := testutil.Pod("p", testutil.Container("c", 8, 0, 0))
 		ext, c, client := newTestExtender(t, testNodes(t), p)
 		client.PrependReactor("*", "pods", func(k8stesting.Action) (bool, runtime.Object, error) {
 			return true, nil, errors.New("connection refused")
@@ -284,7 +288,7 @@ func TestBindFailures(t *testing.T) {
 		}
 	})
 	t.Run("definite refusal forgets without a read", func(t *testing.T) {
-		p := mkPod("p", ctr("c", 8, 0, 0))
+		p := testutil.Pod("p", testutil.Container("c", 8, 0, 0))
 		ext, c, client := newTestExtender(t, testNodes(t), p)
 		client.PrependReactor("create", "pods", func(k8stesting.Action) (bool, runtime.Object, error) {
 			return true, nil, apierrors.NewConflict(v1.Resource("pods"), "p", errors.New("precondition failed"))
@@ -302,51 +306,51 @@ func TestBindFailures(t *testing.T) {
 		}
 	})
 	t.Run("uid differs from the filtered pod", func(t *testing.T) {
-		p := mkPod("p", ctr("c", 8, 0, 0))
+		p := testutil.Pod("p", testutil.Container("c", 8, 0, 0))
 		ext, c, _ := newTestExtender(t, testNodes(t), p)
-		before := freeSlices(c)
+		before := testutil.FreeSlices(c)
 		ext.Filter(t.Context(), argsFor(p, "a100"))
 		args := bindArgs(p, "a100")
 		args.PodUID = "another-uid"
 		if err := ext.Bind(t.Context(), args); err == nil {
 			t.Fatal("bind of an unknown uid succeeded")
 		}
-		if diff := cmp.Diff(before, freeSlices(c)); diff != "" {
+		if diff := cmp.Diff(before, testutil.FreeSlices(c)); diff != "" {
 			t.Errorf("(-before +after):\n%s", diff)
 		}
 	})
 	t.Run("recreated pod: the apiserver rejects the uid precondition", func(t *testing.T) {
-		old := mkPod("p", ctr("c", 8, 0, 0))
+		old := testutil.Pod("p", testutil.Container("c", 8, 0, 0))
 		ext, c, client := newTestExtender(t, testNodes(t))
 		ext.Filter(t.Context(), argsFor(old, "a100"))
-		recreated := mkPod("p", ctr("c", 8, 0, 0))
+		recreated := testutil.Pod("p", testutil.Container("c", 8, 0, 0))
 		recreated.UID = "uid-new"
 		if _, err := client.CoreV1().Pods("default").Create(t.Context(), recreated, metaCreate); err != nil {
 			t.Fatal(err)
 		}
-		before := freeSlices(c)
+		before := testutil.FreeSlices(c)
 		if err := ext.Bind(t.Context(), bindArgs(old, "a100")); err == nil || !strings.Contains(err.Error(), "precondition") {
 			t.Fatalf("err = %v, want a precondition failure", err)
 		}
-		if diff := cmp.Diff(before, freeSlices(c)); diff != "" {
+		if diff := cmp.Diff(before, testutil.FreeSlices(c)); diff != "" {
 			t.Errorf("(-before +after):\n%s", diff)
 		}
 	})
 	t.Run("pod no longer fits at bind time", func(t *testing.T) {
-		a := mkPod("a", ctr("c", 64, 0, 4))
-		b := mkPod("b", ctr("c", 64, 0, 4))
+		a := testutil.Pod("a", testutil.Container("c", 64, 0, 4))
+		b := testutil.Pod("b", testutil.Container("c", 64, 0, 4))
 		ext, c, _ := newTestExtender(t, testNodes(t), a, b)
 		ext.Filter(t.Context(), argsFor(a, "t4"))
 		ext.Filter(t.Context(), argsFor(b, "t4"))
 		if err := ext.Bind(t.Context(), bindArgs(a, "t4")); err != nil {
 			t.Fatal(err)
 		}
-		before := freeSlices(c)
+		before := testutil.FreeSlices(c)
 		err := ext.Bind(t.Context(), bindArgs(b, "t4"))
 		if err == nil || !strings.Contains(err.Error(), "no longer fits") {
 			t.Fatalf("err = %v", err)
 		}
-		if diff := cmp.Diff(before, freeSlices(c)); diff != "" {
+		if diff := cmp.Diff(before, testutil.FreeSlices(c)); diff != "" {
 			t.Errorf("(-before +after):\n%s", diff)
 		}
 	})
@@ -357,9 +361,9 @@ func TestBindFailures(t *testing.T) {
 func TestBindConcurrentNoOvercommit(t *testing.T) {
 	var pods []*v1.Pod
 	for i := range 20 {
-		pods = append(pods, mkPod("p"+string(rune('a'+i)), ctr("c", 3, 0, 0)))
+		pods = append(pods, testutil.Pod("p"+string(rune('a'+i)), testutil.Container("c", 3, 0, 0)))
 	}
-	ext, c, _ := newTestExtender(t, []*v1.Node{gpuNode(t, "t4", 1, "T4", 16, 48)}, pods...)
+	ext, c, _ := newTestExtender(t, []*v1.Node{testutil.GPUNode(t, "t4", 1, "T4", 16, 48)}, pods...)
 	for _, p := range pods {
 		ext.Filter(t.Context(), argsFor(p, "t4"))
 	}
@@ -379,18 +383,18 @@ func TestBindConcurrentNoOvercommit(t *testing.T) {
 	if ok != 5 {
 		t.Errorf("%d pods of 3 slices bound on a 16-slice GPU, want 5", ok)
 	}
-	if diff := cmp.Diff(map[string][]int64{"t4": {1}}, freeSlices(c)); diff != "" {
+	if diff := cmp.Diff(map[string][]int64{"t4": {1}}, testutil.FreeSlices(c)); diff != "" {
 		t.Errorf("(-want +got):\n%s", diff)
 	}
 }
 
 func TestPreempt(t *testing.T) {
-	victim := mkPod("victim", ctr("c", 16, 0, 0))
-	other := mkPod("other", ctr("c", 8, 0, 0))
-	ext, _, _ := newTestExtender(t, []*v1.Node{gpuNode(t, "n1", 1, "T4", 16, 48), gpuNode(t, "n2", 1, "T4", 16, 48)}, victim, other)
+	victim := testutil.Pod("victim", testutil.Container("c", 16, 0, 0))
+	other := testutil.Pod("other", testutil.Container("c", 8, 0, 0))
+	ext, _, _ := newTestExtender(t, []*v1.Node{testutil.GPUNode(t, "n1", 1, "T4", 16, 48), testutil.GPUNode(t, "n2", 1, "T4", 16, 48)}, victim, other)
 	schedule(t, ext, victim, "n1")
 	schedule(t, ext, other, "n2")
-	p := mkPod("p", ctr("c", 12, 0, 0))
+	p := testutil.Pod("p", testutil.Container("c", 12, 0, 0))
 	args := &extenderv1.ExtenderPreemptionArgs{Pod: p, NodeNameToMetaVictims: map[string]*extenderv1.MetaVictims{
 		"n1": {Pods: []*extenderv1.MetaPod{{UID: string(victim.UID)}}},
 		"n2": {Pods: []*extenderv1.MetaPod{{UID: "not-a-gpu-pod"}}},
@@ -413,5 +417,54 @@ func schedule(t *testing.T, ext *Extender, p *v1.Pod, node string) {
 	}
 	if err := ext.Bind(t.Context(), bindArgs(p, node)); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// A new cache built from the pods' placement annotations has the same free
+// capacity as the cache that made the placements (extender restart).
+func TestCacheRebuildFromAnnotations(t *testing.T) {
+	nodes := []*v1.Node{testutil.GPUNode(t, "a100", 8, "A100", 40, 48), testutil.GPUNode(t, "t4", 4, "T4", 16, 48)}
+	ext, c, client := newTestExtender(t, nodes)
+	ctx := t.Context()
+	var pods []*v1.Pod
+	for i, spec := range [][3]int64{{4, 0, 0}, {10, 50, 0}, {16, 0, 2}, {40, 100, 1}, {3, 0, 0}, {8, 20, 0}} {
+		p := testutil.Pod("p"+string(rune('a'+i)), testutil.Container("c", spec[0], spec[1], spec[2]))
+		if _, err := client.CoreV1().Pods("default").Create(ctx, p, metaCreate); err != nil {
+			t.Fatal(err)
+		}
+		res := ext.Filter(ctx, argsFor(p, "a100", "t4"))
+		if len(*res.NodeNames) == 0 {
+			t.Fatalf("pod %d fits nowhere: %v", i, res.FailedNodes)
+		}
+		if err := ext.Bind(ctx, bindArgs(p, (*res.NodeNames)[0])); err != nil {
+			t.Fatal(err)
+		}
+		pods = append(pods, p)
+	}
+	want := testutil.FreeSlices(c)
+
+	logger, _ := ktesting.NewTestContext(t)
+	fresh := cache.New(logger, 1024, time.Minute)
+	t.Cleanup(fresh.Stop)
+	// Pods arrive before their nodes, as informers may deliver them.
+	list, err := client.CoreV1().Pods("default").List(ctx, metaList)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range list.Items {
+		fresh.OnPod(&list.Items[i])
+	}
+	for _, n := range nodes {
+		fresh.SetNode(n.Name, n.Annotations[api.AnnotationInventory])
+	}
+	if diff := cmp.Diff(want, testutil.FreeSlices(fresh)); diff != "" {
+		t.Fatalf("rebuilt cache differs (-want +got):\n%s", diff)
+	}
+	// Deleting every pod frees exactly their shares.
+	for _, p := range pods {
+		fresh.RemovePod(p.UID)
+	}
+	if diff := cmp.Diff(map[string][]int64{"a100": {40, 40, 40, 40, 40, 40, 40, 40}, "t4": {16, 16, 16, 16}}, testutil.FreeSlices(fresh)); diff != "" {
+		t.Fatalf("after deleting all pods (-want +got):\n%s", diff)
 	}
 }

@@ -1,4 +1,4 @@
-package scheduler
+package cache
 
 import (
 	"errors"
@@ -81,10 +81,10 @@ type Cache struct {
 	logger  klog.Logger
 }
 
-// NewCache returns an empty cache. sliceMiB is the cluster-wide slice size:
+// New returns an empty cache. sliceMiB is the cluster-wide slice size:
 // a node whose inventory uses another one is not schedulable. ttl bounds how
 // long an assumption lives unconfirmed.
-func NewCache(logger klog.Logger, sliceMiB int64, ttl time.Duration) *Cache {
+func New(logger klog.Logger, sliceMiB int64, ttl time.Duration) *Cache {
 	c := &Cache{
 		sliceMiB: sliceMiB,
 		ttl:      ttl,
@@ -351,12 +351,40 @@ func (c *Cache) HasPod(uid types.UID) bool {
 	return ok
 }
 
+// View is the cache's state as Read hands it to its callback. It is valid
+// only during that callback, under the read lock.
+type View struct{ c *Cache }
+
+// Node returns the allocator state of a schedulable node, or nil and the
+// reason the node cannot take GPU pods. The node must not be modified: clone
+// it to try changes.
+func (v View) Node(name string) (*allocator.Node, string) {
+	e, ok := v.c.nodes[name]
+	switch {
+	case !ok:
+		return nil, "node has no gpuslice GPU inventory"
+	case e.alloc == nil:
+		return nil, e.err
+	}
+	return e.alloc, ""
+}
+
+// Charges returns what a pod holds on a node: nil when the pod holds nothing
+// there (unknown pod, another node, or a placement that is not counted).
+func (v View) Charges(uid types.UID, node string) []allocator.Charge {
+	p, ok := v.c.pods[uid]
+	if !ok || p.node != node {
+		return nil
+	}
+	return p.charges
+}
+
 // Read runs f with the cache read-locked. f must not block, call the API
-// server or modify the nodes.
-func (c *Cache) Read(f func(nodes map[string]*nodeEntry, pods map[types.UID]*podEntry)) {
+// server or modify what the view returns.
+func (c *Cache) Read(f func(View)) {
 	c.mu.RLock()
 	defer c.mu.RUnlock()
-	f(c.nodes, c.pods)
+	f(View{c})
 }
 
 // NodeFree is the free units of every GPU on a node, for tests and the

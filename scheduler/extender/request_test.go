@@ -1,4 +1,4 @@
-package scheduler
+package extender
 
 import (
 	"testing"
@@ -9,15 +9,16 @@ import (
 
 	"github.com/gpuslice/gpuslice/allocator"
 	"github.com/gpuslice/gpuslice/api"
+	"github.com/gpuslice/gpuslice/scheduler/internal/testutil"
 )
 
 func TestPodRequest(t *testing.T) {
 	always := v1.ContainerRestartPolicyAlways
-	sidecar := ctr("side", 2, 0, 0)
+	sidecar := testutil.Container("side", 2, 0, 0)
 	sidecar.RestartPolicy = &always
-	fraction := ctr("f", 0, 0, 0)
+	fraction := testutil.Container("f", 0, 0, 0)
 	fraction.Resources.Limits = v1.ResourceList{api.ResourceGPUMem: resource.MustParse("1500m")}
-	requestsOnly := ctr("r", 0, 0, 0)
+	requestsOnly := testutil.Container("r", 0, 0, 0)
 	requestsOnly.Resources.Requests = v1.ResourceList{api.ResourceGPUMem: resource.MustParse("3")}
 	tests := []struct {
 		name    string
@@ -28,43 +29,43 @@ func TestPodRequest(t *testing.T) {
 	}{
 		{
 			name: "no gpu",
-			pod:  mkPod("p", ctr("a", 0, 0, 0)),
+			pod:  testutil.Pod("p", testutil.Container("a", 0, 0, 0)),
 			want: &allocator.PodRequest{},
 		},
 		{
 			name: "mem core count",
-			pod:  mkPod("p", ctr("a", 8, 100, 2), ctr("b", 0, 0, 0)),
+			pod:  testutil.Pod("p", testutil.Container("a", 8, 100, 2), testutil.Container("b", 0, 0, 0)),
 			want: &allocator.PodRequest{Containers: []allocator.ContainerRequest{{Name: "a", Slices: 8, Core: 100, Count: 2}}},
 		},
 		{
 			name: "requests without limits",
-			pod:  mkPod("p", requestsOnly),
+			pod:  testutil.Pod("p", requestsOnly),
 			want: &allocator.PodRequest{Containers: []allocator.ContainerRequest{{Name: "r", Slices: 3}}},
 		},
 		{
 			name:    "fraction",
-			pod:     mkPod("p", fraction),
+			pod:     testutil.Pod("p", fraction),
 			wantErr: `container "f": gpuslice.io/gpu-mem must be a whole number, got 1500m`,
 		},
 		{
 			name:    "count without mem",
-			pod:     mkPod("p", ctr("a", 0, 0, 2)),
+			pod:     testutil.Pod("p", testutil.Container("a", 0, 0, 2)),
 			wantErr: `container "a": gpu-count 2 given without gpu-mem`,
 		},
 		{
 			name:    "uneven split",
-			pod:     mkPod("p", ctr("a", 3, 0, 2)),
+			pod:     testutil.Pod("p", testutil.Container("a", 3, 0, 2)),
 			wantErr: `container "a": gpu-mem 3 cannot be split evenly over 2 GPUs`,
 		},
 		{
 			name:   "models",
-			pod:    mkPod("p", ctr("a", 1, 0, 0)),
+			pod:    testutil.Pod("p", testutil.Container("a", 1, 0, 0)),
 			models: "A100, H100",
 			want:   &allocator.PodRequest{Containers: []allocator.ContainerRequest{{Name: "a", Slices: 1}}, Models: []string{"A100", "H100"}},
 		},
 		{
 			name:    "bad models",
-			pod:     mkPod("p", ctr("a", 1, 0, 0)),
+			pod:     testutil.Pod("p", testutil.Container("a", 1, 0, 0)),
 			models:  "A100,,",
 			wantErr: `annotation gpuslice.io/gpu-models="A100,," has an empty model name`,
 		},
@@ -91,8 +92,8 @@ func TestPodRequest(t *testing.T) {
 	}
 
 	t.Run("init containers", func(t *testing.T) {
-		p := mkPod("p", ctr("app", 2, 0, 0))
-		p.Spec.InitContainers = []v1.Container{ctr("init", 4, 0, 0)}
+		p := testutil.Pod("p", testutil.Container("app", 2, 0, 0))
+		p.Spec.InitContainers = []v1.Container{testutil.Container("init", 4, 0, 0)}
 		got, err := PodRequest(p)
 		if err != nil {
 			t.Fatal(err)

@@ -1,17 +1,17 @@
-package scheduler
+package cache
 
 import (
 	"fmt"
 
 	v1 "k8s.io/api/core/v1"
-	"k8s.io/client-go/tools/cache"
+	toolscache "k8s.io/client-go/tools/cache"
 
 	"github.com/gpuslice/gpuslice/api"
 )
 
 // AddEventHandlers feeds the cache from node and pod informers.
-func (c *Cache) AddEventHandlers(nodes, pods cache.SharedIndexInformer) error {
-	if _, err := nodes.AddEventHandler(cache.ResourceEventHandlerFuncs{
+func (c *Cache) AddEventHandlers(nodes, pods toolscache.SharedIndexInformer) error {
+	if _, err := nodes.AddEventHandler(toolscache.ResourceEventHandlerFuncs{
 		AddFunc: func(obj any) {
 			if n, ok := obj.(*v1.Node); ok {
 				c.SetNode(n.Name, n.Annotations[api.AnnotationInventory])
@@ -25,7 +25,7 @@ func (c *Cache) AddEventHandlers(nodes, pods cache.SharedIndexInformer) error {
 			}
 		},
 		DeleteFunc: func(obj any) {
-			if d, ok := obj.(cache.DeletedFinalStateUnknown); ok {
+			if d, ok := obj.(toolscache.DeletedFinalStateUnknown); ok {
 				obj = d.Obj
 			}
 			if n, ok := obj.(*v1.Node); ok {
@@ -35,11 +35,11 @@ func (c *Cache) AddEventHandlers(nodes, pods cache.SharedIndexInformer) error {
 	}); err != nil {
 		return fmt.Errorf("add node event handler: %w", err)
 	}
-	if _, err := pods.AddEventHandler(cache.ResourceEventHandlerFuncs{
-		AddFunc:    func(obj any) { c.onPod(obj) },
-		UpdateFunc: func(_, newObj any) { c.onPod(newObj) },
+	if _, err := pods.AddEventHandler(toolscache.ResourceEventHandlerFuncs{
+		AddFunc:    func(obj any) { c.OnPod(obj) },
+		UpdateFunc: func(_, newObj any) { c.OnPod(newObj) },
 		DeleteFunc: func(obj any) {
-			if d, ok := obj.(cache.DeletedFinalStateUnknown); ok {
+			if d, ok := obj.(toolscache.DeletedFinalStateUnknown); ok {
 				obj = d.Obj
 			}
 			if p, ok := obj.(*v1.Pod); ok {
@@ -52,10 +52,11 @@ func (c *Cache) AddEventHandlers(nodes, pods cache.SharedIndexInformer) error {
 	return nil
 }
 
-// onPod confirms the placement of a bound pod, and frees the shares of a
+// OnPod applies a pod object as the pod informer delivers it on add or
+// update. It confirms the placement of a bound pod, and frees the shares of a
 // pod that has finished: kube-scheduler, too, counts no resources for
 // terminal pods.
-func (c *Cache) onPod(obj any) {
+func (c *Cache) OnPod(obj any) {
 	p, ok := obj.(*v1.Pod)
 	if !ok {
 		return

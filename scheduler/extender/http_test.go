@@ -1,4 +1,4 @@
-package scheduler
+package extender
 
 import (
 	"bytes"
@@ -14,10 +14,13 @@ import (
 	v1 "k8s.io/api/core/v1"
 	"k8s.io/klog/v2/ktesting"
 	extenderv1 "k8s.io/kube-scheduler/extender/v1"
+
+	"github.com/gpuslice/gpuslice/scheduler/cache"
+	"github.com/gpuslice/gpuslice/scheduler/internal/testutil"
 )
 
-func newTestServer(t *testing.T, maxBody int64) (*httptest.Server, *Cache, *atomic.Bool) {
-	p := mkPod("p", ctr("c", 4, 0, 0))
+func newTestServer(t *testing.T, maxBody int64) (*httptest.Server, *cache.Cache, *atomic.Bool) {
+	p := testutil.Pod("p", testutil.Container("c", 4, 0, 0))
 	ext, c, _ := newTestExtender(t, testNodes(t), p)
 	logger, _ := ktesting.NewTestContext(t)
 	var ready atomic.Bool
@@ -66,7 +69,7 @@ func TestHTTPBadInput(t *testing.T) {
 		{"bind missing fields", "POST", "/bind", "application/json", `{"podName":"p"}`, 400, "need podName, podNamespace, podUID and node"},
 		{"preempt without pod", "POST", "/preempt", "application/json", `{}`, 400, "no pod"},
 	}
-	before := freeSlices(c)
+	before := testutil.FreeSlices(c)
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			code, body := do(t, tc.method, srv.URL+tc.path, tc.ct, tc.body)
@@ -75,7 +78,7 @@ func TestHTTPBadInput(t *testing.T) {
 			}
 		})
 	}
-	if diff := cmp.Diff(before, freeSlices(c)); diff != "" {
+	if diff := cmp.Diff(before, testutil.FreeSlices(c)); diff != "" {
 		t.Errorf("bad input changed the cache (-before +after):\n%s", diff)
 	}
 	if a, cf := c.Stats(); a+cf != 0 {
@@ -94,7 +97,7 @@ func TestHTTPRoundTrip(t *testing.T) {
 			t.Errorf("GET %s = %d %q", path, code, body)
 		}
 	}
-	p := mkPod("p", ctr("c", 4, 0, 0))
+	p := testutil.Pod("p", testutil.Container("c", 4, 0, 0))
 	args, _ := json.Marshal(extenderv1.ExtenderArgs{Pod: p, NodeNames: names("a100", "t4", "cpu-only")})
 	code, body := do(t, "POST", srv.URL+"/filter", "application/json; charset=utf-8", string(args))
 	if code != 200 {
@@ -123,7 +126,7 @@ func TestHTTPRoundTrip(t *testing.T) {
 	if err := json.Unmarshal([]byte(body), &br); err != nil || !strings.Contains(br.Error, "already bound") {
 		t.Fatalf("second bind = %s", body)
 	}
-	if diff := cmp.Diff(map[string][]int64{"a100": {40, 40, 40, 40, 40, 40, 40, 40}, "t4": {12, 16, 16, 16}}, freeSlices(c)); diff != "" {
+	if diff := cmp.Diff(map[string][]int64{"a100": {40, 40, 40, 40, 40, 40, 40, 40}, "t4": {12, 16, 16, 16}}, testutil.FreeSlices(c)); diff != "" {
 		t.Errorf("(-want +got):\n%s", diff)
 	}
 }
@@ -144,12 +147,12 @@ func FuzzHandlers(f *testing.F) {
 		}
 	}
 	f.Fuzz(func(t *testing.T, verb byte, body []byte) {
-		p := mkPod("p", ctr("c", 4, 0, 0))
-		ext, c, _ := newTestExtender(t, []*v1.Node{gpuNode(t, "t4", 4, "T4", 16, 48)}, p)
+		p := testutil.Pod("p", testutil.Container("c", 4, 0, 0))
+		ext, c, _ := newTestExtender(t, []*v1.Node{testutil.GPUNode(t, "t4", 4, "T4", 16, 48)}, p)
 		logger, _ := ktesting.NewTestContext(t)
 		h := NewHandler(logger, ext, nil, "fuzz", 1<<16)
 		path := []string{"/filter", "/prioritize", "/bind", "/preempt"}[int(verb)%4]
-		before := freeSlices(c)
+		before := testutil.FreeSlices(c)
 		rec := httptest.NewRecorder()
 		req := httptest.NewRequest("POST", path, bytes.NewReader(body))
 		req.Header.Set("Content-Type", "application/json")
@@ -158,7 +161,7 @@ func FuzzHandlers(f *testing.F) {
 			t.Fatalf("%s answered %d: %s", path, rec.Code, rec.Body.String())
 		}
 		if rec.Code >= 400 {
-			if diff := cmp.Diff(before, freeSlices(c)); diff != "" {
+			if diff := cmp.Diff(before, testutil.FreeSlices(c)); diff != "" {
 				t.Fatalf("%s answered %d but changed the cache:\n%s", path, rec.Code, diff)
 			}
 		}

@@ -1,0 +1,123 @@
+package extender
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	v1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/klog/v2"
+	extenderv1 "k8s.io/kube-scheduler/extender/v1"
+
+	"github.com/gpuslice/gpuslice/allocator"
+	"github.com/gpuslice/gpuslice/api"
+)
+
+// Bind chooses the GPUs on the node kube-scheduler picked, assumes them, and
+// binds the pod with the placement annotation in one Binding.
+func (e *Extender) Bind(ctx context.Context, args *extenderv1.ExtenderBindingArgs) error {
+	logger := klog.FromContext(ctx)
+	if args.PodName == "" || args.PodNamespace == "" || args.PodUID == "" || args.Node == "" {
+		return errors.New("binding args need podName, podNamespace, podUID and node")
+	}
+	key := args.PodNamespace + "/" + args.PodName
+	req, pol, err := e.requestFor(args)
+	if err != nil {
+		return err
+	}
+	binding := &v1.Binding{
+		ObjectMeta: metav1.ObjectMeta{Name: args.PodName, Namespace: args.PodNamespace, UID: args.PodUID},
+		Target:     v1.ObjectReference{Kind: "Node", Name: args.Node},
+	}
+	var gen uint64
+	if req.HasGPU() {
+		placement, g, err := e.cache.Assume(args.PodUID, key, args.Node, e.clock.Now(), func(n *allocator.Node) (*allocator.Assignment, *allocator.Status) {
+			return allocator.Fit(n, req, pol)
+		})
+		if err != nil {
+			return fmt.Errorf("bind %s to %s: %w", key, args.Node, err)
+		}
+		gen = g
+		value, err := placement.Encode()
+		if err != nil {
+			e.cache.Forget(args.PodUID, gen)
+			return err
+		}
+		binding.Annotations = map[string]string{api.AnnotationPlacement: value}
+	}
+	if err := e.client.CoreV1().Pods(args.PodNamespace).Bind(ctx, binding, metav1.CreateOptions{}); err != nil {
+		if gen != 0 {
+			if e.bindMayHaveLanded(ctx, args, err) {
+				// Freeing the shares now could hand them to another pod
+				// while this one runs there: keep the assumption until the
+				// informer confirms it or the reservation expires.
+				logger.Info("Binding failed ambiguously; keeping the GPU shares reserved", "pod", klog.KRef(args.PodNamespace, args.PodName), "node", args.Node, "err", err)
+			} else {
+				e.cache.Forget(args.PodUID, gen)
+			}
+		}
+		return fmt.Errorf("bind %s to %s: %w", key, args.Node, err)
+	}
+	e.filtered.Delete(string(args.PodUID))
+	logger.V(2).Info("Bound pod", "pod", klog.KRef(args.PodNamespace, args.PodName), "node", args.Node)
+	return nil
+}
+
+// bindMayHaveLanded tells whether a failed Binding may still have bound the
+// pod (a timeout or a server error after the write). The API server's
+// definite refusals did not bind; otherwise one read of the pod decides,
+// and when that read fails too the answer is "maybe". This is the only API
+// call besides the Binding, and only on a failed bind.
+func (e *Extender) bindMayHaveLanded(ctx context.Context, args *extenderv1.ExtenderBindingArgs, err error) bool {
+	if apierrors.IsConflict(err) || apierrors.IsNotFound(err) || apierrors.IsInvalid(err) ||
+		apierrors.IsForbidden(err) || apierrors.IsBadRequest(err) || apierrors.IsUnauthorized(err) {
+		return false
+	}
+	pod, gerr := e.client.CoreV1().Pods(args.PodNamespace).Get(ctx, args.PodName, metav1.GetOptions{})
+	switch {
+	case apierrors.IsNotFound(gerr):
+		return false
+	case gerr != nil:
+		return true
+	}
+	return pod.UID == args.PodUID && pod.Spec.NodeName == args.Node
+}
+
+// requestFor returns the request of the pod to bind, checking that it is the
+// pod that was filtered and that it is not bound yet.
+func (e *Extender) requestFor(args *extenderv1.ExtenderBindingArgs) (*allocator.PodRequest, allocator.Policy, error) {
+	key := args.PodNamespace + "/" + args.PodName
+	if e.cache.HasPod(args.PodUID) {
+		return nil, nil, fmt.Errorf("pod %s (uid %s) is already bound or being bound", key, args.PodUID)
+	}
+	var req *allocator.PodRequest
+	var pol allocator.Policy
+	if v, ok := e.filtered.Get(string(args.PodUID)); ok {
+		fp := v.(*filteredPod)
+		if fp.namespace != args.PodNamespace || fp.name != args.PodName {
+			return nil, nil, fmt.Errorf("pod uid %s was filtered as %s/%s, not %s", args.PodUID, fp.namespace, fp.name, key)
+		}
+		req, pol = fp.req, fp.policy
+	}
+	if e.pods != nil {
+		pod, err := e.pods.Pods(args.PodNamespace).Get(args.PodName)
+		switch {
+		case err == nil && pod.UID != args.PodUID:
+			return nil, nil, fmt.Errorf("pod %s has uid %s, not the uid %s that was scheduled", key, pod.UID, args.PodUID)
+		case err == nil && pod.Spec.NodeName != "":
+			return nil, nil, fmt.Errorf("pod %s is already bound to %s", key, pod.Spec.NodeName)
+		case err == nil && req == nil:
+			r, err := PodRequest(pod)
+			if err != nil {
+				return nil, nil, err
+			}
+			req, pol = r, e.policies.For(pod.Spec.SchedulerName)
+		}
+	}
+	if req == nil {
+		return nil, nil, fmt.Errorf("pod %s (uid %s) was not filtered by this extender and is not in its cache", key, args.PodUID)
+	}
+	return req, pol, nil
+}
