@@ -90,7 +90,7 @@ func TestStrictDecodingCatchesMistakes(t *testing.T) {
 		"duplicate field":       "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: a}\ndata: {}\ndata: {}\n",
 		"unknown kind":          "apiVersion: example.com/v1\nkind: Widget\nmetadata: {name: a}\n",
 		"scheduler typo":        "apiVersion: kubescheduler.config.k8s.io/v1\nkind: KubeSchedulerConfiguration\nextenders:\n  - urlPrefix: http://a/\n    filterverb: filter\n",
-		"invalid scheduler":     "apiVersion: kubescheduler.config.k8s.io/v1\nkind: KubeSchedulerConfiguration\nextenders:\n  - urlPrefix: http://a/\n    weight: -1\n",
+		"invalid scheduler":     "apiVersion: kubescheduler.config.k8s.io/v1\nkind: KubeSchedulerConfiguration\nextenders:\n  - urlPrefix: http://a/\n    prioritizeVerb: prioritize\n    weight: -1\n",
 		"kustomization typo":    "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresource: [a.yaml]\n",
 		"no apiVersion or kind": "metadata: {name: a}\n",
 	}
@@ -141,7 +141,7 @@ func TestSchedulerConfigIsOneSource(t *testing.T) {
 		t.Fatal(err)
 	}
 	shipped := read(t, shippedRaw)
-	if !*shipped.LeaderElection.LeaderElect {
+	if !shipped.LeaderElection.LeaderElect {
 		t.Error("the shipped config has kube-scheduler's leader election off")
 	}
 	var chartRaw string
@@ -169,7 +169,7 @@ func TestSchedulerConfigIsOneSource(t *testing.T) {
 		if !e.EnableHTTPS || e.TLSConfig == nil || e.TLSConfig.CertFile == "" || e.TLSConfig.KeyFile == "" || e.TLSConfig.CAFile == "" || e.TLSConfig.Insecure {
 			t.Errorf("%s: extender call is not mutual TLS: %+v", name, e.TLSConfig)
 		}
-		if !*c.LeaderElection.LeaderElect {
+		if !c.LeaderElection.LeaderElect {
 			t.Errorf("%s: leader election off", name)
 		}
 	}
