@@ -47,10 +47,21 @@ e2e: build control-plane
 ## test: everything CI runs (unit + e2e).
 test: unit e2e
 
-lint:
+## lint: gofmt, go vet, golangci-lint (staticcheck, revive, ...; .golangci.yml)
+## and logcheck (structured, contextual klog calls). Both linters are pinned in
+## hack/tools/go.mod and built once into bin/tools.
+TOOLS := $(BIN)/tools
+$(TOOLS)/golangci-lint $(TOOLS)/logcheck: hack/tools/go.mod hack/tools/go.sum
+	cd hack/tools && $(GO) build -o $(TOOLS)/ github.com/golangci/golangci-lint/v2/cmd/golangci-lint sigs.k8s.io/logtools/logcheck
+	@touch $(TOOLS)/golangci-lint $(TOOLS)/logcheck
+
+lint: $(TOOLS)/golangci-lint $(TOOLS)/logcheck
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
 	cd e2e && $(GO) vet ./...
+	$(TOOLS)/golangci-lint run ./...
+	cd e2e && $(TOOLS)/golangci-lint run --config ../.golangci.yml ./...
+	$(TOOLS)/logcheck -check-contextual ./...
 
 ## demo: the README's main job: a local control plane with simulated GPU
 ## nodes, the example pods, and the per-GPU inspect view.
@@ -73,7 +84,7 @@ inspect:
 
 ## bench: Go benchmarks of the extender's filter + prioritize.
 bench:
-	$(GO) test -run '^$$' -bench . -benchmem -count 5 ./scheduler/ ./allocator/
+	$(GO) test -run '^$$' -bench . -benchmem -count 5 ./scheduler/extender/ ./allocator/
 
 ## bench-trace: replay a trace through the allocator (see README).
 bench-trace:

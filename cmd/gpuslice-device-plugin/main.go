@@ -10,62 +10,37 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"os/signal"
-	"syscall"
 
 	"github.com/spf13/pflag"
-	logsapi "k8s.io/component-base/logs/api/v1"
-	"k8s.io/klog/v2"
 
 	"github.com/gpuslice/gpuslice/deviceplugin/app"
-	"github.com/gpuslice/gpuslice/internal/version"
+	"github.com/gpuslice/gpuslice/internal/cli"
 )
 
 func main() {
 	o := app.NewOptions()
-	fs := pflag.NewFlagSet("gpuslice-device-plugin", pflag.ContinueOnError)
-	o.AddFlags(fs)
-	showVersion := fs.Bool("version", false, "Print the version and exit.")
-	check := fs.Bool("check", false, "Discover the GPUs with the real NVML, print inventory JSON, topology and health, and exit.")
-	if err := fs.Parse(os.Args[1:]); err != nil {
-		if err == pflag.ErrHelp {
-			os.Exit(0)
-		}
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(2)
-	}
-	if *showVersion {
-		fmt.Println(version.Version)
-		return
-	}
-	if err := logsapi.ValidateAndApply(o.Logs, nil); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(2)
-	}
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
-	defer stop()
-	ctx = klog.NewContext(ctx, klog.Background().WithName("gpuslice-device-plugin"))
-	if *check {
-		if o.NodeName == "" {
-			o.NodeName = "check"
-		}
-		if err := o.Validate(); err != nil {
-			fmt.Fprintf(os.Stderr, "invalid options:\n%v\n", err)
-			os.Exit(2)
-		}
-		if err := app.Check(ctx, o, os.Stdout); err != nil {
-			fmt.Fprintf(os.Stderr, "gpu check failed: %v\n", err)
-			os.Exit(1)
-		}
-		return
-	}
-	if err := o.Validate(); err != nil {
-		fmt.Fprintf(os.Stderr, "invalid options:\n%v\n", err)
-		os.Exit(2)
-	}
-	if err := app.Run(ctx, o); err != nil {
-		klog.FromContext(ctx).Error(err, "Device plugin failed")
-		klog.Flush()
-		os.Exit(1)
-	}
+	var check bool
+	cli.Main(cli.Command{
+		Name: "gpuslice-device-plugin",
+		Logs: o.Logs,
+		AddFlags: func(fs *pflag.FlagSet) {
+			o.AddFlags(fs)
+			fs.BoolVar(&check, "check", false, "Discover the GPUs with the real NVML, print inventory JSON, topology and health, and exit.")
+		},
+		Run: func(ctx context.Context, _ *pflag.FlagSet) error {
+			if check && o.NodeName == "" {
+				o.NodeName = "check"
+			}
+			if err := o.Validate(); err != nil {
+				return cli.Usage(err)
+			}
+			if check {
+				if err := app.Check(ctx, o, os.Stdout); err != nil {
+					return fmt.Errorf("gpu check failed: %w", err)
+				}
+				return nil
+			}
+			return app.Run(ctx, o)
+		},
+	})
 }

@@ -1,6 +1,8 @@
 // Command gpuslice-sim replays an Alibaba GPU-sharing trace through the
 // gpuslice allocator and reports the GPU allocation ratio per policy (see
-// docs/trace-benchmark.md).
+// docs/trace-benchmark.md). Its flags are Go-style single-dash flags
+// (make bench-trace and the docs use them), so it takes from internal/cli
+// only the signal context and the version.
 package main
 
 import (
@@ -8,13 +10,14 @@ import (
 	"flag"
 	"fmt"
 	"os"
-	"os/signal"
 	"path/filepath"
 	"runtime"
 	"strconv"
 	"strings"
 
+	"github.com/gpuslice/gpuslice/internal/cli"
 	"github.com/gpuslice/gpuslice/internal/sim"
+	"github.com/gpuslice/gpuslice/internal/version"
 )
 
 func main() {
@@ -28,7 +31,12 @@ func main() {
 	flag.Float64Var(&o.Target, "target", 1.3, "arrived GPU demand to reach, as a share of capacity")
 	flag.IntVar(&o.Parallel, "parallel", runtime.GOMAXPROCS(0), "simulations run at once")
 	flag.BoolVar(&o.Quiet, "quiet", false, "print only the table and RESULT lines")
+	showVersion := flag.Bool("version", false, "print the version and exit")
 	flag.Parse()
+	if *showVersion {
+		fmt.Println(version.Version)
+		return
+	}
 	for _, s := range strings.Split(seeds, ",") {
 		v, err := strconv.ParseUint(strings.TrimSpace(s), 10, 64)
 		if err != nil {
@@ -42,7 +50,7 @@ func main() {
 			o.Policies = append(o.Policies, p)
 		}
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	ctx, stop := cli.SignalContext(context.Background())
 	defer stop()
 	if err := sim.Main(ctx, o, os.Stdout); err != nil {
 		fmt.Fprintf(os.Stderr, "gpuslice-sim: %v\n", err)

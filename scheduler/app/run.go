@@ -1,0 +1,30 @@
+package app
+
+import (
+	"context"
+	"fmt"
+	"net"
+
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/clientcmd"
+)
+
+// Run builds the API client and the listener from the options, and serves
+// the extender until ctx ends.
+func Run(ctx context.Context, o *Options, version string) error {
+	cfg, err := clientcmd.BuildConfigFromFlags("", o.Kubeconfig)
+	if err != nil {
+		return fmt.Errorf("load kubeconfig: %w", err)
+	}
+	cfg.QPS, cfg.Burst = o.QPS, o.Burst
+	cfg.UserAgent = "gpuslice-extender/" + version
+	client, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		return fmt.Errorf("create client: %w", err)
+	}
+	ln, err := net.Listen("tcp", o.ListenAddress)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", o.ListenAddress, err)
+	}
+	return Serve(ctx, o, Deps{Client: client, Listener: ln, Version: version})
+}
