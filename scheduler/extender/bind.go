@@ -19,8 +19,8 @@ import (
 // binds the pod with the placement annotation in one Binding.
 func (e *Extender) Bind(ctx context.Context, args *extenderv1.ExtenderBindingArgs) error {
 	logger := klog.FromContext(ctx)
-	if args.PodName == "" || args.PodNamespace == "" || args.PodUID == "" || args.Node == "" {
-		return errors.New("binding args need podName, podNamespace, podUID and node")
+	if err := validateBindingArgs(args); err != nil {
+		return err
 	}
 	key := args.PodNamespace + "/" + args.PodName
 	req, pol, err := e.requestFor(args)
@@ -62,6 +62,14 @@ func (e *Extender) Bind(ctx context.Context, args *extenderv1.ExtenderBindingArg
 	}
 	e.pending.remove(args.PodUID)
 	logger.V(2).Info("Bound pod", "pod", klog.KRef(args.PodNamespace, args.PodName), "node", args.Node)
+	return nil
+}
+
+// validateBindingArgs checks that a bind names the pod fully and a node.
+func validateBindingArgs(args *extenderv1.ExtenderBindingArgs) error {
+	if args.PodName == "" || args.PodNamespace == "" || args.PodUID == "" || args.Node == "" {
+		return errors.New("binding args need podName, podNamespace, podUID and node")
+	}
 	return nil
 }
 
