@@ -66,7 +66,7 @@ func explainPending(b *strings.Builder, e *Explanation) {
 	}
 	parts := make([]string, len(e.Fits))
 	for i, f := range e.Fits {
-		parts[i] = fmt.Sprintf("%s (score %.3g)", f.Node, f.Score)
+		parts[i] = fmt.Sprintf("%s (score %.4g)", f.Node, f.Score)
 	}
 	fmt.Fprintf(b, "It fits now on %d node(s), best first: %s\n", len(e.Fits), strings.Join(parts, ", "))
 }

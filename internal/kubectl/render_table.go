@@ -57,7 +57,7 @@ func RenderTable(w io.Writer, r *Report, o TableOptions) error {
 				cells = append(cells, g.UUID, fmt.Sprintf("%dMiB", g.MemoryMiB), numa(g.NUMANode),
 					fmt.Sprintf("%d/%d/%d", g.Slices.Free, g.Core.Free, g.Slots.Free), g.Enforcement, holders(g.Holders))
 			}
-			fmt.Fprintln(tw, strings.Join(append(cells, o.status(g)), "\t"))
+			fmt.Fprintln(tw, strings.Join(append(cells, o.status(g, n.Cordoned)), "\t"))
 		}
 	}
 	if err := tw.Flush(); err != nil {
@@ -134,7 +134,7 @@ func SummaryLine(r *Report) string {
 	if len(r.Nodes) == 1 {
 		scope = "Node " + r.Nodes[0].Name
 	}
-	fmt.Fprintf(&b, "%s: %d GPUs on %d nodes", scope, s.GPUs, s.Nodes)
+	fmt.Fprintf(&b, "%s: %s on %s", scope, plural(s.GPUs, "GPU"), plural(s.Nodes, "node"))
 	if s.Unhealthy > 0 {
 		fmt.Fprintf(&b, " (%d unhealthy)", s.Unhealthy)
 	}
@@ -143,9 +143,17 @@ func SummaryLine(r *Report) string {
 	fmt.Fprintf(&b, "; fragmentation: %d wholly free, %d partly free, %d full GPUs, %d of %d free slices (%.1f%%) on partly free GPUs",
 		f.WhollyFree, f.PartlyFree, f.Full, f.StrandedSlices, max(s.Slices.Free, 0), f.StrandedPercent)
 	if n := len(s.Pending); n > 0 {
-		fmt.Fprintf(&b, "; %d gpuslice pod(s) pending (kubectl gpuslice explain POD)", n)
+		fmt.Fprintf(&b, "; %s pending (kubectl gpuslice explain POD)", plural(n, "gpuslice pod"))
 	}
 	return b.String()
+}
+
+// plural returns "1 GPU", "2 GPUs".
+func plural(n int, noun string) string {
+	if n == 1 {
+		return "1 " + noun
+	}
+	return fmt.Sprintf("%d %ss", n, noun)
 }
 
 func ratio(a Amount) string { return fmt.Sprintf("%d/%d", a.Used, a.Total) }
@@ -182,7 +190,7 @@ func holders(hs []Holder) string {
 	return strings.Join(parts, ",")
 }
 
-func (o TableOptions) status(g GPUReport) string {
+func (o TableOptions) status(g GPUReport, cordoned bool) string {
 	switch {
 	case g.Overcommitted:
 		return o.paint(ansiRed, "OVER-COMMITTED")
@@ -190,6 +198,8 @@ func (o TableOptions) status(g GPUReport) string {
 		return o.paint(ansiRed, "unhealthy: "+g.Reason)
 	case !g.Healthy:
 		return o.paint(ansiRed, "unhealthy")
+	case cordoned:
+		return "ok, node cordoned"
 	}
 	return "ok"
 }

@@ -27,6 +27,8 @@ type NodeReport struct {
 	SliceMiB int64  `json:"sliceMiB,omitempty"`
 	// MaxGPUsPerContainer is the inventory's span limit (0: none).
 	MaxGPUsPerContainer int `json:"maxGPUsPerContainer,omitempty"`
+	// Cordoned is true when the node takes no new pods (spec.unschedulable).
+	Cordoned bool `json:"cordoned,omitempty"`
 	// Pods is the number of pods holding a share on the node.
 	Pods int `json:"pods"`
 	// Error says why the node's inventory cannot be read.
@@ -106,12 +108,16 @@ type Input struct {
 func BuildReport(in Input) *Report {
 	v := inspect.Build(in.Nodes, in.Pods)
 	invs := inventories(in.Nodes)
+	cordoned := map[string]bool{}
+	for i := range in.Nodes {
+		cordoned[in.Nodes[i].Name] = in.Nodes[i].Spec.Unschedulable
+	}
 	r := &Report{Nodes: []NodeReport{}}
 	for _, n := range v.Nodes {
 		if in.Node != "" && n.Name != in.Node {
 			continue
 		}
-		nr := NodeReport{Name: n.Name, SliceMiB: n.SliceMiB, Pods: n.Pods, GPUs: []GPUReport{}}
+		nr := NodeReport{Name: n.Name, SliceMiB: n.SliceMiB, Cordoned: cordoned[n.Name], Pods: n.Pods, GPUs: []GPUReport{}}
 		if n.Err != nil {
 			nr.Error = n.Err.Error()
 		}
@@ -124,13 +130,15 @@ func BuildReport(in Input) *Report {
 		}
 		r.Nodes = append(r.Nodes, nr)
 	}
-	for _, p := range v.Problems {
-		r.Problems = append(r.Problems, p)
-	}
+	r.Problems = append(r.Problems, v.Problems...)
 	stale, problems := stalePods(in.Pods, in.Node, in.Now)
 	r.Stale = stale
 	r.Problems = append(r.Problems, problems...)
-	r.Summary = summarize(r.Nodes, pendingPods(in.Pods))
+	var pending []string
+	if in.Node == "" {
+		pending = pendingPods(in.Pods)
+	}
+	r.Summary = summarize(r.Nodes, pending)
 	return r
 }
 

@@ -1,5 +1,7 @@
 package kubectl
 
+import "math"
+
 // Summary is the cluster (or node) summary line.
 type Summary struct {
 	Nodes     int `json:"nodes"`
@@ -65,5 +67,5 @@ func percent(n, d int64) float64 {
 	if d <= 0 {
 		return 0
 	}
-	return float64(n*1000/d) / 10
+	return math.Round(float64(n)*1000/float64(d)) / 10
 }
