@@ -7,7 +7,7 @@
 // exist). Render prints the view as a table.
 //
 // The package is pure: it reads the objects it is given and calls no API.
-// `make demo`, the end-to-end tests and the kubectl plugin use it.
+// The demo (e2e/cmd/demo, `make demo`) and the end-to-end tests use it.
 //
 // Accounting follows the scheduler's, by the one charge rule api.PodCharge:
 // within one pod, app containers add up, sidecars (restartable init

@@ -154,7 +154,7 @@ func TestPrioritize(t *testing.T) {
 		if memo {
 			ext.Filter(t.Context(), argsFor(p, "n1", "n2", "n3"))
 		} else {
-			ext.memo.Store(nil)
+			ext.pending.remove(p.UID)
 		}
 		got, err := ext.Prioritize(t.Context(), argsFor(p, "n1", "n2", "n3", "missing"))
 		if err != nil {

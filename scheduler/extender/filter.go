@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 
-	gocache "github.com/patrickmn/go-cache"
 	v1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/klog/v2"
@@ -33,14 +32,18 @@ func (e *Extender) Filter(ctx context.Context, args *extenderv1.ExtenderArgs) *e
 		logger.V(2).Info("Rejected an invalid gpuslice request", "pod", klog.KObj(pod), "err", err)
 		return res
 	}
+	pp := &pendingPod{uid: pod.UID, namespace: pod.Namespace, name: pod.Name, req: req}
 	if !req.HasGPU() {
+		// kube-scheduler's own filters kept these nodes; remember them so
+		// that bind accepts only them.
+		pp.nodes = names
+		e.pending.put(pp)
 		setNodes(args, res, names)
 		return res
 	}
-	pol := e.policies.For(pod.Spec.SchedulerName)
-	e.filtered.Set(string(pod.UID), &filteredPod{namespace: pod.Namespace, name: pod.Name, req: req, policy: pol}, gocache.DefaultExpiration)
-	e.observe(pol, pod.UID, req)
-	results := e.cache.FitNodes(names, req, pol)
+	pp.policy = e.policies.For(pod.Spec.SchedulerName)
+	pp.observed = e.observe(pp.policy, pod.UID, req)
+	results := e.cache.FitNodes(names, req, pp.policy)
 	fit := make([]string, 0, len(names))
 	scores := make([]float64, 0, len(names))
 	for i, r := range results {
@@ -54,29 +57,26 @@ func (e *Extender) Filter(ctx context.Context, args *extenderv1.ExtenderArgs) *e
 			res.FailedAndUnresolvableNodes[names[i]] = r.Message()
 		}
 	}
-	e.memo.Store(&scoreMemo{uid: pod.UID, nodes: fit, scores: scores})
+	pp.nodes, pp.scores = fit, scores
+	e.pending.put(pp)
 	setNodes(args, res, fit)
 	logger.V(4).Info("Filtered nodes", "pod", klog.KObj(pod), "feasible", len(fit), "failed", len(res.FailedNodes), "unresolvable", len(res.FailedAndUnresolvableNodes))
 	return res
 }
 
-func (e *Extender) observe(pol allocator.Policy, uid types.UID, req *allocator.PodRequest) {
+// observe lets an online-learning policy learn the pod's request, once
+// per pod (while its filter is remembered). It reports whether the pod
+// counts as observed.
+func (e *Extender) observe(pol allocator.Policy, uid types.UID, req *allocator.PodRequest) bool {
 	obs, ok := pol.(allocator.Observer)
 	if !ok {
-		return
+		return false
 	}
-	e.observedMu.Lock()
-	_, seen := e.observed[uid]
-	if !seen {
-		if len(e.observed) > 100000 {
-			clear(e.observed)
-		}
-		e.observed[uid] = struct{}{}
+	if prev, ok := e.pending.get(uid); ok && prev.observed {
+		return true
 	}
-	e.observedMu.Unlock()
-	if !seen {
-		obs.Observe(req)
-	}
+	obs.Observe(req)
+	return true
 }
 
 // nodeNames returns the candidate node names of the call, from NodeNames

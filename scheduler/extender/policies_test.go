@@ -26,7 +26,7 @@ func TestPolicyPerProfile(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ext := NewExtender(c, ps, nil, nil, testingclock.NewFakePassiveClock(testutil.Now))
+	ext := NewExtender(c, ps, nil, nil, testingclock.NewFakePassiveClock(testutil.Now), DefaultPendingLimits())
 	for _, tc := range []struct{ scheduler, want string }{{"default-scheduler", "n2"}, {"spreader", "n1"}} {
 		p := testutil.Pod("p-"+tc.scheduler, testutil.Container("c", 4, 0, 0))
 		p.Spec.SchedulerName = tc.scheduler
