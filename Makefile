@@ -20,7 +20,7 @@ export CGO_CFLAGS ?= -O2 -g -Wno-deprecated-declarations
 TRACE ?= ../shared/trace/openb_pod_list_default.csv
 SEEDS ?= 42,43,44,45,46,47,48,49,50,51
 
-.PHONY: all build test unit e2e lint demo control-plane bench bench-trace clean
+.PHONY: all build test unit e2e lint demo control-plane bench bench-trace clean images images-check manifests manifests-check inspect
 
 all: build
 
@@ -47,16 +47,40 @@ e2e: build control-plane
 ## test: everything CI runs (unit + e2e).
 test: unit e2e
 
-lint:
+## lint: gofmt, go vet, golangci-lint (staticcheck, revive, ...; .golangci.yml)
+## and logcheck (structured, contextual klog calls). Both linters are pinned in
+## hack/tools/go.mod and built once into bin/tools.
+TOOLS := $(BIN)/tools
+$(TOOLS)/golangci-lint $(TOOLS)/logcheck: hack/tools/go.mod hack/tools/go.sum
+	cd hack/tools && $(GO) build -o $(TOOLS)/ github.com/golangci/golangci-lint/v2/cmd/golangci-lint sigs.k8s.io/logtools/logcheck
+	@touch $(TOOLS)/golangci-lint $(TOOLS)/logcheck
+
+lint: $(TOOLS)/golangci-lint $(TOOLS)/logcheck
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
 	cd e2e && $(GO) vet ./...
+	$(TOOLS)/golangci-lint run ./...
+	cd e2e && $(TOOLS)/golangci-lint run --config ../.golangci.yml ./...
+	$(TOOLS)/logcheck -check-contextual ./...
 
 ## demo: the README's main job: a local control plane with simulated GPU
 ## nodes, the example pods, and the per-GPU inspect view.
-demo: build control-plane
+## Each build step prints a progress line first, so a cold build does not
+## look hung.
+demo:
+	@echo "demo [1/4] building the gpuslice binaries into bin/ ..."
+	@$(MAKE) --no-print-directory build
+	@echo "demo [2/4] building etcd, kube-apiserver, kube-scheduler and kubectl into e2e/bin (first run: about 7-10 minutes on 2 cores, cached afterwards) ..."
+	@$(MAKE) --no-print-directory control-plane
+	@echo "demo [3/4] building the demo program ..."
 	cd e2e && $(GO) build -o bin/gpuslice-demo ./cmd/demo
+	@echo "demo [4/4] starting the control plane and the simulated GPU nodes ..."
 	GPUSLICE_BIN=$(BIN) K8S_BIN=$(E2E_BIN) $(E2E_BIN)/gpuslice-demo
+
+## inspect: the per-node, per-GPU view of the cluster $$KUBECONFIG points at
+## (the demo's, while it runs, or a real one).
+inspect:
+	cd e2e && $(GO) run ./cmd/demo -inspect
 
 ## bench: Go benchmarks of the extender's filter + prioritize.
 bench:
@@ -64,7 +88,53 @@ bench:
 
 ## bench-trace: replay a trace through the allocator (see README).
 bench-trace:
+	@if [ ! -f "$(TRACE)" ]; then \
+		echo "bench-trace: no trace at $(TRACE)."; \
+		echo "  The trace is Alibaba's openb GPU-sharing trace (FGD paper, USENIX ATC 2023), published in"; \
+		echo "  https://github.com/alibaba/clusterdata, folder cluster-trace-gpu-v2023 (the README's figures"; \
+		echo "  use commit 7a6c496e4f4b6ce6150be8f881cb051bf2abff42). Put openb_node_list_gpu_node.csv and"; \
+		echo "  openb_pod_list_*.csv in ../shared/trace/,"; \
+		echo "  or point TRACE at a pod list: make bench-trace TRACE=/path/openb_pod_list_default.csv"; \
+		exit 2; \
+	fi
 	$(GO) run ./cmd/gpuslice-sim -trace $(TRACE) -seeds $(SEEDS)
+
+## images: the extender and device-plugin images (build/*.Dockerfile) with
+## docker or podman, tagged $(IMAGE_REGISTRY)/<name>:$(VERSION).
+IMAGE_REGISTRY ?= ghcr.io/gpuslice
+CONTAINER_TOOL ?= $(shell command -v docker 2>/dev/null || command -v podman 2>/dev/null)
+REVISION ?= $(shell git rev-parse HEAD 2>/dev/null || echo unknown)
+images:
+	@if [ -z "$(CONTAINER_TOOL)" ]; then \
+		echo "images: neither docker nor podman is installed; no image was built."; \
+		echo "  Install one (or set CONTAINER_TOOL), or run 'make images-check' for the offline checks."; \
+		exit 2; \
+	fi
+	@if ! $(CONTAINER_TOOL) info >/dev/null 2>&1; then \
+		echo "images: $(CONTAINER_TOOL) is installed but cannot reach its daemon/engine ($(CONTAINER_TOOL) info fails); no image was built."; \
+		echo "  Start it, or run 'make images-check' for the offline checks."; \
+		exit 2; \
+	fi
+	$(CONTAINER_TOOL) build -f build/extender.Dockerfile --build-arg VERSION=$(VERSION) --build-arg REVISION=$(REVISION) \
+		-t $(IMAGE_REGISTRY)/gpuslice-extender:$(VERSION) .
+	$(CONTAINER_TOOL) build -f build/device-plugin.Dockerfile --build-arg VERSION=$(VERSION) --build-arg REVISION=$(REVISION) \
+		-t $(IMAGE_REGISTRY)/gpuslice-device-plugin:$(VERSION) .
+
+## images-check: what can be checked of the images without a container
+## runtime: a static extender that runs as 65532, a glibc-only device
+## plugin, digest-pinned bases, OCI version labels.
+images-check:
+	VERSION=$(VERSION) GO=$(GO) ./hack/check-images-offline.sh
+
+## manifests: regenerate what derives from the Helm chart: its copy of
+## manifests/admission/, manifests/deploy/gpuslice.yaml (helm template) and
+## manifests/kube-scheduler/kubeadm-scheduler-config.yaml.
+manifests:
+	cd e2e && $(GO) run ./cmd/render-chart -repo ..
+
+## manifests-check: fail when those generated files are stale.
+manifests-check:
+	cd e2e && $(GO) run ./cmd/render-chart -repo .. -check
 
 clean:
 	rm -rf $(BIN)

@@ -77,7 +77,7 @@ func startDPWith(t *testing.T, c *harness.Cluster, node, prSock string, iso devi
 	cfg.PodResourcesSocket = prSock
 	cfg.WatchInterval = 100 * time.Millisecond
 	cfg.ReconcileInterval = 200 * time.Millisecond
-	pods := kube.NewPodCache(c.Client, node, 0)
+	pods := kube.NewPodCache(c.DevicePluginClient, node, 0)
 	if err := pods.Start(ctx); err != nil {
 		cancel()
 		t.Fatal(err)
@@ -88,7 +88,7 @@ func startDPWith(t *testing.T, c *harness.Cluster, node, prSock string, iso devi
 		t.Fatal(err)
 	}
 	h := &dpHealth{ch: make(chan health.Event, 4)}
-	client := kube.Client{Kube: c.Client}
+	client := kube.Client{Kube: c.DevicePluginClient}
 	p, err := deviceplugin.New(cfg, deviceplugin.Deps{
 		Discoverer: dpDiscoverer{}, NewHealth: func([]string) deviceplugin.HealthSource { return h },
 		Isolator: iso, Pods: pods, PodResources: pr,
@@ -151,8 +151,9 @@ func containerGPUs(cs []api.ContainerPlacement, name string, init bool) []string
 // manager and pod-resources server, with pods placed by the real
 // kube-scheduler and gpuslice extender: registration, ListAndWatch,
 // GetPreferredAllocation + Allocate + PreStartContainer for single-GPU,
-// multi-GPU, multi-container and init-container pods, a pod that bypassed
-// the extender, a kubelet restart, a plugin restart and a GPU failing.
+// multi-GPU, multi-container and init-container pods, a kubelet restart, a
+// plugin restart and a GPU failing. (A pod that bypasses the extender is
+// TestBypass's.)
 // It uses /var/lib/kubelet/device-plugins (kubelet's fixed path), so it
 // needs root, refuses to run beside a real kubelet and is not parallel.
 func TestDevicePlugin(t *testing.T) {
@@ -266,35 +267,6 @@ func TestDevicePlugin(t *testing.T) {
 			e.pod("multi-container", ctr{name: "a", mem: 2}, ctr{name: "b", mem: 4, core: 50}),
 			e.pod("with-init", ctr{name: "init", init: true, mem: 2}, ctr{name: "main", mem: 2}),
 		)
-	}
-
-	// BypassedExtender
-	t.Log("section BypassedExtender")
-	{
-		// In its own namespace: the env's checks reject bound pods
-		// without a placement.
-		ns := e.ns + "-bypass"
-		if _, err := c.Client.CoreV1().Namespaces().Create(e.ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}, metav1.CreateOptions{}); err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() {
-			zero := int64(0)
-			_ = c.Client.CoreV1().Pods(ns).DeleteCollection(context.Background(), metav1.DeleteOptions{GracePeriodSeconds: &zero}, metav1.ListOptions{})
-		})
-		p := e.one("bypass", 2, 0, 0)
-		p.Namespace = ns
-		p.Spec.NodeName = node
-		created, err := c.Client.CoreV1().Pods(ns).Create(e.ctx, p, metav1.CreateOptions{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		e.poll("informer sees the bypassing pod", 50*time.Millisecond, time.Minute, func(context.Context) (bool, error) {
-			err := kl.admit(e.ctx, created)
-			if err == nil {
-				return false, fmt.Errorf("admitted a pod without placement")
-			}
-			return strings.Contains(err.Error(), "bypass the gpuslice scheduler extender"), err
-		})
 	}
 
 	// KubeletRestart

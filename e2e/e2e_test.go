@@ -54,7 +54,7 @@ func startCluster(t *testing.T, opts harness.Options) *harness.Cluster {
 				t.Errorf("leak: %s (pid %d) still exists after Stop", name, pid)
 			}
 		}
-		for _, addr := range []string{strings.TrimPrefix(c.APIServerURL, "https://"), strings.TrimSuffix(strings.TrimPrefix(c.ExtenderURL, "http://"), "/")} {
+		for _, addr := range []string{strings.TrimPrefix(c.APIServerURL, "https://"), c.ExtenderAddr()} {
 			if conn, err := net.DialTimeout("tcp", addr, time.Second); err == nil {
 				conn.Close()
 				t.Errorf("leak: %s still accepts connections after Stop", addr)

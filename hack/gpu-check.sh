@@ -10,9 +10,14 @@
 # The unit and e2e tests never need a GPU; this script is the only check that
 # does.
 #
-# Usage: hack/gpu-check.sh [--slice-mib N] [--mps]
+# Usage: hack/gpu-check.sh [--slice-mib N] [--mps] [--vgpu] [--vgpu-create]
 #   --mps (or GPUSLICE_CHECK_MPS=1) also runs the MPS section
 #   (hack/gpu-check-mps.sh; root, Volta or newer).
+#   --vgpu (or GPUSLICE_CHECK_VGPU=1) also runs the vGPU section
+#   (hack/gpu-check-vgpu.sh): lists vfio-mdev types and mdevs, SR-IOV VFs and
+#   their vGPU types, and vfio-pci GPUs; read-only.
+#   --vgpu-create (or GPUSLICE_CHECK_VGPU=create) runs it with --create:
+#   creates and removes one mdev, or sets and clears one VF's vGPU type (root).
 # Exit status: 0 all sections passed, 1 a check failed, 2 no GPU/driver.
 #
 # Sections are functions run in order by main(); a later issue appends its
@@ -23,13 +28,16 @@ ROOT=$(cd "$(dirname "$0")/.." && pwd)
 OUT=${GPUSLICE_CHECK_OUT:-$(mktemp -d)}
 SLICE_MIB=1024
 RUN_MPS=${GPUSLICE_CHECK_MPS:-0}
+RUN_VGPU=${GPUSLICE_CHECK_VGPU:-0}
 FAILED=0
 
 while [ $# -gt 0 ]; do
 	case "$1" in
 	--slice-mib) SLICE_MIB=$2; shift 2 ;;
 	--mps) RUN_MPS=1; shift ;;
-	-h|--help) sed -n '2,21p' "$0"; exit 0 ;;
+	--vgpu) [ "$RUN_VGPU" = create ] || RUN_VGPU=1; shift ;;
+	--vgpu-create) RUN_VGPU=create; shift ;;
+	-h|--help) sed -n '2,24p' "$0"; exit 0 ;;
 	*) echo "unknown argument $1" >&2; exit 2 ;;
 	esac
 done
@@ -102,12 +110,28 @@ mps_check() {
 	esac
 }
 
+# --- section: vGPU (deviceplugin/vgpu, hack/gpu-check-vgpu.sh) --------------
+vgpu_check() {
+	say "vGPU"
+	local args=() rc=0
+	[ "$RUN_VGPU" = create ] && args+=(--create)
+	"$ROOT/hack/gpu-check-vgpu.sh" "${args[@]}" || rc=$?
+	case $rc in
+	0) echo "vGPU section: OK" ;;
+	2) echo "vGPU: no vGPU-capable or vfio-pci GPU (or not root for --vgpu-create); skipped" ;;
+	*) fail "vGPU check failed (exit $rc)" ;;
+	esac
+}
+
 main() {
 	echo "output in $OUT"
 	prereq_check
 	discovery_check
 	if [ "$RUN_MPS" = 1 ]; then
 		mps_check
+	fi
+	if [ "$RUN_VGPU" != 0 ]; then
+		vgpu_check
 	fi
 	# Further sections are appended here.
 	exit "$FAILED"

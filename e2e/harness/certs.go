@@ -28,9 +28,6 @@ type user struct {
 const (
 	adminUser     = "gpuslice-e2e-admin"
 	schedulerUser = "system:kube-scheduler"
-	// ExtenderServiceAccount is the user the extender authenticates as: the
-	// service account that manifests/rbac.yaml binds its ClusterRole to.
-	ExtenderServiceAccount = "system:serviceaccount:kube-system:gpuslice-extender"
 )
 
 func newToken() (string, error) {

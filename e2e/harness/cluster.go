@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"os/exec"
 	"os/signal"
 	"path/filepath"
 	"strconv"
@@ -22,6 +23,7 @@ import (
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 	"k8s.io/klog/v2"
+	"sigs.k8s.io/yaml"
 )
 
 // Options configures a cluster. The zero value is usable.
@@ -81,8 +83,22 @@ type Cluster struct {
 	Dir string
 	// APIServerURL is https://127.0.0.1:PORT.
 	APIServerURL string
-	// ExtenderURL is http://127.0.0.1:PORT/, as kube-scheduler calls it.
+	// ExtenderURL is https://127.0.0.1:PORT/, as kube-scheduler calls it
+	// (mutual TLS: see ExtenderTLS).
 	ExtenderURL string
+	// ExtenderTLS is the extender's serving certificate, kube-scheduler's
+	// client certificate and the CA of both.
+	ExtenderTLS *ExtenderTLS
+	// ExtenderConfig and ExtenderClient authenticate as the extender's
+	// service account (gpuslice-system/gpuslice-extender), with a token from
+	// the TokenRequest API; the extender itself runs with the same identity.
+	ExtenderConfig *rest.Config
+	ExtenderClient kubernetes.Interface
+	// DevicePluginConfig and DevicePluginClient authenticate as the device
+	// plugin's service account (gpuslice-system/gpuslice-device-plugin); the
+	// e2e tests run the plugin in process with this client.
+	DevicePluginConfig *rest.Config
+	DevicePluginClient kubernetes.Interface
 	// SliceMiB is the extender's slice size.
 	SliceMiB int64
 
@@ -368,7 +384,6 @@ func (c *Cluster) startControlPlane(ctx context.Context) error {
 	users := []user{
 		{name: adminUser, groups: []string{"system:masters"}},
 		{name: schedulerUser},
-		{name: ExtenderServiceAccount, groups: []string{"system:serviceaccounts", "system:serviceaccounts:kube-system"}},
 	}
 	for i := range users {
 		if users[i].token, err = newToken(); err != nil {
@@ -412,14 +427,13 @@ func (c *Cluster) startControlPlane(ctx context.Context) error {
 		return err
 	}
 
-	kubeconfigs := map[string]user{"admin.kubeconfig": users[0], "scheduler.kubeconfig": users[1], "extender.kubeconfig": users[2]}
+	kubeconfigs := map[string]user{"admin.kubeconfig": users[0], "scheduler.kubeconfig": users[1]}
 	for file, u := range kubeconfigs {
 		if err := writeKubeconfig(c.path(file), c.APIServerURL, caPEM, u.name, u.token); err != nil {
 			return err
 		}
 	}
 	c.KubeconfigPath = c.path("admin.kubeconfig")
-	c.extenderKube = c.path("extender.kubeconfig")
 	if c.RESTConfig, err = clientcmd.BuildConfigFromFlags("", c.KubeconfigPath); err != nil {
 		return fmt.Errorf("admin client config: %w", err)
 	}
@@ -437,41 +451,100 @@ func (c *Cluster) startControlPlane(ctx context.Context) error {
 	}); err != nil {
 		return err
 	}
-	return c.applyManifest(ctx, filepath.Join(c.repoRoot, "manifests", "rbac.yaml"))
+	if err := c.applyManifest(ctx, filepath.Join(c.repoRoot, "manifests", "rbac.yaml")); err != nil {
+		return err
+	}
+	if err := c.setUpIdentities(ctx, caPEM); err != nil {
+		return err
+	}
+	return c.applyAdmissionPolicy(ctx)
 }
 
 // StartExtender starts the gpuslice extender (again, after KillExtender)
 // on the cluster's extender address and waits until its /readyz answers
 // 200, i.e. until its informer caches have synced.
 func (c *Cluster) StartExtender(ctx context.Context) error {
+	if err := c.LaunchExtender(); err != nil {
+		return err
+	}
+	return c.WaitExtenderReady(ctx)
+}
+
+// LaunchExtender starts the extender and returns at once, without waiting
+// for it to be ready: kube-scheduler may call it before its caches are
+// loaded, which is what a restart test needs. WaitExtenderReady waits.
+func (c *Cluster) LaunchExtender() error {
 	if c.extenderAddr == "" {
 		port, err := freePort()
 		if err != nil {
 			return err
 		}
 		c.extenderAddr = "127.0.0.1:" + strconv.Itoa(port)
-		c.ExtenderURL = "http://" + c.extenderAddr + "/"
+		c.ExtenderURL = "https://" + c.extenderAddr + "/"
+		if c.ExtenderTLS, err = writeExtenderTLS(c.Dir); err != nil {
+			return err
+		}
+		if c.ExtenderTLS.ClientAuth, err = c.extenderHasFlag("--client-ca-file"); err != nil {
+			return err
+		}
+		if !c.ExtenderTLS.ClientAuth {
+			c.logf("harness: WARNING: %s has no --client-ca-file: serving TLS without client authentication", Extender)
+		}
 	}
 	if p := c.proc(Extender); p != nil && p.running() {
 		return errors.New("extender is already running")
 	}
-	args := append([]string{
+	args := []string{
 		"--kubeconfig=" + c.extenderKube,
 		"--listen-address=" + c.extenderAddr,
-		"--slice-mib=" + strconv.FormatInt(c.SliceMiB, 10),
-		"--policy=" + c.opts.Policy,
+		"--tls-cert-file=" + c.ExtenderTLS.ServingCert,
+		"--tls-private-key-file=" + c.ExtenderTLS.ServingKey,
+	}
+	if c.ExtenderTLS.ClientAuth {
+		args = append(args, "--client-ca-file="+c.ExtenderTLS.CAFile)
+	}
+	args = append(args,
+		"--slice-mib="+strconv.FormatInt(c.SliceMiB, 10),
+		"--policy="+c.opts.Policy,
 		"--kube-api-qps=500", "--kube-api-burst=1000",
 		"--reservation-ttl=2m",
 		"-v=2",
-	}, c.opts.ExtenderArgs...)
-	p, err := c.run(Extender, filepath.Join(c.gpusliceBin, Extender), args)
+	)
+	args = append(args, c.opts.ExtenderArgs...)
+	_, err := c.run(Extender, filepath.Join(c.gpusliceBin, Extender), args)
+	return err
+}
+
+// WaitExtenderReady waits until the running extender's /readyz answers
+// 200 (over mutual TLS, with kube-scheduler's client certificate).
+func (c *Cluster) WaitExtenderReady(ctx context.Context) error {
+	p := c.proc(Extender)
+	if p == nil {
+		return errors.New("extender was never started")
+	}
+	cert, err := c.ExtenderTLS.SchedulerCert()
 	if err != nil {
 		return err
 	}
+	client := c.ExtenderTLS.HTTPClient(cert)
+	defer client.CloseIdleConnections()
 	return c.waitReady(ctx, p, func(ctx context.Context) bool {
-		return httpOK(ctx, http.DefaultClient, c.ExtenderURL+"readyz")
+		return httpOK(ctx, client, c.ExtenderURL+"readyz")
 	})
 }
+
+// extenderHasFlag reports whether the extender binary knows a flag (its
+// --help lists it).
+func (c *Cluster) extenderHasFlag(flag string) (bool, error) {
+	out, _ := exec.Command(filepath.Join(c.gpusliceBin, Extender), "--help").CombinedOutput()
+	if !strings.Contains(string(out), "--") {
+		return false, fmt.Errorf("%s --help printed no flags: %s", Extender, out)
+	}
+	return strings.Contains(string(out), flag+" ") || strings.Contains(string(out), flag+"="), nil
+}
+
+// ExtenderAddr returns the extender's host:port.
+func (c *Cluster) ExtenderAddr() string { return c.extenderAddr }
 
 // KillExtender SIGKILLs the extender and waits until it is gone.
 func (c *Cluster) KillExtender() error {
@@ -518,27 +591,56 @@ func (c *Cluster) startScheduler(ctx context.Context) error {
 }
 
 // The addresses manifests/scheduler-config.yaml ships with; the harness
-// replaces exactly these and nothing else.
+// replaces exactly these, and switches that extender to mutual TLS.
 const (
 	shippedExtenderURL = "http://127.0.0.1:8888/"
 	shippedKubeconfig  = "/etc/kubernetes/scheduler.conf"
 )
 
-// writeSchedulerConfig templates manifests/scheduler-config.yaml.
+// writeSchedulerConfig templates manifests/scheduler-config.yaml: the
+// kubeconfig path, and for the extender at the shipped URL its URL, HTTPS
+// and a tlsConfig with kube-scheduler's client certificate and the CA.
 func (c *Cluster) writeSchedulerConfig(out string) error {
 	src := filepath.Join(c.repoRoot, "manifests", "scheduler-config.yaml")
 	b, err := os.ReadFile(src)
 	if err != nil {
 		return fmt.Errorf("scheduler config: %w", err)
 	}
-	s := string(b)
-	for _, r := range [][2]string{{shippedExtenderURL, c.ExtenderURL}, {shippedKubeconfig, c.path("scheduler.kubeconfig")}} {
-		if n := strings.Count(s, r[0]); n != 1 {
-			return fmt.Errorf("%s: want exactly one %q to replace, found %d", src, r[0], n)
-		}
-		s = strings.Replace(s, r[0], r[1], 1)
+	var cfg map[string]any
+	if err := yaml.Unmarshal(b, &cfg); err != nil {
+		return fmt.Errorf("%s: %w", src, err)
 	}
-	if err := os.WriteFile(out, []byte(s), 0o600); err != nil {
+	cc, _ := cfg["clientConnection"].(map[string]any)
+	if cc == nil || cc["kubeconfig"] != shippedKubeconfig {
+		return fmt.Errorf("%s: want clientConnection.kubeconfig %q to replace", src, shippedKubeconfig)
+	}
+	cc["kubeconfig"] = c.path("scheduler.kubeconfig")
+	exts, _ := cfg["extenders"].([]any)
+	found := 0
+	for _, e := range exts {
+		ext, _ := e.(map[string]any)
+		if ext == nil || ext["urlPrefix"] != shippedExtenderURL {
+			continue
+		}
+		found++
+		ext["urlPrefix"] = c.ExtenderURL
+		if c.ExtenderTLS != nil {
+			ext["enableHTTPS"] = true
+			ext["tlsConfig"] = map[string]any{
+				"certFile": c.ExtenderTLS.ClientCert,
+				"keyFile":  c.ExtenderTLS.ClientKey,
+				"caFile":   c.ExtenderTLS.CAFile,
+			}
+		}
+	}
+	if found != 1 {
+		return fmt.Errorf("%s: want exactly one extender at %q to replace, found %d", src, shippedExtenderURL, found)
+	}
+	b, err = yaml.Marshal(cfg)
+	if err != nil {
+		return fmt.Errorf("scheduler config: %w", err)
+	}
+	if err := os.WriteFile(out, b, 0o600); err != nil {
 		return fmt.Errorf("write scheduler config: %w", err)
 	}
 	return nil

@@ -8,18 +8,30 @@
 //
 //   - etcd (built from go.etcd.io/etcd/server/v3 into e2e/bin) with a data
 //     directory under the cluster's temporary directory.
-//   - kube-apiserver with static token authentication (one token per user:
-//     an admin in system:masters, system:kube-scheduler, and the extender as
-//     the service account kube-system/gpuslice-extender), RBAC authorization,
+//   - kube-apiserver with static token authentication for the admin (in
+//     system:masters) and system:kube-scheduler, RBAC authorization,
 //     generated serving certificate and service-account signing keys, and
 //     the ServiceAccount and TaintNodesByCondition admission plugins
 //     disabled (there is no controller-manager to create default service
 //     accounts and no kubelet to clear the not-ready taint).
-//   - manifests/rbac.yaml, applied as-is: it grants the extender its rights.
-//   - the gpuslice extender (bin/gpuslice-extender).
+//   - manifests/rbac.yaml, applied as-is, and gpuslice's identities: the
+//     namespace gpuslice-system, the service accounts gpuslice-extender and
+//     gpuslice-device-plugin with least-privilege RBAC, and a token for each
+//     from the TokenRequest API. The extender runs with its token
+//     (Cluster.ExtenderClient is the same identity); the device plugin tests
+//     run the plugin in process with Cluster.DevicePluginClient.
+//   - the admission policy manifests/admission/policy.yaml, applied before
+//     anything else and waited for until the API server enforces it, so
+//     every test runs under it. SuspendPolicy removes one binding for a
+//     test that shows what happens when the policy is bypassed.
+//   - the gpuslice extender (bin/gpuslice-extender) serving HTTPS with a
+//     certificate from a throw-away CA, and verifying client certificates
+//     against that CA (--client-ca-file, when the binary has the flag).
 //   - kube-scheduler with manifests/scheduler-config.yaml, of which only the
-//     extender URL (http://127.0.0.1:8888/) and the kubeconfig path
-//     (/etc/kubernetes/scheduler.conf) are replaced.
+//     kubeconfig path and the extender at the shipped URL
+//     (http://127.0.0.1:8888/) are changed: its URL, enableHTTPS and a
+//     tlsConfig with kube-scheduler's client certificate and the CA
+//     (mutual TLS; Cluster.ExtenderTLS holds the files).
 //
 // Each component runs in its own process group, logs to DIR/<name>.log, and
 // is started from one OS thread that lives as long as the cluster, with

@@ -10,8 +10,10 @@ import (
 	"testing"
 	"time"
 
+	authenticationv1 "k8s.io/api/authentication/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
 
 	"github.com/gpuslice/gpuslice/api"
 )
@@ -55,6 +57,20 @@ func TestControlPlane(t *testing.T) {
 		t.Errorf("inventory annotation = %+v, %v", got, err)
 	}
 
+	// The admission policy is enforced, and the gpuslice service accounts
+	// authenticate with their TokenRequest tokens.
+	for _, p := range []string{PolicyAnnotations, PolicyNoPresetNode} {
+		if on, err := c.PolicyEnforced(ctx, p); !on || err != nil {
+			t.Errorf("policy %s enforced = %v, %v", p, on, err)
+		}
+	}
+	for who, cl := range map[string]kubernetes.Interface{ExtenderServiceAccount: c.ExtenderClient, DevicePluginSAUser: c.DevicePluginClient} {
+		ssr, err := cl.AuthenticationV1().SelfSubjectReviews().Create(ctx, &authenticationv1.SelfSubjectReview{}, metav1.CreateOptions{})
+		if err != nil || ssr.Status.UserInfo.Username != who {
+			t.Errorf("client of %s authenticates as %+v, %v", who, ssr, err)
+		}
+	}
+
 	// The extender's RBAC from manifests/rbac.yaml is in place.
 	if _, err := c.Client.RbacV1().ClusterRoleBindings().Get(ctx, "gpuslice-extender", metav1.GetOptions{}); err != nil {
 		t.Errorf("rbac.yaml not applied: %v", err)
@@ -73,8 +89,12 @@ func TestControlPlane(t *testing.T) {
 }
 
 func TestSchedulerConfigTemplate(t *testing.T) {
-	c := &Cluster{Dir: t.TempDir(), ExtenderURL: "http://127.0.0.1:12345/"}
+	c := &Cluster{Dir: t.TempDir(), ExtenderURL: "https://127.0.0.1:12345/"}
 	if err := c.resolveRoot(); err != nil {
+		t.Fatal(err)
+	}
+	var err error
+	if c.ExtenderTLS, err = writeExtenderTLS(c.Dir); err != nil {
 		t.Fatal(err)
 	}
 	out := filepath.Join(c.Dir, "cfg.yaml")
@@ -86,8 +106,14 @@ func TestSchedulerConfigTemplate(t *testing.T) {
 		t.Fatal(err)
 	}
 	s := string(b)
-	if !strings.Contains(s, "urlPrefix: http://127.0.0.1:12345/") || !strings.Contains(s, "kubeconfig: "+filepath.Join(c.Dir, "scheduler.kubeconfig")) {
-		t.Errorf("templated config:\n%s", s)
+	for _, want := range []string{
+		"urlPrefix: https://127.0.0.1:12345/", "kubeconfig: " + filepath.Join(c.Dir, "scheduler.kubeconfig"),
+		"enableHTTPS: true", "certFile: " + c.ExtenderTLS.ClientCert, "keyFile: " + c.ExtenderTLS.ClientKey, "caFile: " + c.ExtenderTLS.CAFile,
+		"nodeCacheCapable: true", "bindVerb: bind",
+	} {
+		if !strings.Contains(s, want) {
+			t.Errorf("templated config lacks %q:\n%s", want, s)
+		}
 	}
 	if strings.Contains(s, shippedExtenderURL) || strings.Contains(s, shippedKubeconfig) {
 		t.Errorf("shipped addresses left in:\n%s", s)

@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 
+	admissionv1 "k8s.io/api/admissionregistration/v1"
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -61,7 +62,8 @@ func stripComments(doc []byte) []byte {
 // CreateObjects creates the objects (namespaced ones in their own
 // namespace, or in namespace when they name none). Objects that exist
 // already are left alone. Supported kinds: Namespace, ServiceAccount,
-// ClusterRole, ClusterRoleBinding, Role, RoleBinding, Pod.
+// ClusterRole, ClusterRoleBinding, Role, RoleBinding, Pod,
+// ValidatingAdmissionPolicy, ValidatingAdmissionPolicyBinding.
 func (c *Cluster) CreateObjects(ctx context.Context, namespace string, objs []runtime.Object) error {
 	ns := func(m metav1.Object) string {
 		if m.GetNamespace() != "" {
@@ -84,6 +86,10 @@ func (c *Cluster) CreateObjects(ctx context.Context, namespace string, objs []ru
 			_, err = c.Client.RbacV1().Roles(ns(o)).Create(ctx, o, metav1.CreateOptions{})
 		case *rbacv1.RoleBinding:
 			_, err = c.Client.RbacV1().RoleBindings(ns(o)).Create(ctx, o, metav1.CreateOptions{})
+		case *admissionv1.ValidatingAdmissionPolicy:
+			_, err = c.Client.AdmissionregistrationV1().ValidatingAdmissionPolicies().Create(ctx, o, metav1.CreateOptions{})
+		case *admissionv1.ValidatingAdmissionPolicyBinding:
+			_, err = c.Client.AdmissionregistrationV1().ValidatingAdmissionPolicyBindings().Create(ctx, o, metav1.CreateOptions{})
 		case *corev1.Pod:
 			_, err = c.Client.CoreV1().Pods(ns(o)).Create(ctx, o, metav1.CreateOptions{})
 		default:

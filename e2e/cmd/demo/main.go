@@ -7,6 +7,10 @@
 // cluster running, with a kubectl command line to look at it, until Ctrl-C.
 // With DEMO_EXIT=1 it stops right after the view.
 //
+// With -inspect it starts nothing: it prints the inspect view of the
+// cluster $KUBECONFIG (or ~/.kube/config) points at, the demo's or a real
+// one, and exits (`make inspect`).
+//
 // It builds nothing: the Makefile builds the binaries and passes their
 // directories in K8S_BIN and GPUSLICE_BIN. Every process it starts is
 // stopped when it exits.
@@ -15,6 +19,7 @@ package main
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -29,6 +34,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/clientcmd"
 	"k8s.io/klog/v2"
 
 	"github.com/gpuslice/gpuslice/api"
@@ -41,9 +48,17 @@ import (
 const namespace = "default"
 
 func main() {
+	inspectOnly := flag.Bool("inspect", false, "Only print the per-GPU inspect view of the cluster $KUBECONFIG (or ~/.kube/config) points at.")
+	flag.Parse()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := run(ctx, os.Stdout, os.Getenv("DEMO_EXIT") == "1"); err != nil {
+	var err error
+	if *inspectOnly {
+		err = inspectCluster(ctx, os.Stdout)
+	} else {
+		err = run(ctx, os.Stdout, os.Getenv("DEMO_EXIT") == "1")
+	}
+	if err != nil {
 		fmt.Fprintf(os.Stderr, "demo: %v\n", err)
 		klog.Flush()
 		os.Exit(1)
@@ -98,19 +113,12 @@ func run(ctx context.Context, out io.Writer, exit bool) error {
 	}
 	fmt.Fprintln(out)
 
-	nodes, err := c.Client.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
-	if err != nil {
-		return fmt.Errorf("list nodes: %w", err)
-	}
-	all, err := c.Client.CoreV1().Pods(metav1.NamespaceAll).List(ctx, metav1.ListOptions{})
-	if err != nil {
-		return fmt.Errorf("list pods: %w", err)
-	}
-	if err := inspect.Render(out, inspect.Build(nodes.Items, all.Items)); err != nil {
+	if err := renderView(ctx, out, c.Client); err != nil {
 		return err
 	}
 
 	fmt.Fprintf(out, "\nLook at the cluster with:\n\n  KUBECONFIG=%s %s get pods -o wide\n\n", c.KubeconfigPath, c.KubectlPath())
+	fmt.Fprintf(out, "Show the per-GPU view again (while the cluster runs):\n\n  KUBECONFIG=%s make inspect\n\n", c.KubeconfigPath)
 	fmt.Fprintf(out, "Component logs: %s/*.log\n", c.Dir)
 	if exit {
 		fmt.Fprintln(out, "DEMO_EXIT=1: not waiting for Ctrl-C.")
@@ -131,6 +139,32 @@ func run(ctx context.Context, out io.Writer, exit bool) error {
 	}
 	c.DumpLogs(logf, 20)
 	return err
+}
+
+// renderView prints the per-node, per-GPU inspect view of a cluster.
+func renderView(ctx context.Context, out io.Writer, client kubernetes.Interface) error {
+	nodes, err := client.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
+	if err != nil {
+		return fmt.Errorf("list nodes: %w", err)
+	}
+	all, err := client.CoreV1().Pods(metav1.NamespaceAll).List(ctx, metav1.ListOptions{})
+	if err != nil {
+		return fmt.Errorf("list pods: %w", err)
+	}
+	return inspect.Render(out, inspect.Build(nodes.Items, all.Items))
+}
+
+// inspectCluster prints the inspect view of the kubeconfig's cluster.
+func inspectCluster(ctx context.Context, out io.Writer) error {
+	cfg, err := clientcmd.NewNonInteractiveDeferredLoadingClientConfig(clientcmd.NewDefaultClientConfigLoadingRules(), nil).ClientConfig()
+	if err != nil {
+		return fmt.Errorf("kubeconfig: %w", err)
+	}
+	client, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		return fmt.Errorf("client: %w", err)
+	}
+	return renderView(ctx, out, client)
 }
 
 // examplePods decodes the pods of manifests/examples/*.yaml, in file order.
