@@ -128,7 +128,7 @@ func newExplainCommand(o *Options) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			e, err := Explain(pod, in, ExplainOptions{SliceMiB: sliceMiB, Policy: pol})
+			e, err := Explain(cmd.Context(), pod, in, ExplainOptions{SliceMiB: sliceMiB, Policy: pol})
 			if err != nil {
 				return err
 			}

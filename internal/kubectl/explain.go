@@ -2,6 +2,7 @@ package kubectl
 
 import (
 	"cmp"
+	"context"
 	"fmt"
 	"slices"
 	"time"
@@ -79,7 +80,7 @@ type ExplainOptions struct {
 // NoSchedule/NoExecute taint, a nodeSelector that does not match) are
 // grouped by that reason instead. Reservations an extender holds for
 // binds in flight are not visible from the API server.
-func Explain(pod *corev1.Pod, in Input, o ExplainOptions) (*Explanation, error) {
+func Explain(ctx context.Context, pod *corev1.Pod, in Input, o ExplainOptions) (*Explanation, error) {
 	e := &Explanation{Pod: pod.Namespace + "/" + pod.Name, Node: pod.Spec.NodeName, Scheduler: schedulerMessage(pod)}
 	req, err := api.ParsePodRequest(pod)
 	if err != nil {
@@ -118,12 +119,13 @@ func Explain(pod *corev1.Pod, in Input, o ExplainOptions) (*Explanation, error) 
 		pol = allocator.Binpack{}
 	}
 	e.Policy = pol.Name()
-	fitNodes(e, pod, req, in, pol)
+	fitNodes(klog.FromContext(ctx), e, pod, req, in, pol)
 	return e, nil
 }
 
 // fitNodes fills in the fits and the reason groups.
-func fitNodes(e *Explanation, pod *corev1.Pod, req *api.PodRequest, in Input, pol allocator.Policy) {
+func fitNodes(logger klog.Logger, e *Explanation, pod *corev1.Pod, req *api.PodRequest, in Input, pol allocator.Policy) {
+	// The cache's complaints about single placements are inspect's to report.
 	c := cache.New(logr.Discard(), e.SliceMiB, time.Minute)
 	for i := range in.Nodes {
 		c.SetNode(in.Nodes[i].Name, in.Nodes[i].Annotations[api.AnnotationInventory])
@@ -143,7 +145,7 @@ func fitNodes(e *Explanation, pod *corev1.Pod, req *api.PodRequest, in Input, po
 	var names []string
 	for i := range in.Nodes {
 		n := &in.Nodes[i]
-		if reason := schedulerFilter(klog.Background(), pod, n); reason != "" {
+		if reason := schedulerFilter(logger, pod, n); reason != "" {
 			group(reason, false, n.Name)
 			continue
 		}
