@@ -110,6 +110,9 @@ func cluster(t *testing.T) []runtime.Object {
 	gpuC.Spec.Unschedulable = true
 	a100 := gpuPod("a100", 10, 0)
 	a100.Annotations[api.AnnotationGPUModels] = "A100"
+	big := gpuPod("big", 30, 0)
+	big.Status.Conditions = []corev1.PodCondition{{Type: corev1.PodScheduled, Status: corev1.ConditionFalse, Reason: corev1.PodReasonUnschedulable,
+		Message: "0/4 nodes are available: 1 node(s) were unschedulable, 3 gpuslice: no node has room."}}
 	web := gpuPod("web", 0, 0)
 	web.Spec.Containers[0].Resources = corev1.ResourceRequirements{}
 	return []runtime.Object{
@@ -121,7 +124,7 @@ func cluster(t *testing.T) []runtime.Object {
 		place(t, gpuPod("train", 20, 50), "gpu-a", "GPU-a0", 0, true),
 		place(t, gpuPod("serve", 4, 0), "gpu-b", "GPU-b0", 0, false),
 		place(t, gpuPod("moved", 8, 0), "gpu-b", "GPU-b1", 1, true, api.DeviceShare{UUID: "GPU-b0", Index: 0, Slices: 8, Slots: 1}),
-		gpuPod("big", 30, 0),
+		big,
 		a100,
 		gpuPod("small", 2, 0),
 		web,
