@@ -1,0 +1,22 @@
+// Package kubectl owns the logic of the kubectl-gpuslice plugin
+// (cmd/kubectl-gpuslice): what it reads from the API server, the reports it
+// builds and how it prints them.
+//
+//   - inspect: per node and GPU, the slices, core and slots used and free
+//     (internal/inspect's accounting, which follows the one charge rule
+//     api.PodCharge), the pods holding them, each GPU's isolation mode and
+//     what it enforces, unhealthy GPUs with their reason, pods whose
+//     placement is stale (no allocation record yet, or one that disagrees
+//     with the placement), and a cluster summary with a fragmentation
+//     figure. Output is a table (with a usage bar per GPU, coloured only on a
+//     terminal), a wide table, JSON or YAML.
+//   - explain: why a pending gpuslice pod is not placed. It feeds the same
+//     nodes and pods into the extender's own cache (scheduler/cache), fits
+//     the pod's request (api.ParsePodRequest) on every node with the pure
+//     allocator, and groups the nodes by the reason they were refused.
+//
+// Both work from the API server alone (node inventories, pods' placement
+// and allocation annotations); neither needs the extender's endpoint. The
+// commands take a kubernetes.Interface, so tests run them on a fake
+// clientset, and a clock, so ages in the output are reproducible.
+package kubectl
