@@ -29,8 +29,14 @@ const (
 type TaskClass struct {
 	// CPUMilli is the host CPU request.
 	CPUMilli int64
-	// PerGPU is the demand on each of the pod's GPUs.
+	// PerGPU is the demand on each of the pod's GPUs, in slices, core units
+	// and slots.
 	PerGPU Units
+	// GPUShare, when positive, is the class's gpu-mem demand as a fraction
+	// of a GPU (0.25 is a quarter GPU): on each GPU it is that share of the
+	// GPU's slices, rounded up, and PerGPU.Slices is not used. The default
+	// seed is written this way, so that it fits any slice size and GPU.
+	GPUShare float64
 	// Count is the number of GPUs.
 	Count int
 	// Models, when not empty, restricts the class to these GPU models.
@@ -61,7 +67,18 @@ func ClassOf(r *PodRequest) TaskClass {
 }
 
 func (c TaskClass) key() string {
-	return fmt.Sprintf("%d/%d/%d/%d/%d/%s", c.CPUMilli, c.PerGPU.Slices, c.PerGPU.Core, c.PerGPU.Slots, c.Count, strings.Join(c.Models, "|"))
+	k := fmt.Sprintf("%d/%d/%d/%d/%d/%s", c.CPUMilli, c.PerGPU.Slices, c.PerGPU.Core, c.PerGPU.Slots, c.Count, strings.Join(c.Models, "|"))
+	if c.GPUShare > 0 {
+		k += fmt.Sprintf("/share=%g", c.GPUShare)
+	}
+	return k
+}
+
+// sharedSlices returns share (a fraction of a GPU) of a GPU of capacity
+// slices, rounded up and at least one slice.
+func sharedSlices(share float64, capacity int64) int64 {
+	// The epsilon keeps exact products (0.25 * 1000) from rounding up.
+	return max(int64(math.Ceil(share*float64(capacity)-1e-9)), 1)
 }
 
 // FGDConfig configures the fragmentation-aware policy.
@@ -93,16 +110,18 @@ type FGDConfig struct {
 	Hybrid bool
 }
 
-// DefaultFGDSeed is a generic starting workload: shares of a GPU, whole GPUs
-// and multi-GPU pods, weighing ten observations in all, so that the first
-// real requests quickly dominate. Demands are in 1000-slice GPUs.
+// DefaultFGDSeed is a generic starting workload: a quarter and a half of a
+// GPU, whole GPUs and multi-GPU pods, weighing ten observations in all, so
+// that the first real requests quickly dominate. GPU demands are fractions
+// of a GPU (TaskClass.GPUShare), scaled to each GPU's slices; CPU is in
+// milli-cores.
 func DefaultFGDSeed() []WeightedClass {
-	mk := func(cpu, slices int64, k int, w float64) WeightedClass {
-		return WeightedClass{Class: TaskClass{CPUMilli: cpu, PerGPU: Units{Slices: slices, Slots: 1}, Count: k}, Weight: w}
+	mk := func(cpu int64, share float64, k int, w float64) WeightedClass {
+		return WeightedClass{Class: TaskClass{CPUMilli: cpu, PerGPU: Units{Slots: 1}, GPUShare: share, Count: k}, Weight: w}
 	}
 	return []WeightedClass{
-		mk(4000, 250, 1, 1), mk(6000, 500, 1, 2), mk(8000, 1000, 1, 4),
-		mk(16000, 1000, 2, 1), mk(32000, 1000, 4, 1), mk(64000, 1000, 8, 1),
+		mk(4000, 0.25, 1, 1), mk(6000, 0.5, 1, 2), mk(8000, 1, 1, 4),
+		mk(16000, 1, 2, 1), mk(32000, 1, 4, 1), mk(64000, 1, 8, 1),
 	}
 }
 
@@ -243,8 +262,11 @@ type fgdSnapshot struct {
 
 type fgdGroup struct {
 	perGPU Units
-	count  int
-	models []string
+	// gpuShare is TaskClass.GPUShare: when positive, perGPU.Slices is that
+	// share of each GPU's slices.
+	gpuShare float64
+	count    int
+	models   []string
 	// cpu is sorted ascending; cum[j] is the share of the group's classes
 	// with CPU <= cpu[j].
 	cpu []int64
@@ -272,12 +294,12 @@ func newSnapshot(keep []*histEntry, covered float64) *fgdSnapshot {
 			s.noGPU += p
 			continue
 		}
-		k := fmt.Sprintf("%d/%d/%d/%d/%s", e.class.PerGPU.Slices, e.class.PerGPU.Core, e.class.PerGPU.Slots, e.class.Count, strings.Join(e.class.Models, "|"))
+		k := fmt.Sprintf("%d/%d/%d/%d/%s/%g", e.class.PerGPU.Slices, e.class.PerGPU.Core, e.class.PerGPU.Slots, e.class.Count, strings.Join(e.class.Models, "|"), e.class.GPUShare)
 		gi, ok := byKey[k]
 		if !ok {
 			gi = len(s.groups)
 			byKey[k] = gi
-			s.groups = append(s.groups, fgdGroup{perGPU: e.class.PerGPU, count: e.class.Count, models: e.class.Models})
+			s.groups = append(s.groups, fgdGroup{perGPU: e.class.PerGPU, gpuShare: e.class.GPUShare, count: e.class.Count, models: e.class.Models})
 			members = append(members, nil)
 		}
 		s.groups[gi].share += p
@@ -353,10 +375,13 @@ func (s *fgdSnapshot) frag(n *Node, free []Units, cpuFree int64, want int) (one,
 		d := g.perGPU
 		cnt := 0
 		var fs float64
-		var slots, capa int64
+		var slots, capa, capaSlices int64
 		for i := range free {
 			if r[i] == 0 {
 				continue
+			}
+			if g.gpuShare > 0 {
+				d.Slices = sharedSlices(g.gpuShare, n.Devices[i].Capacity.Slices)
 			}
 			if !d.Fits(free[i]) || (len(g.models) > 0 && !slices.Contains(g.models, n.Devices[i].Model)) {
 				fs += r[i]
@@ -365,7 +390,7 @@ func (s *fgdSnapshot) frag(n *Node, free []Units, cpuFree int64, want int) (one,
 			cnt++
 			if want&fragMult != 0 {
 				slots += podsOn(free[i], d)
-				capa = n.Devices[i].Capacity.Slices
+				capa, capaSlices = n.Devices[i].Capacity.Slices, d.Slices
 			}
 		}
 		if want&fragOne != 0 {
@@ -382,7 +407,7 @@ func (s *fgdSnapshot) frag(n *Node, free []Units, cpuFree int64, want int) (one,
 				mult += g.share * sumR
 				continue
 			}
-			per := float64(int64(g.count)*d.Slices) / float64(capa)
+			per := float64(int64(g.count)*capaSlices) / float64(capa)
 			for j, c := range g.cpu {
 				np := pods
 				if cpuFree >= 0 && c > 0 {

@@ -318,3 +318,29 @@ func TestFGDConcurrent(t *testing.T) {
 	}
 	wg.Wait()
 }
+
+// TestFGDSeedScalesToGPU checks the default seed is in fractions of a GPU:
+// on a real node (1 GiB slices, 40 per GPU) the quarter, half and whole
+// GPU classes fit an empty GPU, so only the multi-GPU classes (3 of the
+// seed's 10 observations) count as fragmentation of a one-GPU node.
+func TestFGDSeedScalesToGPU(t *testing.T) {
+	for _, slices := range []int64{16, 40, 80, 1000} {
+		n := NewNode("n", gpus(1, "A100", slices, 48))
+		f := NewFGD(PolicyFGD, FGDPublishedConfig())
+		one, _ := f.snap.Load().frag(n, []Units{n.Devices[0].Capacity}, -1, fragOne)
+		if math.Abs(one-0.3) > 1e-9 {
+			t.Errorf("%d-slice GPU: fragmentation %v, want 0.3", slices, one)
+		}
+	}
+	for share, want := range map[float64]int64{0.25: 250, 0.5: 500, 1: 1000} {
+		if got := sharedSlices(share, 1000); got != want {
+			t.Errorf("sharedSlices(%v, 1000) = %d, want %d", share, got, want)
+		}
+	}
+	if got := sharedSlices(0.25, 15); got != 4 {
+		t.Errorf("sharedSlices(0.25, 15) = %d, want 4 (rounded up)", got)
+	}
+	if got := sharedSlices(0.001, 16); got != 1 {
+		t.Errorf("sharedSlices(0.001, 16) = %d, want 1", got)
+	}
+}

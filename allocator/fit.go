@@ -1,7 +1,6 @@
 package allocator
 
 import (
-	"fmt"
 	"sort"
 )
 
@@ -69,14 +68,31 @@ func (f *Fitter) NodeScore(p Policy, n *Node, a *Assignment) float64 {
 }
 
 // place runs the placement on a view; the status code is left for Fit.
+//
+// App containers and sidecars run together for the pod's whole life, so
+// they are placed first, largest first, each on the room the others left.
+// Regular init containers run one at a time before the app containers,
+// beside the sidecars started before them: each is placed on the pod's base
+// state less those sidecars, preferably where the pod's holding already
+// covers it. The charges follow api.PodCharge.
 func (f *Fitter) place(v *NodeView, r *PodRequest, p Policy) (*Assignment, *Status) {
 	order := f.order[:0]
-	nInit := 0
+	if cap(f.slot) < len(r.Containers) {
+		f.slot = make([]int, len(r.Containers))
+	}
+	slot := f.slot[:len(r.Containers)]
+	nInit, nGPU, nSidecar := 0, 0, 0
 	for i, c := range r.Containers {
+		slot[i] = -1
 		if !c.HasGPU() {
 			continue
 		}
-		if c.Init {
+		slot[i] = nGPU
+		nGPU++
+		switch {
+		case c.Sidecar:
+			nSidecar++
+		case c.Init:
 			nInit++
 			continue
 		}
@@ -97,8 +113,13 @@ func (f *Fitter) place(v *NodeView, r *PodRequest, p Policy) (*Assignment, *Stat
 		})
 	}
 	f.reset(len(v.Node.Devices))
+	if cap(f.containers) < nGPU {
+		f.containers = make([]ContainerAssignment, nGPU)
+	}
 	a := &f.a
-	*a = Assignment{Node: v.Node.Name, TopoRank: MaxTopoRank, CPUMilli: r.CPUMilli, Containers: f.containers[:0]}
+	// Containers are reported in pod spec order: slot[i] is container i's
+	// place among the GPU containers.
+	*a = Assignment{Node: v.Node.Name, TopoRank: MaxTopoRank, CPUMilli: r.CPUMilli, Containers: f.containers[:nGPU]}
 	base := &f.views[2]
 	*base = NodeView{Node: v.Node, empty: v.empty, podCPU: v.podCPU}
 	if len(order) > 1 || nInit > 0 {
@@ -117,29 +138,31 @@ func (f *Fitter) place(v *NodeView, r *PodRequest, p Policy) (*Assignment, *Stat
 				v.take(i, d)
 			}
 		}
-		a.Containers = append(a.Containers, ContainerAssignment{Name: c.Name, Devices: devs, PerGPU: d})
-	}
-	for _, c := range r.Containers {
-		if !c.Init || !c.HasGPU() {
-			continue
-		}
-		// Init containers run one at a time before the app containers: each
-		// needs room on the pod's base state, preferably where the app
-		// containers' charge already covers it.
-		devs, rank, st := f.choose(base, r, c, p, v.extra)
-		if st != nil {
-			return nil, st
-		}
-		a.TopoRank = min(a.TopoRank, rank)
-		a.Containers = append(a.Containers, ContainerAssignment{Name: c.Name, Init: true, Devices: devs, PerGPU: c.PerGPU()})
+		a.Containers[slot[ci]] = ContainerAssignment{Name: c.Name, Init: c.Init, Sidecar: c.Sidecar, Devices: devs, PerGPU: d}
 	}
 	if nInit > 0 {
-		// Report containers in pod spec order: init containers first.
-		sort.SliceStable(a.Containers, func(x, y int) bool {
-			return a.Containers[x].Init && !a.Containers[y].Init
-		})
+		if nSidecar > 0 {
+			base.extra = f.side
+		}
+		for ci, c := range r.Containers {
+			if !c.HasGPU() || !c.Init {
+				continue
+			}
+			if c.Sidecar {
+				// Every init container after it runs beside it.
+				for _, i := range a.Containers[slot[ci]].Devices {
+					base.take(i, c.PerGPU())
+				}
+				continue
+			}
+			devs, rank, st := f.choose(base, r, c, p, v.extra)
+			if st != nil {
+				return nil, st
+			}
+			a.TopoRank = min(a.TopoRank, rank)
+			a.Containers[slot[ci]] = ContainerAssignment{Name: c.Name, Init: true, Devices: devs, PerGPU: c.PerGPU()}
+		}
 	}
-	f.containers = a.Containers[:0]
 	f.order = order[:0]
 	a.Charges = f.chargesInto(len(v.Node.Devices), a.Containers)
 	return a, nil
@@ -224,15 +247,16 @@ func deviceScore(v *NodeView, p Policy, i int, d Units, cover []Units) float64 {
 	return s
 }
 
+// failure returns the status of a container that found too few GPUs; the
+// counts say how far the eligible GPUs got through the checks.
 func failure(c ContainerRequest, d Units, k, unhealthy, wrongModel, eligible, mem, core, slot int) *Status {
-	st := &Status{Container: c.Name}
+	st := &Status{Container: c.Name, GPUs: k, PerGPU: d, WithSlices: mem}
 	switch {
 	case eligible == 0 && wrongModel > 0:
 		st.Reason = ReasonModelNotAllowed
 	case eligible == 0:
 		st.Reason = ReasonNoHealthyGPU
-		st.Detail = fmt.Sprintf("%d unhealthy", unhealthy)
-		return st
+		st.Unhealthy = unhealthy
 	case mem == 0:
 		st.Reason = ReasonInsufficientMemory
 	case mem < k:
@@ -246,7 +270,6 @@ func failure(c ContainerRequest, d Units, k, unhealthy, wrongModel, eligible, me
 	default:
 		st.Reason = ReasonNotEnoughGPUs
 	}
-	st.Detail = fmt.Sprintf("needs %d GPU(s) with %d slices, %d core, 1 slot free; %d have the slices", k, d.Slices, d.Core, mem)
 	return st
 }
 

@@ -291,7 +291,7 @@ func TestAssignmentPlacementRoundTrip(t *testing.T) {
 		t.Fatal(st)
 	}
 	p := a.Placement(n, testTime)
-	back, err := AssignmentFromPlacement(n, p)
+	back, err := AssignmentFromPlacement(n, p, r)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -299,7 +299,7 @@ func TestAssignmentPlacementRoundTrip(t *testing.T) {
 		t.Errorf("charges after round trip (-want +got):\n%s", diff)
 	}
 	p.Containers[1].Devices[0].UUID = "GPU-missing"
-	if _, err := AssignmentFromPlacement(n, p); err == nil {
+	if _, err := AssignmentFromPlacement(n, p, r); err == nil {
 		t.Error("a placement naming an unknown GPU was accepted")
 	}
 }

@@ -1,5 +1,7 @@
 package allocator
 
+import "github.com/gpuslice/gpuslice/api"
+
 // Fitter runs Fit and NodeScore with reusable buffers, so that the
 // extender's filter, which fits a pod on thousands of nodes, allocates
 // nothing per feasible node. The Assignment a Fitter returns is valid only
@@ -9,10 +11,12 @@ type Fitter struct {
 	a          Assignment
 	containers []ContainerAssignment
 	order      []int
+	slot       []int
 	devs       []int
 	charges    []Charge
 	extra      []Units
-	app, ini   []Units
+	side       []Units
+	charge     api.PodCharge
 	views      [4]NodeView
 }
 
@@ -21,36 +25,26 @@ func (f *Fitter) reset(n int) {
 	f.devs = f.devs[:0]
 	if cap(f.extra) < n {
 		f.extra = make([]Units, n)
-		f.app = make([]Units, n)
-		f.ini = make([]Units, n)
+		f.side = make([]Units, n)
 	}
 	f.extra = f.extra[:n]
+	f.side = f.side[:n]
 	clear(f.extra)
+	clear(f.side)
 }
 
-// chargesInto computes the per-device charge of container assignments into
-// the Fitter's buffer.
+// chargesInto computes the per-device charge of container assignments (in
+// pod spec order) into the Fitter's buffer, by the rule of api.PodCharge.
 func (f *Fitter) chargesInto(n int, cs []ContainerAssignment) []Charge {
-	if cap(f.app) < n {
-		f.app = make([]Units, n)
-		f.ini = make([]Units, n)
-	}
-	app, ini := f.app[:n], f.ini[:n]
-	clear(app)
-	clear(ini)
+	f.charge.Reset(n)
 	for _, c := range cs {
 		for _, d := range c.Devices {
-			if c.Init {
-				ini[d] = ini[d].Max(c.PerGPU)
-			} else {
-				app[d] = app[d].Add(c.PerGPU)
-			}
+			f.charge.Add(d, c.Init, c.Sidecar, c.PerGPU)
 		}
 	}
 	out := f.charges[:0]
 	for i := 0; i < n; i++ {
-		u := app[i].Max(ini[i])
-		if !u.IsZero() {
+		if u := f.charge.On(i); !u.IsZero() {
 			out = append(out, Charge{Device: i, Units: u})
 		}
 	}

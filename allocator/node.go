@@ -2,6 +2,7 @@ package allocator
 
 import (
 	"fmt"
+	"slices"
 
 	"github.com/gpuslice/gpuslice/api"
 )
@@ -14,6 +15,10 @@ type Device struct {
 	Capacity Units
 	Healthy  bool
 	NUMANode int
+	// Placeholder marks a GPU that vanished from the node's inventory while
+	// pods still hold shares on it: it keeps those shares charged, is never
+	// chosen (Healthy is false), and is not reported as over-committed.
+	Placeholder bool
 }
 
 // Node is one node's GPUs and their usage.
@@ -82,6 +87,25 @@ func NodeFromInventory(name string, inv *api.Inventory) *Node {
 	return n
 }
 
+// AddPlaceholder appends a placeholder for a GPU the inventory no longer
+// lists, so that the shares pods hold on it stay charged, and returns its
+// position. capacity is the GPU's last known capacity (zero when unknown).
+func (n *Node) AddPlaceholder(uuid string, index int, capacity Units) int {
+	// Clip: a Clone shares Devices and Link, appending must not write
+	// into the original's arrays.
+	n.Devices = append(slices.Clip(n.Devices), Device{Index: index, UUID: uuid, Capacity: capacity, NUMANode: -1, Placeholder: true})
+	n.Used = append(slices.Clip(n.Used), Units{})
+	if n.Link != nil {
+		link := make([][]int8, len(n.Devices))
+		for i := range n.Link {
+			link[i] = append(slices.Clip(n.Link[i]), 0)
+		}
+		link[len(link)-1] = make([]int8, len(n.Devices))
+		n.Link = link
+	}
+	return len(n.Devices) - 1
+}
+
 // Free returns the free units of device position i.
 func (n *Node) Free(i int) Units { return n.Devices[i].Capacity.Sub(n.Used[i]) }
 
@@ -125,7 +149,7 @@ func (n *Node) Clone() *Node {
 // exceeds its capacity, or nil.
 func (n *Node) Overcommitted() error {
 	for i := range n.Devices {
-		if f := n.Free(i); f.AnyNegative() {
+		if f := n.Free(i); f.AnyNegative() && !n.Devices[i].Placeholder {
 			return fmt.Errorf("node %s gpu %s over-committed: used %+v of %+v", n.Name, n.Devices[i].UUID, n.Used[i], n.Devices[i].Capacity)
 		}
 	}
@@ -141,7 +165,7 @@ func (n *Node) spanStatus(r *PodRequest) *Status {
 	for _, c := range r.Containers {
 		if c.HasGPU() && c.GPUs() > n.MaxGPUsPerContainer {
 			return &Status{Code: UnschedulableAndUnresolvable, Reason: ReasonSpanNotAllowed, Container: c.Name,
-				Detail: fmt.Sprintf("asks for %d GPUs, the node's isolation allows %d per container", c.GPUs(), n.MaxGPUsPerContainer)}
+				GPUs: c.GPUs(), SpanAllowed: n.MaxGPUsPerContainer}
 		}
 	}
 	return nil

@@ -36,14 +36,26 @@ const (
 	ReasonSpanNotAllowed     Reason = "container spans more GPUs than the node's isolation allows"
 )
 
-// Status is the result of Fit.
+// Status is the result of Fit. It keeps the numbers behind its reason as
+// fields and formats text only in Message, as kube-scheduler's
+// InsufficientResource does: Fit runs on thousands of nodes per pod, and
+// only the statuses shown to a user are ever formatted.
 type Status struct {
 	Code   Code
 	Reason Reason
 	// Container names the container that did not fit, if any.
 	Container string
-	// Detail adds numbers to the reason (e.g. "needs 2 GPUs with 20 slices").
-	Detail string
+	// GPUs is how many GPUs the container asks for, and PerGPU what it asks
+	// on each.
+	GPUs   int
+	PerGPU Units
+	// WithSlices is how many eligible GPUs had the slices free.
+	WithSlices int
+	// Unhealthy is how many GPUs are unhealthy (ReasonNoHealthyGPU).
+	Unhealthy int
+	// SpanAllowed is the most GPUs the node lets one container span
+	// (ReasonSpanNotAllowed).
+	SpanAllowed int
 }
 
 // IsSuccess reports whether the status is nil or Success.
@@ -55,16 +67,25 @@ func (s *Status) Message() string {
 		return ""
 	}
 	msg := string(s.Reason)
-	if s.Container != "" {
-		msg = fmt.Sprintf("%s (container %q", msg, s.Container)
-		if s.Detail != "" {
-			msg += ": " + s.Detail
-		}
-		msg += ")"
-	} else if s.Detail != "" {
-		msg += " (" + s.Detail + ")"
+	if s.Container == "" {
+		return msg
 	}
-	return msg
+	var detail string
+	switch s.Reason {
+	case ReasonNoHealthyGPU:
+		detail = fmt.Sprintf("%d unhealthy", s.Unhealthy)
+	case ReasonSpanNotAllowed:
+		detail = fmt.Sprintf("asks for %d GPUs, the node's isolation allows %d per container", s.GPUs, s.SpanAllowed)
+	case ReasonInvalidRequest, ReasonNoGPUs, ReasonInsufficientCPU:
+	default:
+		detail = fmt.Sprintf("needs %d GPU(s) with %d slices, %d core, %d slot free; %d have the slices",
+			s.GPUs, s.PerGPU.Slices, s.PerGPU.Core, s.PerGPU.Slots, s.WithSlices)
+	}
+	msg = fmt.Sprintf("%s (container %q", msg, s.Container)
+	if detail != "" {
+		msg += ": " + detail
+	}
+	return msg + ")"
 }
 
 func (s *Status) String() string { return s.Message() }

@@ -1,37 +1,7 @@
 package allocator
 
-// Units is an amount of each per-GPU resource.
-type Units struct {
-	// Slices of gpu-mem.
-	Slices int64
-	// Core is compute in gpu-core units (100 per whole GPU).
-	Core int64
-	// Slots is sharing slots (one per container on the GPU).
-	Slots int64
-}
+import "github.com/gpuslice/gpuslice/api"
 
-// Add returns u + v.
-func (u Units) Add(v Units) Units {
-	return Units{Slices: u.Slices + v.Slices, Core: u.Core + v.Core, Slots: u.Slots + v.Slots}
-}
-
-// Sub returns u - v.
-func (u Units) Sub(v Units) Units {
-	return Units{Slices: u.Slices - v.Slices, Core: u.Core - v.Core, Slots: u.Slots - v.Slots}
-}
-
-// Max returns the componentwise maximum of u and v.
-func (u Units) Max(v Units) Units {
-	return Units{Slices: max(u.Slices, v.Slices), Core: max(u.Core, v.Core), Slots: max(u.Slots, v.Slots)}
-}
-
-// Fits reports whether u fits in free, componentwise.
-func (u Units) Fits(free Units) bool {
-	return u.Slices <= free.Slices && u.Core <= free.Core && u.Slots <= free.Slots
-}
-
-// IsZero reports whether every component is zero.
-func (u Units) IsZero() bool { return u == Units{} }
-
-// AnyNegative reports whether any component is negative.
-func (u Units) AnyNegative() bool { return u.Slices < 0 || u.Core < 0 || u.Slots < 0 }
+// Units is an amount of each per-GPU resource (api.Units: gpu-mem slices,
+// gpu-core units, sharing slots).
+type Units = api.Units

@@ -8,8 +8,9 @@ type NodeView struct {
 	// extra holds units taken by the pod being placed, by device position;
 	// nil when none.
 	extra []Units
-	// empty makes the view ignore usage (capacity only), for classifying
-	// failures as resolvable by preemption or not.
+	// empty makes the view ignore the node's usage (capacity less what the
+	// pod itself took), for classifying failures as resolvable by
+	// preemption or not.
 	empty bool
 	// podCPU is the host CPU of the pod being placed (0 when unknown).
 	podCPU int64
@@ -20,10 +21,10 @@ func (n *Node) View() NodeView { return NodeView{Node: n} }
 
 // Free returns the free units of device position i in the view.
 func (v *NodeView) Free(i int) Units {
-	if v.empty {
-		return v.Node.Devices[i].Capacity
-	}
 	f := v.Node.Free(i)
+	if v.empty {
+		f = v.Node.Devices[i].Capacity
+	}
 	if v.extra != nil {
 		f = f.Sub(v.extra[i])
 	}

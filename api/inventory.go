@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"time"
 )
 
 // InventoryVersion is the current version of the Inventory schema.
@@ -131,16 +130,22 @@ func ParseInventory(s string) (*Inventory, error) {
 	return &inv, nil
 }
 
-// Validate checks the inventory for internal consistency.
+// Validate checks the inventory for internal consistency and for the
+// contract's bounds: at most MaxGPUsPerNode GPUs, and on each GPU at most
+// CoreUnitsPerGPU core units, MaxSlicesPerGPU slices, MaxSlotsPerGPU slots
+// and MaxMemoryMiBPerGPU MiB.
 func (inv *Inventory) Validate() error {
 	if inv.Version != InventoryVersion {
 		return fmt.Errorf("inventory version %q is not supported (want %q)", inv.Version, InventoryVersion)
 	}
-	if inv.MaxGPUsPerContainer < 0 {
-		return fmt.Errorf("inventory maxGPUsPerContainer must not be negative, got %d", inv.MaxGPUsPerContainer)
+	if inv.MaxGPUsPerContainer < 0 || inv.MaxGPUsPerContainer > MaxGPUsPerNode {
+		return fmt.Errorf("inventory maxGPUsPerContainer must be from 0 to %d, got %d", MaxGPUsPerNode, inv.MaxGPUsPerContainer)
 	}
-	if inv.SliceMiB <= 0 {
-		return fmt.Errorf("inventory sliceMiB must be positive, got %d", inv.SliceMiB)
+	if inv.SliceMiB <= 0 || inv.SliceMiB > MaxMemoryMiBPerGPU {
+		return fmt.Errorf("inventory sliceMiB must be from 1 to %d, got %d", MaxMemoryMiBPerGPU, inv.SliceMiB)
+	}
+	if len(inv.GPUs) > MaxGPUsPerNode {
+		return fmt.Errorf("inventory lists %d GPUs, more than %d", len(inv.GPUs), MaxGPUsPerNode)
 	}
 	seenIdx := make(map[int]bool, len(inv.GPUs))
 	seenUUID := make(map[string]bool, len(inv.GPUs))
@@ -154,8 +159,20 @@ func (inv *Inventory) Validate() error {
 			return fmt.Errorf("gpu %d: bad or duplicate index %d", i, g.Index)
 		case g.Slices < 0 || g.Slots < 0 || g.CoreUnits < 0 || g.MemoryMiB < 0:
 			return fmt.Errorf("gpu %s: negative capacity", g.UUID)
+		case g.CoreUnits > CoreUnitsPerGPU:
+			return fmt.Errorf("gpu %s: %d core units, more than %d per GPU", g.UUID, g.CoreUnits, CoreUnitsPerGPU)
+		case g.Slices > MaxSlicesPerGPU:
+			return fmt.Errorf("gpu %s: %d slices, more than %d per GPU", g.UUID, g.Slices, MaxSlicesPerGPU)
+		case g.Slots > MaxSlotsPerGPU:
+			return fmt.Errorf("gpu %s: %d slots, more than %d per GPU", g.UUID, g.Slots, MaxSlotsPerGPU)
+		case g.MemoryMiB > MaxMemoryMiBPerGPU:
+			return fmt.Errorf("gpu %s: %d MiB, more than %d per GPU", g.UUID, g.MemoryMiB, MaxMemoryMiBPerGPU)
+		case g.NUMANode < -1:
+			return fmt.Errorf("gpu %s: bad NUMA node %d", g.UUID, g.NUMANode)
 		case g.Isolation != "" && !g.Isolation.Known():
 			return fmt.Errorf("gpu %s: unknown isolation mode %q", g.UUID, g.Isolation)
+		case len(g.Links) > MaxGPUsPerNode:
+			return fmt.Errorf("gpu %s: %d links, more than %d", g.UUID, len(g.Links), MaxGPUsPerNode)
 		}
 		seenIdx[g.Index] = true
 		seenUUID[g.UUID] = true
@@ -177,84 +194,4 @@ func (inv *Inventory) Encode() (string, error) {
 		return "", fmt.Errorf("encode inventory: %w", err)
 	}
 	return string(b), nil
-}
-
-// PlacementVersion is the current version of the Placement schema.
-const PlacementVersion = "gpuslice.io/v1"
-
-// Placement is the pod annotation the extender writes at bind time: which
-// GPU shares every container of the pod holds on Node.
-type Placement struct {
-	Version string `json:"version"`
-	Node    string `json:"node"`
-	// AssignedAt is when the extender chose the GPUs (RFC 3339, UTC).
-	AssignedAt time.Time            `json:"assignedAt"`
-	Containers []ContainerPlacement `json:"containers"`
-}
-
-// ContainerPlacement is the GPU shares of one container.
-type ContainerPlacement struct {
-	Name string `json:"name"`
-	// Init is true for init containers.
-	Init bool `json:"init,omitempty"`
-	// Devices lists the container's GPUs in the order the container sees them
-	// (CUDA device 0 first).
-	Devices []DeviceShare `json:"devices"`
-}
-
-// DeviceShare is what a container takes on one GPU.
-type DeviceShare struct {
-	UUID  string `json:"uuid"`
-	Index int    `json:"index"`
-	// Slices of gpu-mem, Core units of gpu-core, Slots sharing slots (1).
-	Slices int64 `json:"slices"`
-	Core   int64 `json:"core"`
-	Slots  int64 `json:"slots"`
-}
-
-// ParsePlacement decodes and validates a placement annotation.
-func ParsePlacement(s string) (*Placement, error) {
-	if s == "" {
-		return nil, errors.New("empty placement")
-	}
-	var p Placement
-	if err := json.Unmarshal([]byte(s), &p); err != nil {
-		return nil, fmt.Errorf("decode placement: %w", err)
-	}
-	if p.Version != PlacementVersion {
-		return nil, fmt.Errorf("placement version %q is not supported (want %q)", p.Version, PlacementVersion)
-	}
-	if p.Node == "" {
-		return nil, errors.New("placement has no node")
-	}
-	for _, c := range p.Containers {
-		if c.Name == "" {
-			return nil, errors.New("placement container without a name")
-		}
-		for _, d := range c.Devices {
-			if d.UUID == "" || d.Slices < 0 || d.Core < 0 || d.Slots < 0 {
-				return nil, fmt.Errorf("placement container %q: bad device share %+v", c.Name, d)
-			}
-		}
-	}
-	return &p, nil
-}
-
-// Encode returns the annotation value for the placement.
-func (p *Placement) Encode() (string, error) {
-	b, err := json.Marshal(p)
-	if err != nil {
-		return "", fmt.Errorf("encode placement: %w", err)
-	}
-	return string(b), nil
-}
-
-// Container returns the placement of the named container, or nil.
-func (p *Placement) Container(name string, init bool) *ContainerPlacement {
-	for i := range p.Containers {
-		if p.Containers[i].Name == name && p.Containers[i].Init == init {
-			return &p.Containers[i]
-		}
-	}
-	return nil
 }

@@ -7,13 +7,13 @@
 // exist). Render prints the view as a table.
 //
 // The package is pure: it reads the objects it is given and calls no API.
-// `make demo`, the end-to-end tests and the kubectl plugin use it.
+// The demo (e2e/cmd/demo, `make demo`) and the end-to-end tests use it.
 //
-// Accounting follows the scheduler's: within one pod, what the pod holds on
-// a GPU is the componentwise maximum of the sum over its app containers and
-// of each single init container (init containers run one at a time, before
-// the app containers). Pods in a terminal phase (Succeeded, Failed) hold
-// nothing.
+// Accounting follows the scheduler's, by the one charge rule api.PodCharge:
+// within one pod, app containers add up, sidecars (restartable init
+// containers) hold their share for the pod's life, and regular init
+// containers run one at a time before the app containers. Pods in a
+// terminal phase (api.IsTerminal) hold nothing.
 package inspect
 
 import (
@@ -130,7 +130,7 @@ func Build(nodes []corev1.Node, pods []corev1.Pod) *View {
 	for i := range ps {
 		p := &ps[i]
 		raw, ok := p.Annotations[api.AnnotationPlacement]
-		if !ok || p.Status.Phase == corev1.PodSucceeded || p.Status.Phase == corev1.PodFailed {
+		if !ok || api.IsTerminal(p) {
 			continue
 		}
 		key := p.Namespace + "/" + p.Name
@@ -147,22 +147,34 @@ func Build(nodes []corev1.Node, pods []corev1.Pod) *View {
 			v.Problems = append(v.Problems, fmt.Sprintf("pod %s: placement on node %s which has no usable inventory", key, pl.Node))
 			continue
 		}
-		if err := v.Nodes[ni].add(key, pl); err != nil {
+		if err := v.Nodes[ni].add(key, pl, sidecars(p)); err != nil {
 			v.Problems = append(v.Problems, fmt.Sprintf("pod %s: %v", key, err))
 		}
 	}
 	return v
 }
 
-// add charges one pod's placement to the node.
-func (n *Node) add(pod string, pl *api.Placement) error {
+// sidecars returns the names of a pod's sidecars (restartable init
+// containers).
+func sidecars(p *corev1.Pod) map[string]bool {
+	out := map[string]bool{}
+	for i := range p.Spec.InitContainers {
+		if api.IsSidecar(&p.Spec.InitContainers[i]) {
+			out[p.Spec.InitContainers[i].Name] = true
+		}
+	}
+	return out
+}
+
+// add charges one pod's placement to the node; sidecar names the pod's
+// sidecars.
+func (n *Node) add(pod string, pl *api.Placement, sidecar map[string]bool) error {
 	pos := make(map[string]int, len(n.GPUs))
 	for i, g := range n.GPUs {
 		pos[g.UUID] = i
 	}
-	type units struct{ slices, core, slots int64 }
-	app := map[int]units{}
-	ini := map[int]units{}
+	var charge api.PodCharge
+	charge.Reset(len(n.GPUs))
 	type held struct {
 		gpu int
 		h   Holder
@@ -174,22 +186,16 @@ func (n *Node) add(pod string, pl *api.Placement) error {
 			if !ok {
 				return fmt.Errorf("container %q: GPU %s is not on node %s", c.Name, d.UUID, n.Name)
 			}
-			if c.Init {
-				u := ini[i]
-				ini[i] = units{max(u.slices, d.Slices), max(u.core, d.Core), max(u.slots, d.Slots)}
-			} else {
-				u := app[i]
-				app[i] = units{u.slices + d.Slices, u.core + d.Core, u.slots + d.Slots}
-			}
+			charge.Add(i, c.Init, c.Init && sidecar[c.Name], d.Units())
 			holders = append(holders, held{i, Holder{Pod: pod, Container: c.Name, Init: c.Init, Slices: d.Slices, Core: d.Core, Slots: d.Slots}})
 		}
 	}
 	for i := range n.GPUs {
-		a, b := app[i], ini[i]
+		u := charge.On(i)
 		g := &n.GPUs[i]
-		g.Slices.Used += max(a.slices, b.slices)
-		g.Core.Used += max(a.core, b.core)
-		g.Slots.Used += max(a.slots, b.slots)
+		g.Slices.Used += u.Slices
+		g.Core.Used += u.Core
+		g.Slots.Used += u.Slots
 	}
 	for _, h := range holders {
 		n.GPUs[h.gpu].Holders = append(n.GPUs[h.gpu].Holders, h.h)

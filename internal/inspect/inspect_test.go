@@ -139,3 +139,30 @@ func TestRenderTable(t *testing.T) {
 		t.Errorf("render:\n%s\nwant:\n%s", buf.String(), strings.Join(want, "\n"))
 	}
 }
+
+// TestBuildSidecar checks the sidecar rule: a sidecar's share adds to the
+// app containers' and to the init container that starts after it.
+func TestBuildSidecar(t *testing.T) {
+	always := corev1.ContainerRestartPolicyAlways
+	p := pod(t, "s", "a",
+		api.ContainerPlacement{Name: "side", Init: true, Devices: []api.DeviceShare{share("a-gpu0", 2, 0)}},
+		api.ContainerPlacement{Name: "init", Init: true, Devices: []api.DeviceShare{share("a-gpu0", 6, 0)}},
+		api.ContainerPlacement{Name: "app", Devices: []api.DeviceShare{share("a-gpu0", 3, 0)}},
+	)
+	p.Spec.InitContainers = []corev1.Container{{Name: "side", RestartPolicy: &always}, {Name: "init"}}
+	v := Build([]corev1.Node{node(t, "a", 1, 10)}, []corev1.Pod{p})
+	g := v.GPU("a-gpu0")
+	if g == nil {
+		t.Fatal("no GPU")
+	}
+	// max(app 3 + sidecar 2, sidecar 2 + init 6) = 8 slices; slots likewise
+	// max(1+1, 1+1) = 2.
+	if g.Slices.Used != 8 || g.Slots.Used != 2 {
+		t.Errorf("used slices %d slots %d, want 8 and 2", g.Slices.Used, g.Slots.Used)
+	}
+	// Without the sidecar flag the same placement is "init max": max(3+2, 6).
+	p.Spec.InitContainers[0].RestartPolicy = nil
+	if g := Build([]corev1.Node{node(t, "a", 1, 10)}, []corev1.Pod{p}).GPU("a-gpu0"); g.Slices.Used != 6 {
+		t.Errorf("without sidecar: used slices %d, want 6", g.Slices.Used)
+	}
+}

@@ -1,7 +1,8 @@
 // Package sim owns the trace benchmark: it replays a trace workload
 // (internal/trace) through the same allocator code the scheduler extender
-// uses (allocator.Fit for the filter and GPU choice, allocator.NodeScore for
-// prioritize, the policy's Observer for online learning), with the published
+// uses (an allocator.Fitter's Fit for the filter and GPU choice and its
+// NodeScore for prioritize, as the extender's cache does, and the policy's
+// Observer for online learning), with the published
 // protocol (no departures, pods that fit nowhere are skipped), and reports
 // the GPU allocation ratio against the arrived demand.
 //

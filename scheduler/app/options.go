@@ -43,6 +43,9 @@ type Options struct {
 	ReservationTTL time.Duration
 	// MaxBodyBytes bounds request bodies.
 	MaxBodyBytes int64
+	// Pending bounds what the extender remembers of filtered pods until
+	// their bind.
+	Pending extender.PendingLimits
 	// Logs holds the component-base logging flags.
 	Logs *logsapi.LoggingConfiguration
 
@@ -61,6 +64,7 @@ func NewOptions() *Options {
 		Burst:          1000,
 		ReservationTTL: 2 * time.Minute,
 		MaxBodyBytes:   extender.DefaultMaxBodyBytes,
+		Pending:        extender.DefaultPendingLimits(),
 		Logs:           logsapi.NewLoggingConfiguration(),
 	}
 }
@@ -79,6 +83,9 @@ func (o *Options) AddFlags(fs *pflag.FlagSet) {
 	fs.IntVar(&o.Burst, "kube-api-burst", o.Burst, "Burst of the API client.")
 	fs.DurationVar(&o.ReservationTTL, "reservation-ttl", o.ReservationTTL, "How long an assumed placement lives unless the informer confirms it.")
 	fs.Int64Var(&o.MaxBodyBytes, "max-body-bytes", o.MaxBodyBytes, "Largest request body accepted.")
+	fs.DurationVar(&o.Pending.TTL, "pending-pod-ttl", o.Pending.TTL, "How long a filter's outcome stays valid: /bind accepts only a (pod UID, node) pair this process filtered and found feasible within this time.")
+	fs.IntVar(&o.Pending.MaxPods, "max-pending-pods", o.Pending.MaxPods, "Most filtered pods remembered for bind; the oldest filter is dropped first (its bind fails and kube-scheduler retries the pod).")
+	fs.IntVar(&o.Pending.MaxNodes, "max-pending-nodes", o.Pending.MaxNodes, "Most feasible node names remembered over all filtered pods (bounds the memory of --max-pending-pods).")
 	logsapi.AddFlags(o.Logs, fs)
 }
 
@@ -111,6 +118,9 @@ func (o *Options) Validate() error {
 	}
 	if o.MaxBodyBytes <= 0 {
 		errs = append(errs, errors.New("--max-body-bytes must be positive"))
+	}
+	if o.Pending.TTL <= 0 || o.Pending.MaxPods <= 0 || o.Pending.MaxNodes <= 0 {
+		errs = append(errs, errors.New("--pending-pod-ttl, --max-pending-pods and --max-pending-nodes must be positive"))
 	}
 	return errors.Join(errs...)
 }

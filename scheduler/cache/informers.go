@@ -9,9 +9,14 @@ import (
 	"github.com/gpuslice/gpuslice/api"
 )
 
-// AddEventHandlers feeds the cache from node and pod informers.
-func (c *Cache) AddEventHandlers(nodes, pods toolscache.SharedIndexInformer) error {
-	if _, err := nodes.AddEventHandler(toolscache.ResourceEventHandlerFuncs{
+// AddEventHandlers feeds the cache from node and pod informers. The
+// returned func reports when the cache is built: both informers have synced
+// and every object of their initial lists has been applied to the cache
+// (an informer's own HasSynced turns true before its handlers have run).
+// Until then the cache's view of placed pods may be partial, and no
+// decision may be made on it (the readiness rule).
+func (c *Cache) AddEventHandlers(nodes, pods toolscache.SharedIndexInformer) (toolscache.InformerSynced, error) {
+	nodeReg, err := nodes.AddEventHandler(toolscache.ResourceEventHandlerFuncs{
 		AddFunc: func(obj any) {
 			if n, ok := obj.(*v1.Node); ok {
 				c.SetNode(n.Name, n.Annotations[api.AnnotationInventory])
@@ -32,10 +37,11 @@ func (c *Cache) AddEventHandlers(nodes, pods toolscache.SharedIndexInformer) err
 				c.DeleteNode(n.Name)
 			}
 		},
-	}); err != nil {
-		return fmt.Errorf("add node event handler: %w", err)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("add node event handler: %w", err)
 	}
-	if _, err := pods.AddEventHandler(toolscache.ResourceEventHandlerFuncs{
+	podReg, err := pods.AddEventHandler(toolscache.ResourceEventHandlerFuncs{
 		AddFunc:    func(obj any) { c.OnPod(obj) },
 		UpdateFunc: func(_, newObj any) { c.OnPod(newObj) },
 		DeleteFunc: func(obj any) {
@@ -46,28 +52,9 @@ func (c *Cache) AddEventHandlers(nodes, pods toolscache.SharedIndexInformer) err
 				c.RemovePod(p.UID)
 			}
 		},
-	}); err != nil {
-		return fmt.Errorf("add pod event handler: %w", err)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("add pod event handler: %w", err)
 	}
-	return nil
-}
-
-// OnPod applies a pod object as the pod informer delivers it on add or
-// update. It confirms the placement of a bound pod, and frees the shares of a
-// pod that has finished: kube-scheduler, too, counts no resources for
-// terminal pods.
-func (c *Cache) OnPod(obj any) {
-	p, ok := obj.(*v1.Pod)
-	if !ok {
-		return
-	}
-	if p.Status.Phase == v1.PodSucceeded || p.Status.Phase == v1.PodFailed {
-		c.RemovePod(p.UID)
-		return
-	}
-	placement, has := p.Annotations[api.AnnotationPlacement]
-	if !has || p.Spec.NodeName == "" {
-		return
-	}
-	c.AddPod(p.UID, p.Namespace+"/"+p.Name, p.Spec.NodeName, placement)
+	return func() bool { return nodeReg.HasSynced() && podReg.HasSynced() }, nil
 }

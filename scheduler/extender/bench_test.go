@@ -23,7 +23,6 @@ import (
 func benchCluster(b *testing.B, nodes, placed int, policy string) (*Extender, []string) {
 	b.Helper()
 	c := cache.New(klog.Background(), 1024, time.Hour)
-	b.Cleanup(c.Stop)
 	nodeNames := make([]string, nodes)
 	for i := range nodes {
 		nodeNames[i] = fmt.Sprintf("node-%05d", i)
@@ -36,15 +35,13 @@ func benchCluster(b *testing.B, nodes, placed int, policy string) (*Extender, []
 	for i := range placed {
 		r := &allocator.PodRequest{Containers: []allocator.ContainerRequest{sizes[i%len(sizes)]}}
 		node := nodeNames[(i*7919)%nodes]
-		_, _, _ = c.Assume(types.UID(fmt.Sprintf("pod-%d", i)), "bench/p", node, testutil.Now, func(n *allocator.Node) (*allocator.Assignment, *allocator.Status) {
-			return allocator.Fit(n, r, allocator.Binpack{})
-		})
+		_, _, _ = testutil.Assume(b, c, types.UID(fmt.Sprintf("pod-%d", i)), node, r)
 	}
 	pol, err := allocator.NewPolicy(policy)
 	if err != nil {
 		b.Fatal(err)
 	}
-	return NewExtender(c, SinglePolicy(pol), nil, nil, testingclock.NewFakePassiveClock(testutil.Now)), nodeNames
+	return NewExtender(c, SinglePolicy(pol), nil, nil, testingclock.NewFakePassiveClock(testutil.Now), DefaultPendingLimits()), nodeNames
 }
 
 // BenchmarkFilterPrioritize measures one filter + prioritize pair over
@@ -81,7 +78,7 @@ func BenchmarkFilterPrioritize(b *testing.B) {
 // answers included (no network).
 func BenchmarkFilterPrioritizeHTTP(b *testing.B) {
 	ext, nodeNames := benchCluster(b, 5000, 40000, allocator.PolicyBinpack)
-	h := NewHandler(klog.Background(), ext, nil, "bench", 0)
+	h := NewHandler(klog.Background(), ext, syncedGate(), "bench", 0)
 	p := testutil.Pod("bench", testutil.Container("c", 8, 25, 0))
 	body, err := json.Marshal(&extenderv1.ExtenderArgs{Pod: p, NodeNames: &nodeNames})
 	if err != nil {

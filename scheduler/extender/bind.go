@@ -13,6 +13,7 @@ import (
 
 	"github.com/gpuslice/gpuslice/allocator"
 	"github.com/gpuslice/gpuslice/api"
+	"github.com/gpuslice/gpuslice/scheduler/cache"
 )
 
 // Bind chooses the GPUs on the node kube-scheduler picked, assumes them, and
@@ -33,9 +34,7 @@ func (e *Extender) Bind(ctx context.Context, args *extenderv1.ExtenderBindingArg
 	}
 	var gen uint64
 	if req.HasGPU() {
-		placement, g, err := e.cache.Assume(args.PodUID, key, args.Node, e.clock.Now(), func(n *allocator.Node) (*allocator.Assignment, *allocator.Status) {
-			return allocator.Fit(n, req, pol)
-		})
+		placement, g, err := e.assume(args, key, req, pol)
 		if err != nil {
 			return fmt.Errorf("bind %s to %s: %w", key, args.Node, err)
 		}
@@ -60,9 +59,35 @@ func (e *Extender) Bind(ctx context.Context, args *extenderv1.ExtenderBindingArg
 		}
 		return fmt.Errorf("bind %s to %s: %w", key, args.Node, err)
 	}
-	e.filtered.Delete(string(args.PodUID))
+	e.pending.remove(args.PodUID)
 	logger.V(2).Info("Bound pod", "pod", klog.KRef(args.PodNamespace, args.PodName), "node", args.Node)
 	return nil
+}
+
+// assumeAttempts bounds how often bind chooses again when a concurrent bind
+// took the shares it chose.
+const assumeAttempts = 3
+
+// assume chooses the pod's GPUs on a copy of the node and assumes them in
+// the cache, choosing again when another bind took them meanwhile.
+func (e *Extender) assume(args *extenderv1.ExtenderBindingArgs, key string, req *allocator.PodRequest, pol allocator.Policy) (*api.Placement, uint64, error) {
+	for attempt := 1; ; attempt++ {
+		n, err := e.cache.Node(args.Node)
+		if err != nil {
+			return nil, 0, err
+		}
+		a, st := allocator.Fit(n, req, pol)
+		if !st.IsSuccess() {
+			return nil, 0, fmt.Errorf("pod no longer fits node %s: %s", args.Node, st.Message())
+		}
+		now := e.clock.Now()
+		placement := a.Placement(n, now)
+		gen, err := e.cache.Assume(args.PodUID, key, placement, req, now)
+		if errors.Is(err, cache.ErrConflict) && attempt < assumeAttempts {
+			continue
+		}
+		return placement, gen, err
+	}
 }
 
 // bindMayHaveLanded tells whether a failed Binding may still have bound the
@@ -85,21 +110,25 @@ func (e *Extender) bindMayHaveLanded(ctx context.Context, args *extenderv1.Exten
 	return pod.UID == args.PodUID && pod.Spec.NodeName == args.Node
 }
 
-// requestFor returns the request of the pod to bind, checking that it is the
-// pod that was filtered and that it is not bound yet.
+// requestFor returns the request of the pod to bind. Bind follows only
+// this process's own filter: the pod UID must have been filtered recently
+// (within PendingLimits) under the same name, with the node among those
+// filter kept, and the pod must not be bound yet. Anything else is refused,
+// so a caller cannot bind a pod to a node kube-scheduler's filters (which
+// run before the extender's) or the extender did not pass.
 func (e *Extender) requestFor(args *extenderv1.ExtenderBindingArgs) (*allocator.PodRequest, allocator.Policy, error) {
 	key := args.PodNamespace + "/" + args.PodName
 	if e.cache.HasPod(args.PodUID) {
 		return nil, nil, fmt.Errorf("pod %s (uid %s) is already bound or being bound", key, args.PodUID)
 	}
-	var req *allocator.PodRequest
-	var pol allocator.Policy
-	if v, ok := e.filtered.Get(string(args.PodUID)); ok {
-		fp := v.(*filteredPod)
-		if fp.namespace != args.PodNamespace || fp.name != args.PodName {
-			return nil, nil, fmt.Errorf("pod uid %s was filtered as %s/%s, not %s", args.PodUID, fp.namespace, fp.name, key)
-		}
-		req, pol = fp.req, fp.policy
+	pp, ok := e.pending.get(args.PodUID)
+	switch {
+	case !ok:
+		return nil, nil, fmt.Errorf("pod %s (uid %s) was not filtered by this extender recently; bind only follows its own filter", key, args.PodUID)
+	case pp.namespace != args.PodNamespace || pp.name != args.PodName:
+		return nil, nil, fmt.Errorf("pod uid %s was filtered as %s/%s, not %s", args.PodUID, pp.namespace, pp.name, key)
+	case !pp.feasible(args.Node):
+		return nil, nil, fmt.Errorf("node %s was not feasible for pod %s when this extender filtered it", args.Node, key)
 	}
 	if e.pods != nil {
 		pod, err := e.pods.Pods(args.PodNamespace).Get(args.PodName)
@@ -108,16 +137,7 @@ func (e *Extender) requestFor(args *extenderv1.ExtenderBindingArgs) (*allocator.
 			return nil, nil, fmt.Errorf("pod %s has uid %s, not the uid %s that was scheduled", key, pod.UID, args.PodUID)
 		case err == nil && pod.Spec.NodeName != "":
 			return nil, nil, fmt.Errorf("pod %s is already bound to %s", key, pod.Spec.NodeName)
-		case err == nil && req == nil:
-			r, err := PodRequest(pod)
-			if err != nil {
-				return nil, nil, err
-			}
-			req, pol = r, e.policies.For(pod.Spec.SchedulerName)
 		}
 	}
-	if req == nil {
-		return nil, nil, fmt.Errorf("pod %s (uid %s) was not filtered by this extender and is not in its cache", key, args.PodUID)
-	}
-	return req, pol, nil
+	return pp.req, pp.policy, nil
 }

@@ -27,7 +27,7 @@ func TestCacheFollowsInformers(t *testing.T) {
 	}
 	factory := informers.NewSharedInformerFactory(client, 0)
 	nodeInf, podInf := factory.Core().V1().Nodes().Informer(), factory.Core().V1().Pods().Informer()
-	if err := c.AddEventHandlers(nodeInf, podInf); err != nil {
+	if _, err := c.AddEventHandlers(nodeInf, podInf); err != nil {
 		t.Fatal(err)
 	}
 	factory.Start(ctx.Done())

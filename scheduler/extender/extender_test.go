@@ -154,7 +154,7 @@ func TestPrioritize(t *testing.T) {
 		if memo {
 			ext.Filter(t.Context(), argsFor(p, "n1", "n2", "n3"))
 		} else {
-			ext.memo.Store(nil)
+			ext.pending.remove(p.UID)
 		}
 		got, err := ext.Prioritize(t.Context(), argsFor(p, "n1", "n2", "n3", "missing"))
 		if err != nil {
@@ -445,7 +445,6 @@ func TestCacheRebuildFromAnnotations(t *testing.T) {
 
 	logger, _ := ktesting.NewTestContext(t)
 	fresh := cache.New(logger, 1024, time.Minute)
-	t.Cleanup(fresh.Stop)
 	// Pods arrive before their nodes, as informers may deliver them.
 	list, err := client.CoreV1().Pods("default").List(ctx, metaList)
 	if err != nil {

@@ -4,14 +4,13 @@ import (
 	"context"
 	"fmt"
 
-	gocache "github.com/patrickmn/go-cache"
 	v1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/klog/v2"
 	extenderv1 "k8s.io/kube-scheduler/extender/v1"
 
 	"github.com/gpuslice/gpuslice/allocator"
-	"github.com/gpuslice/gpuslice/scheduler/cache"
+	"github.com/gpuslice/gpuslice/api"
 )
 
 // Filter keeps the nodes on which the pod's GPU request fits.
@@ -23,7 +22,7 @@ func (e *Extender) Filter(ctx context.Context, args *extenderv1.ExtenderArgs) *e
 		FailedNodes:                extenderv1.FailedNodesMap{},
 		FailedAndUnresolvableNodes: extenderv1.FailedNodesMap{},
 	}
-	req, err := PodRequest(pod)
+	req, err := api.ParsePodRequest(pod)
 	if err != nil {
 		msg := fmt.Sprintf("%s: %v", allocator.ReasonInvalidRequest, err)
 		for _, n := range names {
@@ -33,58 +32,51 @@ func (e *Extender) Filter(ctx context.Context, args *extenderv1.ExtenderArgs) *e
 		logger.V(2).Info("Rejected an invalid gpuslice request", "pod", klog.KObj(pod), "err", err)
 		return res
 	}
+	pp := &pendingPod{uid: pod.UID, namespace: pod.Namespace, name: pod.Name, req: req}
 	if !req.HasGPU() {
+		// kube-scheduler's own filters kept these nodes; remember them so
+		// that bind accepts only them.
+		pp.nodes = names
+		e.pending.put(pp)
 		setNodes(args, res, names)
 		return res
 	}
-	pol := e.policies.For(pod.Spec.SchedulerName)
-	e.filtered.Set(string(pod.UID), &filteredPod{namespace: pod.Namespace, name: pod.Name, req: req, policy: pol}, gocache.DefaultExpiration)
-	e.observe(pol, pod.UID, req)
-	results := make([]nodeResult, len(names))
-	e.cache.Read(func(v cache.View) {
-		parallelize(len(names), func(lo, hi int) {
-			f := new(allocator.Fitter)
-			for i := lo; i < hi; i++ {
-				results[i] = fitNode(f, pol, v, names[i], req)
-			}
-		})
-	})
+	pp.policy = e.policies.For(pod.Spec.SchedulerName)
+	pp.observed = e.observe(pp.policy, pod.UID, req)
+	results := e.cache.FitNodes(names, req, pp.policy)
 	fit := make([]string, 0, len(names))
 	scores := make([]float64, 0, len(names))
 	for i, r := range results {
-		switch r.code {
+		switch r.Code {
 		case allocator.Success:
 			fit = append(fit, names[i])
-			scores = append(scores, r.score)
+			scores = append(scores, r.Score)
 		case allocator.Unschedulable:
-			res.FailedNodes[names[i]] = r.msg
+			res.FailedNodes[names[i]] = r.Message()
 		default:
-			res.FailedAndUnresolvableNodes[names[i]] = r.msg
+			res.FailedAndUnresolvableNodes[names[i]] = r.Message()
 		}
 	}
-	e.memo.Store(&scoreMemo{uid: pod.UID, nodes: fit, scores: scores})
+	pp.nodes, pp.scores = fit, scores
+	e.pending.put(pp)
 	setNodes(args, res, fit)
 	logger.V(4).Info("Filtered nodes", "pod", klog.KObj(pod), "feasible", len(fit), "failed", len(res.FailedNodes), "unresolvable", len(res.FailedAndUnresolvableNodes))
 	return res
 }
 
-func (e *Extender) observe(pol allocator.Policy, uid types.UID, req *allocator.PodRequest) {
+// observe lets an online-learning policy learn the pod's request, once
+// per pod (while its filter is remembered). It reports whether the pod
+// counts as observed.
+func (e *Extender) observe(pol allocator.Policy, uid types.UID, req *allocator.PodRequest) bool {
 	obs, ok := pol.(allocator.Observer)
 	if !ok {
-		return
+		return false
 	}
-	e.observedMu.Lock()
-	_, seen := e.observed[uid]
-	if !seen {
-		if len(e.observed) > 100000 {
-			clear(e.observed)
-		}
-		e.observed[uid] = struct{}{}
+	if prev, ok := e.pending.get(uid); ok && prev.observed {
+		return true
 	}
-	e.observedMu.Unlock()
-	if !seen {
-		obs.Observe(req)
-	}
+	obs.Observe(req)
+	return true
 }
 
 // nodeNames returns the candidate node names of the call, from NodeNames

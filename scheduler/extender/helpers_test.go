@@ -26,7 +26,6 @@ func newTestExtender(t testing.TB, nodes []*v1.Node, pods ...*v1.Pod) (*Extender
 	t.Helper()
 	logger, _ := ktesting.NewTestContext(t)
 	c := cache.New(logger, 1024, time.Minute)
-	t.Cleanup(c.Stop)
 	for _, n := range nodes {
 		c.SetNode(n.Name, n.Annotations[api.AnnotationInventory])
 	}
@@ -41,7 +40,7 @@ func newTestExtender(t testing.TB, nodes []*v1.Node, pods ...*v1.Pod) (*Extender
 	if err != nil {
 		t.Fatal(err)
 	}
-	return NewExtender(c, SinglePolicy(pol), client, nil, testingclock.NewFakePassiveClock(testutil.Now)), c, client
+	return NewExtender(c, SinglePolicy(pol), client, nil, testingclock.NewFakePassiveClock(testutil.Now), DefaultPendingLimits()), c, client
 }
 
 func bindingReactor(client *fake.Clientset) k8stesting.ReactionFunc {
@@ -74,3 +73,10 @@ func bindingReactor(client *fake.Clientset) k8stesting.ReactionFunc {
 
 // names returns a pointer to a slice of node names.
 func names(ns ...string) *[]string { return &ns }
+
+// syncedGate returns a readiness gate that passes.
+func syncedGate() *Readiness {
+	r := NewReadiness(false)
+	r.SetSynced(true)
+	return r
+}

@@ -8,7 +8,6 @@ import (
 	"io"
 	"mime"
 	"net/http"
-	"sync/atomic"
 
 	"github.com/julienschmidt/httprouter"
 	"k8s.io/klog/v2"
@@ -22,25 +21,26 @@ const DefaultMaxBodyBytes = 64 << 20
 // Handler serves the extender's HTTP API.
 type Handler struct {
 	ext          *Extender
-	ready        *atomic.Bool
+	ready        *Readiness
 	version      string
 	maxBodyBytes int64
 	logger       klog.Logger
 }
 
 // NewHandler returns the extender's router: POST /filter, /prioritize,
-// /preempt and /bind; GET /healthz, /readyz (200 once ready is true) and
-// /version.
-func NewHandler(logger klog.Logger, ext *Extender, ready *atomic.Bool, version string, maxBodyBytes int64) http.Handler {
+// /preempt and /bind, answered only while ready passes (else 503 with a JSON
+// error "not ready: ..."); GET /healthz (liveness: always 200), /readyz (200
+// exactly when the verbs are answered) and /version.
+func NewHandler(logger klog.Logger, ext *Extender, ready *Readiness, version string, maxBodyBytes int64) http.Handler {
 	if maxBodyBytes <= 0 {
 		maxBodyBytes = DefaultMaxBodyBytes
 	}
 	h := &Handler{ext: ext, ready: ready, version: version, maxBodyBytes: maxBodyBytes, logger: logger}
 	r := httprouter.New()
-	r.POST("/filter", h.filter)
-	r.POST("/prioritize", h.prioritize)
-	r.POST("/preempt", h.preempt)
-	r.POST("/bind", h.bind)
+	r.POST("/filter", h.gated(h.filter))
+	r.POST("/prioritize", h.gated(h.prioritize))
+	r.POST("/preempt", h.gated(h.preempt))
+	r.POST("/bind", h.gated(h.bind))
 	r.GET("/healthz", func(w http.ResponseWriter, _ *http.Request, _ httprouter.Params) { writeText(w, http.StatusOK, "ok") })
 	r.GET("/readyz", h.readyz)
 	r.GET("/version", func(w http.ResponseWriter, _ *http.Request, _ httprouter.Params) {
@@ -60,11 +60,31 @@ func NewHandler(logger klog.Logger, ext *Extender, ready *atomic.Bool, version s
 }
 
 func (h *Handler) readyz(w http.ResponseWriter, _ *http.Request, _ httprouter.Params) {
-	if h.ready == nil || !h.ready.Load() {
-		writeText(w, http.StatusServiceUnavailable, "informer caches not synced yet")
+	if err := h.ready.Check(); err != nil {
+		writeText(w, http.StatusServiceUnavailable, err.Error())
 		return
 	}
 	writeText(w, http.StatusOK, "ok")
+}
+
+// errorBody is the JSON body of a verb refused before it ran. Its field
+// decodes into the Error field of kube-scheduler's result types too.
+type errorBody struct {
+	Error string `json:"error"`
+}
+
+// gated answers a verb only when the readiness gate passes. Otherwise it
+// answers 503 with Retry-After: kube-scheduler treats any non-200 answer as
+// an error of this scheduling cycle and retries the pod later.
+func (h *Handler) gated(verb httprouter.Handle) httprouter.Handle {
+	return func(w http.ResponseWriter, r *http.Request, ps httprouter.Params) {
+		if err := h.ready.Check(); err != nil {
+			w.Header().Set("Retry-After", "1")
+			writeJSON(w, http.StatusServiceUnavailable, errorBody{Error: err.Error()})
+			return
+		}
+		verb(w, r, ps)
+	}
 }
 
 // errBadRequest marks client errors.

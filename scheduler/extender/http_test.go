@@ -7,7 +7,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
-	"sync/atomic"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -19,14 +18,14 @@ import (
 	"github.com/gpuslice/gpuslice/scheduler/internal/testutil"
 )
 
-func newTestServer(t *testing.T, maxBody int64) (*httptest.Server, *cache.Cache, *atomic.Bool) {
+func newTestServer(t *testing.T, maxBody int64) (*httptest.Server, *cache.Cache, *Readiness) {
 	p := testutil.Pod("p", testutil.Container("c", 4, 0, 0))
 	ext, c, _ := newTestExtender(t, testNodes(t), p)
 	logger, _ := ktesting.NewTestContext(t)
-	var ready atomic.Bool
-	srv := httptest.NewServer(NewHandler(logger, ext, &ready, "v-test", maxBody))
+	ready := NewReadiness(false)
+	srv := httptest.NewServer(NewHandler(logger, ext, ready, "v-test", maxBody))
 	t.Cleanup(srv.Close)
-	return srv, c, &ready
+	return srv, c, ready
 }
 
 func do(t *testing.T, method, url, contentType, body string) (int, string) {
@@ -48,7 +47,8 @@ func do(t *testing.T, method, url, contentType, body string) (int, string) {
 }
 
 func TestHTTPBadInput(t *testing.T) {
-	srv, c, _ := newTestServer(t, 4096)
+	srv, c, ready := newTestServer(t, 4096)
+	ready.SetSynced(true)
 	validPod := `{"metadata":{"name":"p","namespace":"default","uid":"uid-p"},"spec":{"containers":[{"name":"c","resources":{"limits":{"gpuslice.io/gpu-mem":"4"}}}]}}`
 	tests := []struct {
 		name, method, path, ct, body string
@@ -88,10 +88,7 @@ func TestHTTPBadInput(t *testing.T) {
 
 func TestHTTPRoundTrip(t *testing.T) {
 	srv, c, ready := newTestServer(t, 0)
-	if code, _ := do(t, "GET", srv.URL+"/readyz", "", ""); code != 503 {
-		t.Errorf("/readyz before sync = %d, want 503", code)
-	}
-	ready.Store(true)
+	ready.SetSynced(true)
 	for _, path := range []string{"/healthz", "/readyz", "/version"} {
 		if code, body := do(t, "GET", srv.URL+path, "", ""); code != 200 {
 			t.Errorf("GET %s = %d %q", path, code, body)
@@ -150,7 +147,7 @@ func FuzzHandlers(f *testing.F) {
 		p := testutil.Pod("p", testutil.Container("c", 4, 0, 0))
 		ext, c, _ := newTestExtender(t, []*v1.Node{testutil.GPUNode(t, "t4", 4, "T4", 16, 48)}, p)
 		logger, _ := ktesting.NewTestContext(t)
-		h := NewHandler(logger, ext, nil, "fuzz", 1<<16)
+		h := NewHandler(logger, ext, syncedGate(), "fuzz", 1<<16)
 		path := []string{"/filter", "/prioritize", "/bind", "/preempt"}[int(verb)%4]
 		before := testutil.FreeSlices(c)
 		rec := httptest.NewRecorder()

@@ -16,18 +16,17 @@ import (
 func TestPolicyPerProfile(t *testing.T) {
 	logger, _ := ktesting.NewTestContext(t)
 	c := cache.New(logger, 1024, 0)
-	t.Cleanup(c.Stop)
 	for _, n := range []*v1.Node{testutil.GPUNode(t, "n1", 1, "A100", 40, 48), testutil.GPUNode(t, "n2", 1, "A100", 40, 48)} {
 		c.SetNode(n.Name, n.Annotations["gpuslice.io/inventory"])
 	}
-	if _, _, err := c.Assume("half", "default/half", "n2", testutil.Now, testutil.Binpack(testutil.Request(20))); err != nil {
+	if _, _, err := testutil.Assume(t, c, "half", "n2", testutil.Request(20)); err != nil {
 		t.Fatal(err)
 	}
 	ps, err := NewPolicies(allocator.PolicyBinpack, map[string]string{"spreader": allocator.PolicySpread})
 	if err != nil {
 		t.Fatal(err)
 	}
-	ext := NewExtender(c, ps, nil, nil, testingclock.NewFakePassiveClock(testutil.Now))
+	ext := NewExtender(c, ps, nil, nil, testingclock.NewFakePassiveClock(testutil.Now), DefaultPendingLimits())
 	for _, tc := range []struct{ scheduler, want string }{{"default-scheduler", "n2"}, {"spreader", "n1"}} {
 		p := testutil.Pod("p-"+tc.scheduler, testutil.Container("c", 4, 0, 0))
 		p.Spec.SchedulerName = tc.scheduler

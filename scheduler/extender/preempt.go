@@ -9,7 +9,7 @@ import (
 	extenderv1 "k8s.io/kube-scheduler/extender/v1"
 
 	"github.com/gpuslice/gpuslice/allocator"
-	"github.com/gpuslice/gpuslice/scheduler/cache"
+	"github.com/gpuslice/gpuslice/api"
 )
 
 // Preempt keeps the nodes on which evicting the proposed victims makes room
@@ -30,7 +30,7 @@ func (e *Extender) Preempt(ctx context.Context, args *extenderv1.ExtenderPreempt
 			victims[n] = mv
 		}
 	}
-	req, err := PodRequest(args.Pod)
+	req, err := api.ParsePodRequest(args.Pod)
 	if err != nil {
 		return nil, err
 	}
@@ -39,23 +39,22 @@ func (e *Extender) Preempt(ctx context.Context, args *extenderv1.ExtenderPreempt
 		return res, nil
 	}
 	pol := e.policies.For(args.Pod.Spec.SchedulerName)
-	e.cache.Read(func(view cache.View) {
-		for name, mv := range victims {
-			node, _ := view.Node(name)
-			if node == nil || mv == nil {
-				continue
-			}
-			n := node.Clone()
-			for _, v := range mv.Pods {
-				if ch := view.Charges(types.UID(v.UID), name); ch != nil {
-					n.Apply(ch, -1)
-				}
-			}
-			if _, st := allocator.Fit(n, req, pol); st.IsSuccess() {
-				res.NodeNameToMetaVictims[name] = mv
-			}
+	for name, mv := range victims {
+		if mv == nil {
+			continue
 		}
-	})
+		uids := make([]types.UID, len(mv.Pods))
+		for i, v := range mv.Pods {
+			uids[i] = types.UID(v.UID)
+		}
+		n, err := e.cache.FreeAfterEvicting(name, uids)
+		if err != nil {
+			continue
+		}
+		if _, st := allocator.Fit(n, req, pol); st.IsSuccess() {
+			res.NodeNameToMetaVictims[name] = mv
+		}
+	}
 	klog.FromContext(ctx).V(4).Info("Preemption candidates", "pod", klog.KObj(args.Pod), "kept", len(res.NodeNameToMetaVictims), "proposed", len(victims))
 	return res, nil
 }

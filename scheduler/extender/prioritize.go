@@ -4,43 +4,11 @@ import (
 	"context"
 	"math"
 
-	"k8s.io/apimachinery/pkg/types"
 	extenderv1 "k8s.io/kube-scheduler/extender/v1"
 
 	"github.com/gpuslice/gpuslice/allocator"
-	"github.com/gpuslice/gpuslice/scheduler/cache"
+	"github.com/gpuslice/gpuslice/api"
 )
-
-// scoreMemo carries filter's scores to prioritize for the same pod:
-// scores[i] is the raw score of nodes[i], the nodes filter kept.
-type scoreMemo struct {
-	uid    types.UID
-	nodes  []string
-	scores []float64
-}
-
-// lookup returns the memo's scores for names when the memo covers exactly
-// those nodes in that order (what kube-scheduler sends after filter), else a
-// map from node to score.
-func (m *scoreMemo) lookup(names []string) ([]float64, map[string]float64) {
-	if len(names) == len(m.nodes) {
-		same := true
-		for i := range names {
-			if names[i] != m.nodes[i] {
-				same = false
-				break
-			}
-		}
-		if same {
-			return m.scores, nil
-		}
-	}
-	byName := make(map[string]float64, len(m.nodes))
-	for i, n := range m.nodes {
-		byName[n] = m.scores[i]
-	}
-	return nil, byName
-}
 
 // Prioritize scores the nodes 0..MaxExtenderPriority with the policy. The
 // best node(s) get the maximum, the rest are scaled below it.
@@ -48,7 +16,7 @@ func (e *Extender) Prioritize(ctx context.Context, args *extenderv1.ExtenderArgs
 	pod := args.Pod
 	names := nodeNames(args)
 	out := make(extenderv1.HostPriorityList, len(names))
-	req, err := PodRequest(pod)
+	req, err := api.ParsePodRequest(pod)
 	if err != nil || !req.HasGPU() {
 		for i, n := range names {
 			out[i] = extenderv1.HostPriority{Host: n}
@@ -59,7 +27,7 @@ func (e *Extender) Prioritize(ctx context.Context, args *extenderv1.ExtenderArgs
 	raw := make([]float64, len(names))
 	ok := make([]bool, len(names))
 	missing := true
-	if m := e.memo.Load(); m != nil && m.uid == pod.UID {
+	if m, found := e.pending.get(pod.UID); found && m.scores != nil {
 		aligned, byName := m.lookup(names)
 		missing = false
 		for i, n := range names {
@@ -72,17 +40,18 @@ func (e *Extender) Prioritize(ctx context.Context, args *extenderv1.ExtenderArgs
 		}
 	}
 	if missing {
-		e.cache.Read(func(v cache.View) {
-			f := new(allocator.Fitter)
-			for i, n := range names {
-				if ok[i] {
-					continue
-				}
-				if r := fitNode(f, pol, v, n, req); r.code == allocator.Success {
-					raw[i], ok[i] = r.score, true
-				}
+		var todo []string
+		var at []int
+		for i, n := range names {
+			if !ok[i] {
+				todo, at = append(todo, n), append(at, i)
 			}
-		})
+		}
+		for j, r := range e.cache.FitNodes(todo, req, pol) {
+			if r.Code == allocator.Success {
+				raw[at[j]], ok[at[j]] = r.Score, true
+			}
+		}
 	}
 	lo, hi := math.Inf(1), math.Inf(-1)
 	for i := range raw {

@@ -28,7 +28,7 @@ func Inventory(t testing.TB, node string, n int, model string, memGiB, slots int
 	t.Helper()
 	inv := api.Inventory{Version: api.InventoryVersion, SliceMiB: 1024}
 	for i := range n {
-		g := api.GPU{Index: i, UUID: fmt.Sprintf("GPU-%s-%d", node, i), Model: model, MemoryMiB: memGiB * 1024, Slices: memGiB, Slots: slots, CoreUnits: 100, NUMANode: i / 4, Healthy: true, Isolation: api.IsolationNone}
+		g := api.GPU{Index: i, UUID: GPUUUID(node, i), Model: model, MemoryMiB: memGiB * 1024, Slices: memGiB, Slots: slots, CoreUnits: 100, NUMANode: i / 4, Healthy: true, Isolation: api.IsolationNone}
 		for j := range n {
 			if j != i {
 				g.Links = append(g.Links, api.Link{Peer: j, Type: api.LinkNVLink, NVLinks: 12})
@@ -42,6 +42,9 @@ func Inventory(t testing.TB, node string, n int, model string, memGiB, slots int
 	}
 	return s
 }
+
+// GPUUUID is the UUID Inventory gives GPU i of node.
+func GPUUUID(node string, i int) string { return fmt.Sprintf("GPU-%s-%d", node, i) }
 
 // GPUNode returns a node publishing Inventory(t, name, n, model, memGiB, slots).
 func GPUNode(t testing.TB, name string, n int, model string, memGiB, slots int64) *v1.Node {
@@ -96,9 +99,19 @@ func Request(slices int64) *allocator.PodRequest {
 	return &allocator.PodRequest{Containers: []allocator.ContainerRequest{{Name: "c", Slices: slices}}}
 }
 
-// Binpack is a cache.AssumeFunc that fits r with the binpack policy.
-func Binpack(r *allocator.PodRequest) cache.AssumeFunc {
-	return func(n *allocator.Node) (*allocator.Assignment, *allocator.Status) {
-		return allocator.Fit(n, r, allocator.Binpack{})
+// Assume chooses r's GPUs on node with the binpack policy on a copy of
+// the cache's node and assumes them at Now, as the extender's bind does.
+func Assume(t testing.TB, c *cache.Cache, uid types.UID, node string, r *allocator.PodRequest) (*api.Placement, uint64, error) {
+	t.Helper()
+	n, err := c.Node(node)
+	if err != nil {
+		return nil, 0, err
 	}
+	a, st := allocator.Fit(n, r, allocator.Binpack{})
+	if !st.IsSuccess() {
+		return nil, 0, fmt.Errorf("does not fit: %s", st.Message())
+	}
+	pl := a.Placement(n, Now)
+	gen, err := c.Assume(uid, "default/"+string(uid), pl, r, Now)
+	return pl, gen, err
 }

@@ -1,0 +1,100 @@
+package api
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+func TestInventoryValidate(t *testing.T) {
+	tests := []struct {
+		name    string
+		change  func(inv *Inventory)
+		wantErr string
+	}{
+		{name: "golden", change: func(*Inventory) {}},
+		{name: "version", change: func(inv *Inventory) { inv.Version = "v0" }, wantErr: "not supported"},
+		{name: "slice size", change: func(inv *Inventory) { inv.SliceMiB = 0 }, wantErr: "sliceMiB must be from 1"},
+		{name: "huge slice size", change: func(inv *Inventory) { inv.SliceMiB = MaxMemoryMiBPerGPU + 1 }, wantErr: "sliceMiB must be from 1"},
+		{name: "negative span", change: func(inv *Inventory) { inv.MaxGPUsPerContainer = -1 }, wantErr: "maxGPUsPerContainer"},
+		{name: "huge span", change: func(inv *Inventory) { inv.MaxGPUsPerContainer = MaxGPUsPerNode + 1 }, wantErr: "maxGPUsPerContainer"},
+		{name: "empty uuid", change: func(inv *Inventory) { inv.GPUs[0].UUID = "" }, wantErr: "empty uuid"},
+		{name: "duplicate uuid", change: func(inv *Inventory) { inv.GPUs[1].UUID = "GPU-0" }, wantErr: "duplicate uuid"},
+		{name: "duplicate index", change: func(inv *Inventory) { inv.GPUs[1].Index = 0 }, wantErr: "bad or duplicate index"},
+		{name: "negative index", change: func(inv *Inventory) { inv.GPUs[1].Index = -1 }, wantErr: "bad or duplicate index"},
+		{name: "negative capacity", change: func(inv *Inventory) { inv.GPUs[0].Slots = -1 }, wantErr: "negative capacity"},
+		{name: "1000 core units", change: func(inv *Inventory) { inv.GPUs[0].CoreUnits = 1000 }, wantErr: "1000 core units, more than 100 per GPU"},
+		{name: "101 core units", change: func(inv *Inventory) { inv.GPUs[0].CoreUnits = 101 }, wantErr: "more than 100 per GPU"},
+		{name: "fewer core units", change: func(inv *Inventory) { inv.GPUs[0].CoreUnits = 50 }},
+		{name: "slices", change: func(inv *Inventory) { inv.GPUs[0].Slices = MaxSlicesPerGPU + 1 }, wantErr: "slices, more than"},
+		{name: "slots", change: func(inv *Inventory) { inv.GPUs[0].Slots = MaxSlotsPerGPU + 1 }, wantErr: "slots, more than"},
+		{name: "memory", change: func(inv *Inventory) { inv.GPUs[0].MemoryMiB = MaxMemoryMiBPerGPU + 1 }, wantErr: "MiB, more than"},
+		{name: "numa", change: func(inv *Inventory) { inv.GPUs[0].NUMANode = -2 }, wantErr: "bad NUMA node"},
+		{name: "isolation", change: func(inv *Inventory) { inv.GPUs[0].Isolation = "mig" }, wantErr: "unknown isolation mode"},
+		{name: "link to self", change: func(inv *Inventory) { inv.GPUs[0].Links[0].Peer = 0 }, wantErr: "link to unknown peer"},
+		{name: "link to nowhere", change: func(inv *Inventory) { inv.GPUs[0].Links[0].Peer = 7 }, wantErr: "link to unknown peer"},
+		{name: "too many GPUs", change: func(inv *Inventory) {
+			inv.GPUs = nil
+			for i := 0; i <= MaxGPUsPerNode; i++ {
+				inv.GPUs = append(inv.GPUs, GPU{Index: i, UUID: "GPU-" + strings.Repeat("x", i+1)})
+			}
+		}, wantErr: "more than 128"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			inv := goldenInventory()
+			tc.change(inv)
+			err := inv.Validate()
+			if tc.wantErr == "" {
+				if err != nil {
+					t.Fatal(err)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+				t.Fatalf("err = %v, want %q", err, tc.wantErr)
+			}
+		})
+	}
+	for in, want := range map[string]string{"": "empty inventory", "[": "decode inventory"} {
+		if _, err := ParseInventory(in); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("ParseInventory(%q) = %v, want %q", in, err, want)
+		}
+	}
+}
+
+func FuzzParseInventory(f *testing.F) {
+	b, err := goldenInventory().Encode()
+	if err != nil {
+		f.Fatal(err)
+	}
+	for _, s := range []string{b, "", "{}", `{"version":"gpuslice.io/v1","sliceMiB":1,"gpus":[{"uuid":"a","coreUnits":1000}]}`} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		inv, err := ParseInventory(s)
+		if err != nil {
+			return
+		}
+		if err := inv.Validate(); err != nil {
+			t.Fatalf("accepted an invalid inventory: %v", err)
+		}
+		for _, g := range inv.GPUs {
+			if g.CoreUnits > CoreUnitsPerGPU || g.Slices > MaxSlicesPerGPU || g.Slots > MaxSlotsPerGPU {
+				t.Fatalf("accepted out-of-bounds GPU %+v", g)
+			}
+		}
+		enc, err := inv.Encode()
+		if err != nil {
+			t.Fatal(err)
+		}
+		back, err := ParseInventory(enc)
+		if err != nil {
+			t.Fatalf("re-decoding: %v", err)
+		}
+		if diff := cmp.Diff(inv, back); diff != "" {
+			t.Fatalf("round trip (-first +second):\n%s", diff)
+		}
+	})
+}

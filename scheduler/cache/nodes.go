@@ -1,0 +1,137 @@
+package cache
+
+import (
+	"fmt"
+
+	"k8s.io/apimachinery/pkg/types"
+
+	"github.com/gpuslice/gpuslice/allocator"
+	"github.com/gpuslice/gpuslice/api"
+)
+
+// SetNode adds or updates a node from its inventory annotation (empty when
+// the node has none). The node's pods are charged again on the new
+// inventory; GPUs that vanished while pods hold shares on them become
+// placeholders.
+func (c *Cache) SetNode(name, inventory string) {
+	var inv *api.Inventory
+	reason := ""
+	if inventory == "" {
+		reason = "node has no gpuslice GPU inventory"
+	} else if i, err := api.ParseInventory(inventory); err != nil {
+		reason = fmt.Sprintf("node's gpuslice inventory is unreadable: %v", err)
+	} else if i.SliceMiB != c.sliceMiB {
+		reason = fmt.Sprintf("node's inventory uses %d MiB slices, the cluster uses %d MiB", i.SliceMiB, c.sliceMiB)
+	} else {
+		inv = i
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	e := c.nodes[name]
+	if e == nil {
+		e = &nodeEntry{pods: map[types.UID]struct{}{}, retired: map[uint64]struct{}{}}
+		c.nodes[name] = e
+	}
+	if e.alloc != nil {
+		e.lastCap = make(map[string]allocator.Units, len(e.alloc.Devices))
+		for _, d := range e.alloc.Devices {
+			e.lastCap[d.UUID] = d.Capacity
+		}
+	}
+	e.inv, e.err, e.placeholder = inv, reason, false
+	c.rebuildLocked(name, e)
+}
+
+// DeleteNode removes a node. Its pods stay until the informer deletes them,
+// and are charged again if the node comes back.
+func (c *Cache) DeleteNode(name string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	e, ok := c.nodes[name]
+	if !ok {
+		return
+	}
+	if len(e.pods) == 0 && len(e.retired) == 0 {
+		delete(c.nodes, name)
+		return
+	}
+	e.inv, e.err = nil, "node was deleted"
+	c.rebuildLocked(name, e)
+}
+
+// rebuildLocked rebuilds the node's allocator state from its inventory and
+// charges its pods and retired entries again. Caller holds mu.
+func (c *Cache) rebuildLocked(name string, e *nodeEntry) {
+	e.alloc = nil
+	if e.inv != nil {
+		e.alloc = allocator.NodeFromInventory(name, e.inv)
+	}
+	for uid := range e.pods {
+		p := c.pods[uid]
+		p.charges = nil
+		c.chargeLocked(p, e)
+	}
+	for gen := range e.retired {
+		p := c.retired[gen]
+		p.charges = nil
+		c.chargeLocked(p, e)
+	}
+}
+
+// chargeLocked computes and applies an entry's charges on its node, if the
+// node has an inventory. GPUs the placement names that the inventory lacks
+// become placeholders. Caller holds mu.
+func (c *Cache) chargeLocked(p *podEntry, e *nodeEntry) {
+	if e.alloc == nil || p.placement == nil {
+		return
+	}
+	if n := e.alloc.AddPlaceholders(p.placement, func(uuid string) allocator.Units { return e.lastCap[uuid] }); n > 0 {
+		c.logger.Info("Placement names GPUs the node's inventory no longer lists; keeping them as placeholders", "pod", p.key, "node", p.node, "placeholders", n)
+	}
+	a, err := allocator.AssignmentFromPlacement(e.alloc, p.placement, p.req)
+	if err != nil {
+		c.logger.Error(err, "Placement does not match the node's inventory; its shares are not counted", "pod", p.key, "node", p.node)
+		return
+	}
+	p.charges = a.Charges
+	e.alloc.Apply(p.charges, 1)
+	if err := e.alloc.Overcommitted(); err != nil {
+		c.logger.Error(err, "GPU over-committed after adding a placement", "pod", p.key)
+	}
+}
+
+// unchargeLocked removes an entry's charges from its node, and drops the
+// node's placeholders once no entry holds a share on them. Caller holds mu.
+func (c *Cache) unchargeLocked(p *podEntry) {
+	e, ok := c.nodes[p.node]
+	if !ok || p.charges == nil || e.alloc == nil {
+		p.charges = nil
+		return
+	}
+	e.alloc.Apply(p.charges, -1)
+	p.charges = nil
+	for i, d := range e.alloc.Devices {
+		if d.Placeholder && e.alloc.Used[i].IsZero() {
+			c.rebuildLocked(p.node, e)
+			return
+		}
+	}
+}
+
+// nodeLocked returns the node entry, creating a placeholder for a node the
+// informer has not shown yet. Caller holds mu.
+func (c *Cache) nodeLocked(name string) *nodeEntry {
+	e, ok := c.nodes[name]
+	if !ok {
+		e = &nodeEntry{err: "node is not in the extender's cache yet", pods: map[types.UID]struct{}{}, retired: map[uint64]struct{}{}, placeholder: true}
+		c.nodes[name] = e
+	}
+	return e
+}
+
+// dropIfEmptyLocked removes a placeholder node entry without entries.
+func (c *Cache) dropIfEmptyLocked(name string, e *nodeEntry) {
+	if e.placeholder && len(e.pods) == 0 && len(e.retired) == 0 {
+		delete(c.nodes, name)
+	}
+}

@@ -1,0 +1,181 @@
+package cache
+
+import (
+	"fmt"
+	"runtime"
+	"sort"
+	"sync"
+
+	"k8s.io/apimachinery/pkg/types"
+
+	"github.com/gpuslice/gpuslice/allocator"
+	"github.com/gpuslice/gpuslice/api"
+)
+
+// NodeFit is the outcome of fitting a pod on one node.
+type NodeFit struct {
+	Code allocator.Code
+	// Score is the node's score for the pod (allocator.NodeScore); valid
+	// when Code is Success.
+	Score float64
+	// Status is the allocator's reason when the pod does not fit the node's
+	// GPUs.
+	Status *allocator.Status
+	// Reason says why the node cannot take GPU pods at all (no inventory,
+	// another slice size); set when Status is nil and Code is not Success.
+	Reason string
+}
+
+// Message returns the text of a failed fit.
+func (f NodeFit) Message() string {
+	if f.Status != nil {
+		return f.Status.Message()
+	}
+	return f.Reason
+}
+
+// minNodesPerWorker keeps FitNodes on one goroutine for small calls.
+const minNodesPerWorker = 64
+
+// FitNodes fits the request on each named node as the cache holds it now,
+// with policy pol, and returns the outcomes in the order of names. Large
+// calls run on several goroutines, each with its own allocator.Fitter.
+func (c *Cache) FitNodes(names []string, req *api.PodRequest, pol allocator.Policy) []NodeFit {
+	out := make([]NodeFit, len(names))
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	fit := func(lo, hi int) {
+		f := new(allocator.Fitter)
+		for i := lo; i < hi; i++ {
+			out[i] = c.fitLocked(f, names[i], req, pol)
+		}
+	}
+	workers := min(runtime.GOMAXPROCS(0), (len(names)+minNodesPerWorker-1)/minNodesPerWorker)
+	if workers <= 1 {
+		fit(0, len(names))
+		return out
+	}
+	var wg sync.WaitGroup
+	chunk := (len(names) + workers - 1) / workers
+	for lo := 0; lo < len(names); lo += chunk {
+		hi := min(lo+chunk, len(names))
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			fit(lo, hi)
+		}()
+	}
+	wg.Wait()
+	return out
+}
+
+func (c *Cache) fitLocked(f *allocator.Fitter, name string, req *api.PodRequest, pol allocator.Policy) NodeFit {
+	n, reason := c.allocLocked(name)
+	if n == nil {
+		return NodeFit{Code: allocator.UnschedulableAndUnresolvable, Reason: reason}
+	}
+	a, st := f.Fit(n, req, pol)
+	if !st.IsSuccess() {
+		return NodeFit{Code: st.Code, Status: st}
+	}
+	return NodeFit{Code: allocator.Success, Score: f.NodeScore(pol, n, a)}
+}
+
+// allocLocked returns the allocator state of a schedulable node, or nil and
+// the reason the node cannot take GPU pods. Caller holds mu.
+func (c *Cache) allocLocked(name string) (*allocator.Node, string) {
+	e, ok := c.nodes[name]
+	switch {
+	case !ok:
+		return nil, "node has no gpuslice GPU inventory"
+	case e.alloc == nil:
+		return nil, e.err
+	}
+	return e.alloc, ""
+}
+
+// Node returns a copy of a node's allocator state with every charged
+// share, to choose a pod's GPUs on before Assume, or an error saying why the
+// node cannot take GPU pods.
+func (c *Cache) Node(name string) (*allocator.Node, error) {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	n, reason := c.allocLocked(name)
+	if n == nil {
+		return nil, fmt.Errorf("node %s: %s", name, reason)
+	}
+	return n.Clone(), nil
+}
+
+// FreeAfterEvicting returns a copy of a node's allocator state without the
+// shares of the given pods (preemption victims), or an error saying why the
+// node cannot take GPU pods. Victims that hold nothing there are skipped.
+// Retired shares stay: they are not the victims' to give back yet.
+func (c *Cache) FreeAfterEvicting(name string, victims []types.UID) (*allocator.Node, error) {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	n, reason := c.allocLocked(name)
+	if n == nil {
+		return nil, fmt.Errorf("node %s: %s", name, reason)
+	}
+	out := n.Clone()
+	for _, uid := range victims {
+		if p, ok := c.pods[uid]; ok && p.node == name && p.charges != nil {
+			out.Apply(p.charges, -1)
+		}
+	}
+	return out, nil
+}
+
+// HasPod reports whether the pod holds (or is assumed to hold) shares.
+func (c *Cache) HasPod(uid types.UID) bool {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	_, ok := c.pods[uid]
+	return ok
+}
+
+// NodeFree is the free units of every GPU on a node, placeholders of
+// vanished GPUs included (marked), in device order.
+type NodeFree struct {
+	Node string
+	Free []allocator.Units
+	// Placeholder[i] is true when GPU i vanished from the inventory and is
+	// kept for the shares pods hold on it.
+	Placeholder []bool
+}
+
+// Snapshot returns the free units of every node with an inventory, sorted
+// by node name: one consistent cut of the cache.
+func (c *Cache) Snapshot() []NodeFree {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	out := make([]NodeFree, 0, len(c.nodes))
+	for name, e := range c.nodes {
+		if e.alloc == nil {
+			continue
+		}
+		nf := NodeFree{Node: name, Free: make([]allocator.Units, len(e.alloc.Devices)), Placeholder: make([]bool, len(e.alloc.Devices))}
+		for i := range e.alloc.Devices {
+			nf.Free[i] = e.alloc.Free(i)
+			nf.Placeholder[i] = e.alloc.Devices[i].Placeholder
+		}
+		out = append(out, nf)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Node < out[j].Node })
+	return out
+}
+
+// Stats counts the cache's pods by state (retired shares not included).
+func (c *Cache) Stats() (assumedPods, confirmedPods int) {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	for _, p := range c.pods {
+		if p.state == assumed {
+			assumedPods++
+		} else {
+			confirmedPods++
+		}
+	}
+	return
+}
