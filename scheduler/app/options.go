@@ -23,6 +23,12 @@ type Options struct {
 	ListenAddress string
 	// TLSCertFile and TLSKeyFile switch the server to HTTPS when both are set.
 	TLSCertFile, TLSKeyFile string
+	// ClientCAFile is a PEM CA bundle; when set, the verbs are answered only
+	// to callers presenting a client certificate it signed (mutual TLS).
+	ClientCAFile string
+	// AllowUnauthenticated allows serving on a non-loopback address without
+	// ClientCAFile (a warning is logged).
+	AllowUnauthenticated bool
 	// SliceMiB is the cluster-wide gpu-mem slice size.
 	SliceMiB int64
 	// Policy is the default placement policy name (allocator.PolicyNames).
@@ -43,6 +49,10 @@ type Options struct {
 	ReservationTTL time.Duration
 	// MaxBodyBytes bounds request bodies.
 	MaxBodyBytes int64
+	// MaxConcurrentBodies bounds the request bodies decoded at once.
+	MaxConcurrentBodies int
+	// LeaderElection runs the extender as one of several replicas.
+	LeaderElection LeaderElection
 	// Pending bounds what the extender remembers of filtered pods until
 	// their bind.
 	Pending extender.PendingLimits
@@ -65,7 +75,10 @@ func NewOptions() *Options {
 		ReservationTTL: 2 * time.Minute,
 		MaxBodyBytes:   extender.DefaultMaxBodyBytes,
 		Pending:        extender.DefaultPendingLimits(),
-		Logs:           logsapi.NewLoggingConfiguration(),
+
+		MaxConcurrentBodies: extender.DefaultMaxConcurrentBodies,
+		LeaderElection:      DefaultLeaderElection(),
+		Logs:                logsapi.NewLoggingConfiguration(),
 	}
 }
 
@@ -75,6 +88,8 @@ func (o *Options) AddFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&o.ListenAddress, "listen-address", o.ListenAddress, "Address (host:port) the extender serves on.")
 	fs.StringVar(&o.TLSCertFile, "tls-cert-file", o.TLSCertFile, "Serving certificate; with --tls-private-key-file enables HTTPS.")
 	fs.StringVar(&o.TLSKeyFile, "tls-private-key-file", o.TLSKeyFile, "Serving key.")
+	fs.StringVar(&o.ClientCAFile, "client-ca-file", o.ClientCAFile, "PEM CA bundle; when set, the server requires and verifies client certificates (mutual TLS) for filter, prioritize, preempt and bind. Needs --tls-cert-file.")
+	fs.BoolVar(&o.AllowUnauthenticated, "allow-unauthenticated", o.AllowUnauthenticated, "Allow serving on a non-loopback address without --client-ca-file: anyone who reaches the port may call bind. A warning is logged.")
 	fs.Int64Var(&o.SliceMiB, "slice-mib", o.SliceMiB, fmt.Sprintf("Cluster-wide gpu-mem slice size in MiB (at least %d).", api.MinSliceMiB))
 	fs.StringVar(&o.Policy, "policy", o.Policy, fmt.Sprintf("Default placement policy, one of %v.", allocator.PolicyNames()))
 	fs.StringToStringVar(&o.ProfilePolicies, "profile-policy", o.ProfilePolicies, "Placement policy per kube-scheduler profile, as schedulerName=policy (repeatable).")
@@ -82,7 +97,9 @@ func (o *Options) AddFlags(fs *pflag.FlagSet) {
 	fs.Float32Var(&o.QPS, "kube-api-qps", o.QPS, "QPS of the API client.")
 	fs.IntVar(&o.Burst, "kube-api-burst", o.Burst, "Burst of the API client.")
 	fs.DurationVar(&o.ReservationTTL, "reservation-ttl", o.ReservationTTL, "How long an assumed placement lives unless the informer confirms it.")
-	fs.Int64Var(&o.MaxBodyBytes, "max-body-bytes", o.MaxBodyBytes, "Largest request body accepted.")
+	fs.Int64Var(&o.MaxBodyBytes, "max-body-bytes", o.MaxBodyBytes, "Largest request body accepted (the default fits node-names-only calls at 15,000 nodes).")
+	fs.IntVar(&o.MaxConcurrentBodies, "max-concurrent-bodies", o.MaxConcurrentBodies, "Most request bodies read and decoded at once; more answer 429 (retryable).")
+	o.LeaderElection.AddFlags(fs)
 	fs.DurationVar(&o.Pending.TTL, "pending-pod-ttl", o.Pending.TTL, "How long a filter's outcome stays valid: /bind accepts only a (pod UID, node) pair this process filtered and found feasible within this time.")
 	fs.IntVar(&o.Pending.MaxPods, "max-pending-pods", o.Pending.MaxPods, "Most filtered pods remembered for bind; the oldest filter is dropped first (its bind fails and kube-scheduler retries the pod).")
 	fs.IntVar(&o.Pending.MaxNodes, "max-pending-nodes", o.Pending.MaxNodes, "Most feasible node names remembered over all filtered pods (bounds the memory of --max-pending-pods).")
@@ -104,6 +121,12 @@ func (o *Options) Validate() error {
 	if (o.TLSCertFile == "") != (o.TLSKeyFile == "") {
 		errs = append(errs, errors.New("--tls-cert-file and --tls-private-key-file must be given together"))
 	}
+	if o.ClientCAFile != "" && o.TLSCertFile == "" {
+		errs = append(errs, errors.New("--client-ca-file needs HTTPS: give --tls-cert-file and --tls-private-key-file"))
+	}
+	if o.ClientCAFile == "" && !o.AllowUnauthenticated && !isLoopback(o.ListenAddress) {
+		errs = append(errs, fmt.Errorf("--listen-address %q is not a loopback address: give --client-ca-file so callers are authenticated, or --allow-unauthenticated", o.ListenAddress))
+	}
 	if o.SliceMiB < api.MinSliceMiB {
 		errs = append(errs, fmt.Errorf("--slice-mib %d is below the minimum of %d", o.SliceMiB, api.MinSliceMiB))
 	}
@@ -116,9 +139,10 @@ func (o *Options) Validate() error {
 	if o.ReservationTTL <= 0 {
 		errs = append(errs, errors.New("--reservation-ttl must be positive"))
 	}
-	if o.MaxBodyBytes <= 0 {
-		errs = append(errs, errors.New("--max-body-bytes must be positive"))
+	if o.MaxBodyBytes <= 0 || o.MaxConcurrentBodies <= 0 {
+		errs = append(errs, errors.New("--max-body-bytes and --max-concurrent-bodies must be positive"))
 	}
+	errs = append(errs, o.LeaderElection.Validate())
 	if o.Pending.TTL <= 0 || o.Pending.MaxPods <= 0 || o.Pending.MaxNodes <= 0 {
 		errs = append(errs, errors.New("--pending-pod-ttl, --max-pending-pods and --max-pending-nodes must be positive"))
 	}
@@ -150,4 +174,24 @@ func (o *Options) Policies() (*extender.Policies, error) {
 		return nil, fmt.Errorf("placement policy: %w", err)
 	}
 	return ps, nil
+}
+
+// Unauthenticated reports whether the verbs are served without client
+// authentication on an address others can reach (Run logs a warning).
+func (o *Options) Unauthenticated() bool {
+	return o.ClientCAFile == "" && !isLoopback(o.ListenAddress)
+}
+
+// isLoopback reports whether a host:port listens on loopback only. An empty
+// host listens on every interface.
+func isLoopback(hostPort string) bool {
+	host, _, err := net.SplitHostPort(hostPort)
+	if err != nil {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }

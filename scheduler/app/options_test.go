@@ -5,8 +5,10 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/spf13/pflag"
 )
 
 func TestOptionsPolicies(t *testing.T) {
@@ -42,6 +44,7 @@ func TestOptionsPolicies(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			o := NewOptions()
+			o.ListenAddress = "127.0.0.1:8888"
 			tc.mutate(o)
 			err := o.Validate()
 			if tc.wantErr != "" {
@@ -77,6 +80,67 @@ func TestOptionsValidate(t *testing.T) {
 	for _, want := range []string{"--listen-address", "--tls-cert-file and --tls-private-key-file", "--slice-mib 100 is below the minimum of 256", "--kube-api-qps"} {
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("Validate() = %v, want it to mention %q", err, want)
+		}
+	}
+}
+
+func TestOptionsValidateAuthAndLeaderElection(t *testing.T) {
+	tests := []struct {
+		name    string
+		mutate  func(o *Options)
+		wantErr string
+	}{
+		{name: "loopback without client auth", mutate: func(o *Options) { o.ListenAddress = "127.0.0.1:8888" }},
+		{name: "localhost without client auth", mutate: func(o *Options) { o.ListenAddress = "localhost:8888" }},
+		{name: "ipv6 loopback without client auth", mutate: func(o *Options) { o.ListenAddress = "[::1]:8888" }},
+		{name: "all interfaces without client auth", mutate: func(o *Options) {}, wantErr: `--listen-address ":8888" is not a loopback address`},
+		{name: "an interface address without client auth", mutate: func(o *Options) { o.ListenAddress = "10.0.0.5:8888" }, wantErr: "not a loopback address"},
+		{name: "explicitly unauthenticated", mutate: func(o *Options) { o.AllowUnauthenticated = true }},
+		{name: "mutual TLS", mutate: func(o *Options) { o.TLSCertFile, o.TLSKeyFile, o.ClientCAFile = "c", "k", "ca" }},
+		{name: "client CA without HTTPS", mutate: func(o *Options) { o.ClientCAFile = "ca" }, wantErr: "--client-ca-file needs HTTPS"},
+		{name: "leader election defaults", mutate: func(o *Options) { o.AllowUnauthenticated = true; o.LeaderElection.Enabled = true }},
+		{name: "leader election timings out of order", mutate: func(o *Options) {
+			o.AllowUnauthenticated = true
+			o.LeaderElection.Enabled = true
+			o.LeaderElection.RenewDeadline = 20 * time.Second
+		}, wantErr: "retry-period < --leader-elect-renew-deadline < --leader-elect-lease-duration"},
+		{name: "leader election without a lease name", mutate: func(o *Options) {
+			o.AllowUnauthenticated = true
+			o.LeaderElection.Enabled = true
+			o.LeaderElection.LeaseName = ""
+		}, wantErr: "--leader-elect-lease-name must not be empty"},
+		{name: "pending limits", mutate: func(o *Options) { o.AllowUnauthenticated = true; o.Pending.MaxNodes = 0 }, wantErr: "--max-pending-nodes must be positive"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			o := NewOptions()
+			tc.mutate(o)
+			err := o.Validate()
+			if tc.wantErr == "" {
+				if err != nil {
+					t.Fatalf("Validate() = %v, want nil", err)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+				t.Fatalf("Validate() = %v, want it to mention %q", err, tc.wantErr)
+			}
+		})
+	}
+}
+
+// Complete makes an explicit --policy override the policy config file.
+func TestOptionsCompleteReadsChangedFlags(t *testing.T) {
+	for _, args := range [][]string{nil, {"--policy=spread"}} {
+		o := NewOptions()
+		fs := pflag.NewFlagSet("test", pflag.ContinueOnError)
+		o.AddFlags(fs)
+		if err := fs.Parse(args); err != nil {
+			t.Fatal(err)
+		}
+		o.Complete(fs)
+		if want := len(args) > 0; o.policyFlagSet != want {
+			t.Errorf("args %q: policyFlagSet = %v, want %v", args, o.policyFlagSet, want)
 		}
 	}
 }

@@ -23,6 +23,9 @@ type Deps struct {
 	Client   kubernetes.Interface
 	Listener net.Listener
 	Version  string
+	// Identity names this replica in the leader Lease; empty: hostname and
+	// a random suffix.
+	Identity string
 }
 
 // shutdownTimeout bounds the graceful shutdown of the HTTP server.
@@ -30,11 +33,18 @@ const shutdownTimeout = 5 * time.Second
 
 // Serve serves the extender on d.Listener until ctx ends. Serving starts at
 // once (liveness, and /readyz saying why not ready), but the verbs are
-// answered only after the readiness gate passes: the informers have synced
-// and the cache is built.
+// answered only after the readiness gate passes: this replica leads (with
+// leader election; the caches are loaded only then, so a new leader decides
+// on a fresh list), the informers have synced, and the cache is built. A
+// leader that loses its Lease returns an error, so the process restarts as a
+// follower.
 func Serve(ctx context.Context, o *Options, d Deps) error {
 	logger := klog.FromContext(ctx)
 	policies, err := o.Policies()
+	if err != nil {
+		return err
+	}
+	tlsConfig, err := serverTLS(o)
 	if err != nil {
 		return err
 	}
@@ -42,55 +52,82 @@ func Serve(ctx context.Context, o *Options, d Deps) error {
 	if err != nil {
 		return err
 	}
+	defer factory.Shutdown()
 	c := cache.New(logger, o.SliceMiB, o.ReservationTTL)
 	go c.Run(ctx)
 	cacheBuilt, err := c.AddEventHandlers(nodeInf, podInf)
 	if err != nil {
 		return err
 	}
-	ready := extender.NewReadiness(false)
+	ready := extender.NewReadiness(o.LeaderElection.Enabled)
 	ext := extender.NewExtender(c, policies, d.Client, factory.Core().V1().Pods().Lister(), clock.RealClock{}, o.Pending)
-	srv := &http.Server{
-		Handler:           extender.NewHandler(logger, ext, ready, d.Version, o.MaxBodyBytes),
-		ReadHeaderTimeout: 10 * time.Second,
-		BaseContext:       func(net.Listener) context.Context { return ctx },
-	}
-	errc := make(chan error, 1)
+	handler := extender.NewHandler(logger, ext, ready, extender.HandlerOptions{
+		Version:             d.Version,
+		MaxBodyBytes:        o.MaxBodyBytes,
+		MaxConcurrentBodies: o.MaxConcurrentBodies,
+		RequireClientCert:   o.ClientCAFile != "",
+	})
+	srv := newHTTPServer(ctx, handler, tlsConfig, defaultServerTimeouts())
+	serveErr := make(chan error, 1)
 	go func() {
 		var err error
-		if o.TLSCertFile != "" {
-			err = srv.ServeTLS(d.Listener, o.TLSCertFile, o.TLSKeyFile)
+		if tlsConfig != nil {
+			err = srv.ServeTLS(d.Listener, "", "")
 		} else {
 			err = srv.Serve(d.Listener)
 		}
 		if !errors.Is(err, http.ErrServerClosed) {
-			errc <- err
+			serveErr <- err
 		}
-		close(errc)
+		close(serveErr)
 	}()
-	logger.Info("Serving the gpuslice extender; verbs wait for the caches", "address", d.Listener.Addr().String(), "policy", policies.For("").Name(), "profilePolicies", policies.Describe(), "sliceMiB", o.SliceMiB, "version", d.Version)
-	factory.Start(ctx.Done())
-	defer factory.Shutdown()
-	if !toolscache.WaitForCacheSync(ctx.Done(), nodeInf.HasSynced, podInf.HasSynced, cacheBuilt) {
-		_ = srv.Close()
-		if ctx.Err() != nil {
-			return nil
-		}
-		return errors.New("informer caches did not sync")
+	if o.Unauthenticated() {
+		logger.Info("Warning: serving without client authentication on a non-loopback address (--allow-unauthenticated); anyone who reaches it may call filter and bind", "address", o.ListenAddress)
 	}
-	ready.SetSynced(true)
-	logger.Info("Informer caches synced and cache built; ready")
+	logger.Info("Serving the gpuslice extender; verbs wait for readiness", "address", d.Listener.Addr().String(), "https", tlsConfig != nil, "clientAuth", o.ClientCAFile != "", "leaderElect", o.LeaderElection.Enabled, "policy", policies.For("").Name(), "profilePolicies", policies.Describe(), "sliceMiB", o.SliceMiB, "version", d.Version)
+
+	loadCaches := func(ctx context.Context) error {
+		factory.Start(ctx.Done())
+		if !toolscache.WaitForCacheSync(ctx.Done(), nodeInf.HasSynced, podInf.HasSynced, cacheBuilt) {
+			return errors.New("informer caches did not sync")
+		}
+		ready.SetSynced(true)
+		klog.FromContext(ctx).Info("Informer caches synced and cache built; ready")
+		return nil
+	}
+	runCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	runErr := make(chan error, 1)
+	go func() {
+		if o.LeaderElection.Enabled {
+			runErr <- lead(runCtx, o.LeaderElection, d, ready, loadCaches)
+			return
+		}
+		if err := loadCaches(runCtx); err != nil && runCtx.Err() == nil {
+			runErr <- err
+		}
+	}()
+
+	var result error
+	electorDone := !o.LeaderElection.Enabled
 	select {
 	case <-ctx.Done():
-	case err := <-errc:
+	case err := <-serveErr:
 		if err != nil {
-			return fmt.Errorf("serve: %w", err)
+			result = fmt.Errorf("serve: %w", err)
 		}
+	case err := <-runErr:
+		result, electorDone = err, true
 	}
-	shutdownCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), shutdownTimeout)
-	defer cancel()
-	if err := srv.Shutdown(shutdownCtx); err != nil {
-		return fmt.Errorf("shut down server: %w", err)
+	cancel()
+	shutdownCtx, stop := context.WithTimeout(context.WithoutCancel(ctx), shutdownTimeout)
+	defer stop()
+	if err := srv.Shutdown(shutdownCtx); err != nil && result == nil {
+		result = fmt.Errorf("shut down server: %w", err)
 	}
-	return nil
+	if !electorDone {
+		// Wait for the elector to release the Lease.
+		<-runErr
+	}
+	return result
 }

@@ -78,7 +78,7 @@ func BenchmarkFilterPrioritize(b *testing.B) {
 // answers included (no network).
 func BenchmarkFilterPrioritizeHTTP(b *testing.B) {
 	ext, nodeNames := benchCluster(b, 5000, 40000, allocator.PolicyBinpack)
-	h := NewHandler(klog.Background(), ext, syncedGate(), "bench", 0)
+	h := NewHandler(klog.Background(), ext, syncedGate(), HandlerOptions{Version: "bench"})
 	p := testutil.Pod("bench", testutil.Container("c", 8, 25, 0))
 	body, err := json.Marshal(&extenderv1.ExtenderArgs{Pod: p, NodeNames: &nodeNames})
 	if err != nil {

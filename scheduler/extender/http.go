@@ -6,36 +6,60 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"mime"
 	"net/http"
+	"time"
 
 	"github.com/julienschmidt/httprouter"
 	"k8s.io/klog/v2"
 	extenderv1 "k8s.io/kube-scheduler/extender/v1"
 )
 
-// DefaultMaxBodyBytes bounds a request body: full node objects for
-// thousands of nodes fit, a runaway client does not.
-const DefaultMaxBodyBytes = 64 << 20
+// HandlerOptions configures NewHandler. Zero fields take the defaults.
+type HandlerOptions struct {
+	// Version is what GET /version reports.
+	Version string
+	// MaxBodyBytes bounds one request body (DefaultMaxBodyBytes).
+	MaxBodyBytes int64
+	// MaxConcurrentBodies bounds the request bodies read and decoded at
+	// once (DefaultMaxConcurrentBodies); a verb that finds no slot within
+	// BodyWait answers 429 with Retry-After.
+	MaxConcurrentBodies int
+	// BodyWait is how long a verb waits for a decode slot
+	// (DefaultBodyWait).
+	BodyWait time.Duration
+	// RequireClientCert refuses the verbs (401) to callers that did not
+	// present a client certificate the TLS server verified. The probes
+	// and /version stay open, so kubelet's HTTPS probes need no
+	// certificate.
+	RequireClientCert bool
+}
 
 // Handler serves the extender's HTTP API.
 type Handler struct {
-	ext          *Extender
-	ready        *Readiness
-	version      string
-	maxBodyBytes int64
-	logger       klog.Logger
+	ext    *Extender
+	ready  *Readiness
+	opts   HandlerOptions
+	bodies chan struct{} // decode slots
+	logger klog.Logger
 }
 
 // NewHandler returns the extender's router: POST /filter, /prioritize,
-// /preempt and /bind, answered only while ready passes (else 503 with a JSON
-// error "not ready: ..."); GET /healthz (liveness: always 200), /readyz (200
-// exactly when the verbs are answered) and /version.
-func NewHandler(logger klog.Logger, ext *Extender, ready *Readiness, version string, maxBodyBytes int64) http.Handler {
-	if maxBodyBytes <= 0 {
-		maxBodyBytes = DefaultMaxBodyBytes
+// /preempt and /bind, answered only to an authenticated caller (with
+// RequireClientCert) while ready passes (else 503 with a JSON error "not
+// ready: ..."); GET /healthz (liveness: always 200), /readyz (200 exactly
+// when the verbs are answered) and /version.
+func NewHandler(logger klog.Logger, ext *Extender, ready *Readiness, o HandlerOptions) http.Handler {
+	if o.MaxBodyBytes <= 0 {
+		o.MaxBodyBytes = DefaultMaxBodyBytes
 	}
-	h := &Handler{ext: ext, ready: ready, version: version, maxBodyBytes: maxBodyBytes, logger: logger}
+	if o.MaxConcurrentBodies <= 0 {
+		o.MaxConcurrentBodies = DefaultMaxConcurrentBodies
+	}
+	if o.BodyWait <= 0 {
+		o.BodyWait = DefaultBodyWait
+	}
+	h := &Handler{ext: ext, ready: ready, opts: o, bodies: make(chan struct{}, o.MaxConcurrentBodies), logger: logger}
+	version := o.Version
 	r := httprouter.New()
 	r.POST("/filter", h.gated(h.filter))
 	r.POST("/prioritize", h.gated(h.prioritize))
@@ -65,57 +89,6 @@ func (h *Handler) readyz(w http.ResponseWriter, _ *http.Request, _ httprouter.Pa
 		return
 	}
 	writeText(w, http.StatusOK, "ok")
-}
-
-// errorBody is the JSON body of a verb refused before it ran. Its field
-// decodes into the Error field of kube-scheduler's result types too.
-type errorBody struct {
-	Error string `json:"error"`
-}
-
-// gated answers a verb only when the readiness gate passes. Otherwise it
-// answers 503 with Retry-After: kube-scheduler treats any non-200 answer as
-// an error of this scheduling cycle and retries the pod later.
-func (h *Handler) gated(verb httprouter.Handle) httprouter.Handle {
-	return func(w http.ResponseWriter, r *http.Request, ps httprouter.Params) {
-		if err := h.ready.Check(); err != nil {
-			w.Header().Set("Retry-After", "1")
-			writeJSON(w, http.StatusServiceUnavailable, errorBody{Error: err.Error()})
-			return
-		}
-		verb(w, r, ps)
-	}
-}
-
-// errBadRequest marks client errors.
-type errBadRequest struct{ msg string }
-
-func (e errBadRequest) Error() string { return e.msg }
-
-// decode reads a JSON body into v, enforcing content type and size.
-func (h *Handler) decode(w http.ResponseWriter, r *http.Request, v any) (int, error) {
-	if ct := r.Header.Get("Content-Type"); ct != "" {
-		mt, _, err := mime.ParseMediaType(ct)
-		if err != nil || mt != "application/json" {
-			return http.StatusUnsupportedMediaType, fmt.Errorf("content type %q is not supported: send application/json", ct)
-		}
-	}
-	body := http.MaxBytesReader(w, r.Body, h.maxBodyBytes)
-	dec := json.NewDecoder(body)
-	if err := dec.Decode(v); err != nil {
-		var tooBig *http.MaxBytesError
-		if errors.As(err, &tooBig) {
-			return http.StatusRequestEntityTooLarge, fmt.Errorf("request body is larger than %d bytes", h.maxBodyBytes)
-		}
-		if errors.Is(err, io.EOF) {
-			return http.StatusBadRequest, errors.New("request body is empty")
-		}
-		return http.StatusBadRequest, fmt.Errorf("request body is not valid JSON for this verb: %w", err)
-	}
-	if dec.More() {
-		return http.StatusBadRequest, errors.New("request body has trailing data after the JSON object")
-	}
-	return 0, nil
 }
 
 func (h *Handler) ctx(r *http.Request, verb string) context.Context {
@@ -158,13 +131,13 @@ func (h *Handler) extenderArgs(w http.ResponseWriter, r *http.Request) (*extende
 
 func validateArgs(args *extenderv1.ExtenderArgs) error {
 	if args.Pod == nil {
-		return errBadRequest{"extender args have no pod"}
+		return errors.New("extender args have no pod")
 	}
 	if args.Pod.UID == "" || args.Pod.Name == "" {
-		return errBadRequest{"extender args pod has no name or uid"}
+		return errors.New("extender args pod has no name or uid")
 	}
 	if args.NodeNames == nil && args.Nodes == nil {
-		return errBadRequest{"extender args have neither nodenames nor nodes"}
+		return errors.New("extender args have neither nodenames nor nodes")
 	}
 	return nil
 }
@@ -193,8 +166,8 @@ func (h *Handler) bind(w http.ResponseWriter, r *http.Request, _ httprouter.Para
 		writeText(w, code, err.Error())
 		return
 	}
-	if args.PodName == "" || args.PodNamespace == "" || args.PodUID == "" || args.Node == "" {
-		writeText(w, http.StatusBadRequest, "binding args need podName, podNamespace, podUID and node")
+	if err := validateBindingArgs(&args); err != nil {
+		writeText(w, http.StatusBadRequest, err.Error())
 		return
 	}
 	res := extenderv1.ExtenderBindingResult{}

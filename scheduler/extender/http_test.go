@@ -23,7 +23,7 @@ func newTestServer(t *testing.T, maxBody int64) (*httptest.Server, *cache.Cache,
 	ext, c, _ := newTestExtender(t, testNodes(t), p)
 	logger, _ := ktesting.NewTestContext(t)
 	ready := NewReadiness(false)
-	srv := httptest.NewServer(NewHandler(logger, ext, ready, "v-test", maxBody))
+	srv := httptest.NewServer(NewHandler(logger, ext, ready, HandlerOptions{Version: "v-test", MaxBodyBytes: maxBody}))
 	t.Cleanup(srv.Close)
 	return srv, c, ready
 }
@@ -147,7 +147,7 @@ func FuzzHandlers(f *testing.F) {
 		p := testutil.Pod("p", testutil.Container("c", 4, 0, 0))
 		ext, c, _ := newTestExtender(t, []*v1.Node{testutil.GPUNode(t, "t4", 4, "T4", 16, 48)}, p)
 		logger, _ := ktesting.NewTestContext(t)
-		h := NewHandler(logger, ext, syncedGate(), "fuzz", 1<<16)
+		h := NewHandler(logger, ext, syncedGate(), HandlerOptions{Version: "fuzz", MaxBodyBytes: 1 << 16})
 		path := []string{"/filter", "/prioritize", "/bind", "/preempt"}[int(verb)%4]
 		before := testutil.FreeSlices(c)
 		rec := httptest.NewRecorder()
