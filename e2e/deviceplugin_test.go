@@ -49,8 +49,8 @@ func (dpDiscoverer) Discover(context.Context) ([]device.GPU, error) {
 // dpHealth is a health source the test drives.
 type dpHealth struct{ ch chan device.HealthEvent }
 
-func (h *dpHealth) Run(ctx context.Context) error { <-ctx.Done(); return nil }
-func (h *dpHealth) Events() <-chan device.HealthEvent   { return h.ch }
+func (h *dpHealth) Run(ctx context.Context) error     { <-ctx.Done(); return nil }
+func (h *dpHealth) Events() <-chan device.HealthEvent { return h.ch }
 
 // dpPlugin runs the device plugin with production adapters (pod informer,
 // API writes, kubelet's pod-resources client) and fake GPUs.
