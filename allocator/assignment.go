@@ -43,15 +43,6 @@ type Charge struct {
 	Units  Units
 }
 
-// Total returns the sum of the charges.
-func (a *Assignment) Total() Units {
-	var t Units
-	for _, c := range a.Charges {
-		t = t.Add(c.Units)
-	}
-	return t
-}
-
 // chargesOf computes the per-device charge of container assignments.
 func chargesOf(n int, cs []ContainerAssignment) []Charge {
 	return new(Fitter).chargesInto(n, cs)

@@ -56,7 +56,3 @@ func (c *PodCharge) Len() int { return len(c.app) }
 func (c *PodCharge) On(gpu int) Units {
 	return c.app[gpu].Add(c.side[gpu]).Max(c.peak[gpu])
 }
-
-// Sidecars returns what the sidecars added so far hold on GPU position gpu:
-// the room a regular init container added next must leave to them.
-func (c *PodCharge) Sidecars(gpu int) Units { return c.side[gpu] }

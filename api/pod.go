@@ -86,12 +86,12 @@ func Quantity(c *corev1.Container, name corev1.ResourceName, limit int64) (int64
 			return 0, nil
 		}
 	}
-	return WholeQuantity(c.Name, name, q, limit)
+	return wholeQuantity(c.Name, name, q, limit)
 }
 
-// WholeQuantity checks that q is a whole number from 0 to limit and returns
+// wholeQuantity checks that q is a whole number from 0 to limit and returns
 // it. container and name are for the error.
-func WholeQuantity(container string, name corev1.ResourceName, q resource.Quantity, limit int64) (int64, error) {
+func wholeQuantity(container string, name corev1.ResourceName, q resource.Quantity, limit int64) (int64, error) {
 	if q.Sign() < 0 {
 		return 0, fmt.Errorf("container %q: %s must not be negative, got %s", container, name, q.String())
 	}

@@ -7,17 +7,27 @@
 //   - the device ID scheme and the ListAndWatch device lists (ids.go);
 //   - the hand-off from kubelet's identity-less GetPreferredAllocation /
 //     Allocate / PreStartContainer calls to the (pod, container) they are
-//     for (handoff.go), and the reconcile with kubelet's pod-resources API
-//     that keeps the pod's recorded placement equal to what kubelet gave
-//     (reconcile.go);
+//     for: an I/O shell (snapshot.go: pods, pod-resources and the ledger
+//     into candidates, candidate.go) around a pure matcher (match.go, which
+//     lists its rules, the bypass rule and the ranking order), with one file
+//     per call (preferred.go, allocate.go, prestart.go) and the ledger of
+//     what this process handed out (ledger.go);
+//   - the reconcile with kubelet's pod-resources API that keeps each pod's
+//     placement and allocation equal to what kubelet gave, swapping twins
+//     in one pass (reconcile.go);
 //   - the container-edit strategies (CDI, volume mounts, env) (strategy.go)
-//     and the Isolator hook that isolation modes plug into (isolator.go);
+//     and the no-isolation mode (isolator.go); isolation modes implement
+//     device.Isolator (package deviceplugin/device);
 //   - the per-resource gRPC servers, registration with kubelet and
 //     re-registration when kubelet or the plugin socket restarts (server.go,
 //     register.go);
-//   - GPU state and the node inventory annotation (state.go, inventory.go);
-//   - the wiring of all of the above (plugin.go).
+//   - GPU state and the node inventory annotation (state.go);
+//   - configuration (config.go) and the wiring of all of the above,
+//     including the one loop that forwards every health source into the
+//     state (plugin.go).
 //
-// NVML discovery lives in deviceplugin/nvml, GPU health in deviceplugin/health
-// and client-go adapters in deviceplugin/kube. See docs/device-plugin.md.
+// The shared node-side types live in deviceplugin/device, NVML discovery in
+// deviceplugin/nvml, GPU health in deviceplugin/health, MPS isolation in
+// deviceplugin/mps and client-go adapters in deviceplugin/kube. See
+// docs/device-plugin.md.
 package deviceplugin

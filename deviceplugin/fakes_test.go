@@ -2,6 +2,7 @@ package deviceplugin
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"sort"
@@ -17,7 +18,7 @@ import (
 	podresourcesv1 "k8s.io/kubelet/pkg/apis/podresources/v1"
 
 	"github.com/gpuslice/gpuslice/api"
-	"github.com/gpuslice/gpuslice/deviceplugin/nvml"
+	"github.com/gpuslice/gpuslice/deviceplugin/device"
 )
 
 const testNode = "node-a"
@@ -27,10 +28,10 @@ var t0 = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 func gpuUUID(i int) string { return fmt.Sprintf("GPU-%08d-0000-0000-0000-000000000000", i) }
 
 // testGPUs returns n GPUs of memMiB each, NUMA node i/4.
-func testGPUs(n int, memMiB int64) []nvml.GPUInfo {
-	var out []nvml.GPUInfo
+func testGPUs(n int, memMiB int64) []device.GPU {
+	var out []device.GPU
 	for i := 0; i < n; i++ {
-		out = append(out, nvml.GPUInfo{Index: i, UUID: gpuUUID(i), Model: "Test GPU", MemoryMiB: memMiB,
+		out = append(out, device.GPU{Index: i, UUID: gpuUUID(i), Model: "Test GPU", MemoryMiB: memMiB,
 			PCIBusID: fmt.Sprintf("0000:%02x:00.0", 0x10+i), NUMANode: i / 4, Major: 9})
 	}
 	return out
@@ -42,7 +43,7 @@ func testConfig() Config {
 	return c
 }
 
-func testState(t *testing.T, n int, memMiB int64, iso Isolator) *State {
+func testState(t *testing.T, n int, memMiB int64, iso device.Isolator) *State {
 	t.Helper()
 	gpus, err := BuildGPUs(context.Background(), testGPUs(n, memMiB), api.DefaultSliceMiB, iso)
 	if err != nil {
@@ -140,6 +141,40 @@ func mapsKeys[V any](m map[string]V) func(func(string) bool) {
 	}
 }
 
+// know makes kubelet list the pod (its app containers and sidecars, without
+// devices), as kubelet does from before it admits a pod.
+func (f *fakePR) know(p *corev1.Pod) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	key := p.Namespace + "/" + p.Name
+	if f.devs[key] == nil {
+		f.devs[key] = map[string]map[string][]string{}
+	}
+	for _, c := range p.Spec.InitContainers {
+		if api.IsSidecar(&c) && f.devs[key][c.Name] == nil {
+			f.devs[key][c.Name] = map[string][]string{}
+		}
+	}
+	for _, c := range p.Spec.Containers {
+		if f.devs[key][c.Name] == nil {
+			f.devs[key][c.Name] = map[string][]string{}
+		}
+	}
+}
+
+func (f *fakePR) setErr(err error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.err = err
+}
+
+// drop forgets a pod (kubelet rejected it, or it ended).
+func (f *fakePR) drop(ns, pod string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	delete(f.devs, ns+"/"+pod)
+}
+
 func (f *fakePR) set(ns, pod, container, res string, ids []string) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -157,6 +192,8 @@ func (f *fakePR) set(ns, pod, container, res string, ids []string) {
 type ctr struct {
 	name             string
 	init             bool
+	sidecar          bool   // a restartable init container (init is implied)
+	memQ             string // a raw gpu-mem quantity, instead of mem
 	mem, core, count int64
 	// placement: GPU indexes (empty: no placement entry)
 	gpus []int
@@ -193,7 +230,15 @@ func makePod(ps podSpec) *corev1.Pod {
 		if c.count > 0 {
 			lim[api.ResourceGPUCount] = *resource.NewQuantity(c.count, resource.DecimalSI)
 		}
+		if c.memQ != "" {
+			lim[api.ResourceGPUMem] = resource.MustParse(c.memQ)
+		}
 		cont := corev1.Container{Name: c.name, Resources: corev1.ResourceRequirements{Limits: lim}}
+		if c.sidecar {
+			c.init = true
+			always := corev1.ContainerRestartPolicyAlways
+			cont.RestartPolicy = &always
+		}
 		if c.init {
 			p.Spec.InitContainers = append(p.Spec.InitContainers, cont)
 		} else {
@@ -226,7 +271,10 @@ type simKubelet struct {
 	pr        *fakePR
 	state     *State
 	allocated map[string]bool
-	resp      map[string][]map[string]string // pod/container -> envs per call
+	// prDown makes pod-resources fail during the Allocate and preferred
+	// calls of the next admit (it answers again for PreStart).
+	prDown bool
+	resp   map[string][]map[string]string // pod/container -> envs per call
 }
 
 func newSim(t *testing.T, b *Broker, pr *fakePR, st *State) *simKubelet {
@@ -247,7 +295,24 @@ func (k *simKubelet) available(kind Kind) []string {
 
 // admit allocates every container of the pod; order gives the resource
 // order per container (default mem, core, slot).
+//
+// Like kubelet, it lists the pod in pod-resources before the first call,
+// does not reuse a sidecar's devices, and forgets the pod (rejects it) when
+// a call fails.
 func (k *simKubelet) admit(p *corev1.Pod, order []Kind) error {
+	k.pr.know(p)
+	if k.prDown {
+		k.pr.setErr(errors.New("pod-resources down"))
+		defer k.pr.setErr(nil)
+	}
+	err := k.allocatePod(p, order)
+	if err != nil {
+		k.pr.drop(p.Namespace, p.Name)
+	}
+	return err
+}
+
+func (k *simKubelet) allocatePod(p *corev1.Pod, order []Kind) error {
 	ctx := context.Background()
 	if order == nil {
 		order = []Kind{KindMem, KindCore, KindSlot}
@@ -261,7 +326,8 @@ func (k *simKubelet) admit(p *corev1.Pod, order []Kind) error {
 	all := append(slices.Clone(p.Spec.InitContainers), p.Spec.Containers...)
 	for i, c := range all {
 		init := i < len(p.Spec.InitContainers)
-		req, _ := requestOf(&c)
+		sidecar := init && api.IsSidecar(&c)
+		req, _ := lenientRequest(&c)
 		var memIDs []string
 		for _, kind := range order {
 			need := int(req[kind])
@@ -304,10 +370,10 @@ func (k *simKubelet) admit(p *corev1.Pod, order []Kind) error {
 			for _, id := range got {
 				k.allocated[id] = true
 			}
-			if !init {
+			if !init || sidecar {
 				k.pr.set(p.Namespace, p.Name, c.Name, kind.Resource(), got)
 			}
-			if init {
+			if init && !sidecar {
 				reuse[kind] = append(reuse[kind], got...)
 			} else {
 				reuse[kind] = slices.DeleteFunc(reuse[kind], func(id string) bool { return slices.Contains(got, id) })
@@ -319,6 +385,9 @@ func (k *simKubelet) admit(p *corev1.Pod, order []Kind) error {
 		if memIDs != nil {
 			starts = append(starts, started{c.Name, memIDs})
 		}
+	}
+	if k.prDown {
+		k.pr.setErr(nil)
 	}
 	for _, s := range starts {
 		if err := k.b.PreStart(ctx, s.mem); err != nil {

@@ -12,6 +12,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/gpuslice/gpuslice/api"
+	"github.com/gpuslice/gpuslice/deviceplugin/device"
 )
 
 // mpsLike is an isolator whose edits depend on the thread percentage, like
@@ -20,7 +21,7 @@ type mpsLike struct{ NoIsolation }
 
 func (mpsLike) Mode() api.IsolationMode { return api.IsolationMPS }
 
-func (mpsLike) ContainerEdits(devs []ContainerDevice) (*ContainerEdits, error) {
+func (mpsLike) ContainerEdits(devs []device.ContainerDevice) (*device.ContainerEdits, error) {
 	var mem []string
 	pct := 100
 	for _, d := range devs {
@@ -29,7 +30,7 @@ func (mpsLike) ContainerEdits(devs []ContainerDevice) (*ContainerEdits, error) {
 			pct = min(pct, d.ThreadPercentage)
 		}
 	}
-	return &ContainerEdits{Envs: map[string]string{
+	return &device.ContainerEdits{Envs: map[string]string{
 		"CUDA_MPS_PINNED_DEVICE_MEM_LIMIT":  strings.Join(mem, ","),
 		"CUDA_MPS_ACTIVE_THREAD_PERCENTAGE": fmt.Sprint(pct),
 	}}, nil
@@ -39,6 +40,10 @@ type admitStep struct {
 	pod     string
 	order   []Kind
 	wantErr string
+	// prDown: pod-resources fails during this admission's calls.
+	prDown bool
+	// reconcile after this step (and check that no share is named twice).
+	reconcile bool
 }
 
 func share(g int, slices, core, slots int64) api.DeviceShare {
@@ -49,7 +54,7 @@ func TestHandOff(t *testing.T) {
 	none := NoIsolation{SlotsPerGPU: 8}
 	tests := []struct {
 		name  string
-		iso   Isolator
+		iso   device.Isolator
 		pods  []podSpec
 		steps []admitStep
 		// wantEnv: "pod/container" -> expected subset of the merged env.
@@ -73,12 +78,23 @@ func TestHandOff(t *testing.T) {
 			EnvCUDAVisibleDevices: gpuUUID(3) + "," + gpuUUID(1)}},
 		wantAlloc: map[string][]api.ContainerPlacement{"a": {{Name: "c", Devices: []api.DeviceShare{share(3, 4, 50, 1), share(1, 4, 50, 1)}}}},
 	}, {
-		name: "identical pods admitted out of order are interchangeable",
+		name: "identical pods admitted out of order: kubelet lists only the admitted pod, which gets its own share",
 		pods: []podSpec{
 			{name: "a", assigned: t0, containers: []ctr{{name: "c", mem: 16, gpus: []int{0}}}},
 			{name: "b", assigned: t0.Add(time.Second), containers: []ctr{{name: "c", mem: 16, gpus: []int{1}}}},
 		},
-		steps: []admitStep{{pod: "b"}, {pod: "a"}},
+		steps: []admitStep{{pod: "b", reconcile: true}, {pod: "a"}},
+		wantAlloc: map[string][]api.ContainerPlacement{
+			"a": {{Name: "c", Devices: []api.DeviceShare{share(0, 16, 0, 1)}}},
+			"b": {{Name: "c", Devices: []api.DeviceShare{share(1, 16, 0, 1)}}},
+		},
+	}, {
+		name: "twin swap (pod-resources down at admission): both placements rewritten in one reconcile",
+		pods: []podSpec{
+			{name: "a", assigned: t0, containers: []ctr{{name: "c", mem: 16, gpus: []int{0}}}},
+			{name: "b", assigned: t0.Add(time.Second), containers: []ctr{{name: "c", mem: 16, gpus: []int{1}}}},
+		},
+		steps: []admitStep{{pod: "b", prDown: true, reconcile: true}, {pod: "a"}},
 		wantAlloc: map[string][]api.ContainerPlacement{
 			"a": {{Name: "c", Devices: []api.DeviceShare{share(1, 16, 0, 1)}}},
 			"b": {{Name: "c", Devices: []api.DeviceShare{share(0, 16, 0, 1)}}},
@@ -101,15 +117,15 @@ func TestHandOff(t *testing.T) {
 			"b": {{Name: "c", Devices: []api.DeviceShare{share(0, 4, 70, 1)}}},
 		},
 	}, {
-		name: "mem first with differing shares: PreStart refuses the wrong environment",
+		name: "mem first with differing shares, pod-resources down: the wrong pod's core share is refused",
 		iso:  mpsLike{none},
 		pods: []podSpec{
 			{name: "a", assigned: t0, containers: []ctr{{name: "c", mem: 4, core: 30, gpus: []int{0}}}},
 			{name: "b", assigned: t0.Add(time.Second), containers: []ctr{{name: "c", mem: 4, core: 70, gpus: []int{0}}}},
 		},
-		steps: []admitStep{{pod: "b", order: []Kind{KindMem, KindCore}, wantErr: "refusing to start"}},
+		steps: []admitStep{{pod: "b", order: []Kind{KindMem, KindCore}, prDown: true, wantErr: "is being allocated"}},
 	}, {
-		name: "mem first with differing shares but no isolation: environments equal, swap accepted",
+		name: "mem first with differing shares: kubelet lists only the admitted pod",
 		pods: []podSpec{
 			{name: "a", assigned: t0, containers: []ctr{{name: "c", mem: 4, core: 30, gpus: []int{0}}}},
 			{name: "b", assigned: t0.Add(time.Second), containers: []ctr{{name: "c", mem: 4, core: 70, gpus: []int{0}}}},
@@ -162,6 +178,53 @@ func TestHandOff(t *testing.T) {
 			{Name: "c1", Devices: []api.DeviceShare{share(0, 2, 0, 1)}},
 			{Name: "c2", Devices: []api.DeviceShare{share(2, 3, 30, 1), share(3, 3, 30, 1)}},
 		}},
+	}, {
+		name: "sidecar: allocated first, on its own GPU, never reused by the app container",
+		pods: []podSpec{{name: "a", containers: []ctr{
+			{name: "s", sidecar: true, mem: 4, gpus: []int{0}},
+			{name: "c", mem: 4, gpus: []int{1}},
+		}}},
+		steps: []admitStep{{pod: "a", reconcile: true}},
+		wantEnv: map[string]map[string]string{
+			"a/s": {EnvNVIDIAVisibleDevices: gpuUUID(0)},
+			"a/c": {EnvNVIDIAVisibleDevices: gpuUUID(1)},
+		},
+		wantAlloc: map[string][]api.ContainerPlacement{"a": {
+			{Name: "s", Init: true, Devices: []api.DeviceShare{share(0, 4, 0, 1)}},
+			{Name: "c", Devices: []api.DeviceShare{share(1, 4, 0, 1)}},
+		}},
+	}, {
+		name: "sidecar and app container of one shape on one GPU, with a twin pod waiting",
+		pods: []podSpec{
+			{name: "a", assigned: t0, containers: []ctr{{name: "s", sidecar: true, mem: 4, gpus: []int{2}}, {name: "c", mem: 4, gpus: []int{2}}}},
+			{name: "b", assigned: t0.Add(time.Second), containers: []ctr{{name: "s", sidecar: true, mem: 4, gpus: []int{3}}, {name: "c", mem: 4, gpus: []int{3}}}},
+		},
+		steps: []admitStep{{pod: "b"}, {pod: "a"}},
+		wantAlloc: map[string][]api.ContainerPlacement{
+			"a": {{Name: "s", Init: true, Devices: []api.DeviceShare{share(2, 4, 0, 1)}}, {Name: "c", Devices: []api.DeviceShare{share(2, 4, 0, 1)}}},
+			"b": {{Name: "s", Init: true, Devices: []api.DeviceShare{share(3, 4, 0, 1)}}, {Name: "c", Devices: []api.DeviceShare{share(3, 4, 0, 1)}}},
+		},
+	}, {
+		name: "bypass: a pod without placement is refused at its first call while a placed twin waits, and takes nothing",
+		pods: []podSpec{
+			{name: "a", assigned: t0, containers: []ctr{{name: "c", mem: 4, gpus: []int{0}}}},
+			{name: "x", noPlace: true, containers: []ctr{{name: "c", mem: 4}}},
+		},
+		steps:     []admitStep{{pod: "x", wantErr: "bypass the gpuslice scheduler extender"}, {pod: "a"}},
+		wantEnv:   map[string]map[string]string{"a/c": {EnvNVIDIAVisibleDevices: gpuUUID(0)}},
+		wantAlloc: map[string][]api.ContainerPlacement{"a": {{Name: "c", Devices: []api.DeviceShare{share(0, 4, 0, 1)}}}},
+	}, {
+		name: "bypass: a placement that is not the pod's own (another shape) is refused",
+		pods: []podSpec{
+			{name: "a", assigned: t0, containers: []ctr{{name: "c", mem: 4, gpus: []int{0}}}},
+			{name: "x", containers: []ctr{{name: "c", mem: 4, gpus: []int{0, 1}}}},
+		},
+		steps:     []admitStep{{pod: "x", wantErr: "does not match its request"}, {pod: "a"}},
+		wantAlloc: map[string][]api.ContainerPlacement{"a": {{Name: "c", Devices: []api.DeviceShare{share(0, 4, 0, 1)}}}},
+	}, {
+		name:  "a fractional request is refused, not rounded",
+		pods:  []podSpec{{name: "a", containers: []ctr{{name: "c", memQ: "1500m"}}}},
+		steps: []admitStep{{pod: "a", wantErr: "must be a whole number"}},
 	}}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -180,12 +243,19 @@ func TestHandOff(t *testing.T) {
 			b := NewBroker(&cfg, st, iso, pods, pr)
 			sim := newSim(t, b, pr, st)
 			for i, s := range tc.steps {
+				sim.prDown = s.prDown
 				err := sim.admit(pods.get("default", s.pod), s.order)
 				switch {
 				case s.wantErr == "" && err != nil:
 					t.Fatalf("step %d: admit %s: %v", i, s.pod, err)
 				case s.wantErr != "" && (err == nil || !strings.Contains(err.Error(), s.wantErr)):
 					t.Fatalf("step %d: admit %s: error %v, want one containing %q", i, s.pod, err, s.wantErr)
+				}
+				if s.reconcile {
+					if err := b.Reconcile(ctx, pods, t0); err != nil {
+						t.Fatalf("step %d: reconcile: %v", i, err)
+					}
+					checkNoShareTwice(t, pods, 16)
 				}
 			}
 			for key, want := range tc.wantEnv {
@@ -215,8 +285,8 @@ func TestHandOff(t *testing.T) {
 				if err != nil {
 					t.Fatalf("pod %s: %v", name, err)
 				}
-				if !samePlacement(pl.Containers, want) {
-					t.Errorf("pod %s: placement %+v does not equal the allocation", name, pl.Containers)
+				if diff := cmp.Diff(want, pl.Containers); diff != "" {
+					t.Errorf("pod %s: placement does not equal the allocation (-want +got):\n%s", name, diff)
 				}
 			}
 			for _, name := range tc.wantRewritten {
@@ -234,6 +304,31 @@ func TestHandOff(t *testing.T) {
 				t.Errorf("second reconcile patched %d pods", rec.n)
 			}
 		})
+	}
+}
+
+// checkNoShareTwice fails when the app containers' placements of the pods
+// ask more slices of one GPU than it has.
+func checkNoShareTwice(t *testing.T, pods *fakePods, slicesPerGPU int64) {
+	t.Helper()
+	used := map[string]int64{}
+	for _, p := range pods.pods {
+		pl, err := api.ParsePlacement(p.Annotations[api.AnnotationPlacement])
+		if err != nil {
+			continue
+		}
+		for _, c := range pl.Containers {
+			for _, d := range c.Devices {
+				if !c.Init {
+					used[d.UUID] += d.Slices
+				}
+			}
+		}
+	}
+	for u, n := range used {
+		if n > slicesPerGPU {
+			t.Errorf("placements name %d slices of GPU %s, which has %d", n, u, slicesPerGPU)
+		}
 	}
 }
 

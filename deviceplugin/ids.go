@@ -22,8 +22,9 @@ const (
 	numKinds
 )
 
-// Kinds lists every kind.
-var Kinds = [numKinds]Kind{KindMem, KindCore, KindSlot}
+// Kinds returns every kind, in order. It is a function so that no caller
+// can change the list.
+func Kinds() [numKinds]Kind { return [numKinds]Kind{KindMem, KindCore, KindSlot} }
 
 var kindTags = [numKinds]string{"mem", "core", "slot"}
 var kindResources = [numKinds]string{api.ResourceGPUMem, api.ResourceGPUCore, api.ResourceGPUCount}
@@ -35,7 +36,7 @@ func (k Kind) Resource() string { return kindResources[k] }
 
 // KindOf returns the kind of an extended resource name.
 func KindOf(resource string) (Kind, bool) {
-	for _, k := range Kinds {
+	for _, k := range Kinds() {
 		if k.Resource() == resource {
 			return k, true
 		}
@@ -68,7 +69,7 @@ func ParseDeviceID(id string) (string, Kind, int64, error) {
 	if err != nil || n < 0 {
 		return "", 0, 0, fmt.Errorf("device ID %q: bad unit number %q", id, num)
 	}
-	for _, k := range Kinds {
+	for _, k := range Kinds() {
 		if kindTags[k] == tag {
 			return uuid, k, n, nil
 		}

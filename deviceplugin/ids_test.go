@@ -10,10 +10,11 @@ import (
 	pluginapi "k8s.io/kubelet/pkg/apis/deviceplugin/v1beta1"
 
 	"github.com/gpuslice/gpuslice/api"
+	"github.com/gpuslice/gpuslice/deviceplugin/device"
 )
 
 func TestDeviceIDRoundTrip(t *testing.T) {
-	for _, k := range Kinds {
+	for _, k := range Kinds() {
 		id := DeviceID("GPU-5fd2a8c4-1d2e-4a4b-9c11-0123456789ab", k, 42)
 		u, kind, n, err := ParseDeviceID(id)
 		if err != nil {
@@ -31,7 +32,7 @@ func TestDeviceIDRoundTrip(t *testing.T) {
 }
 
 func TestKindOf(t *testing.T) {
-	for _, k := range Kinds {
+	for _, k := range Kinds() {
 		if got, ok := KindOf(k.Resource()); !ok || got != k {
 			t.Errorf("KindOf(%q) = %v, %v", k.Resource(), got, ok)
 		}
@@ -94,7 +95,7 @@ func TestBuildDevicesTopologyAndHealth(t *testing.T) {
 
 func TestStrategies(t *testing.T) {
 	uuids := []string{"GPU-b", "GPU-a"}
-	iso := &ContainerEdits{Envs: map[string]string{"X": "1"}, Mounts: []Mount{{ContainerPath: "/p", HostPath: "/h", ReadOnly: true}}}
+	iso := &device.ContainerEdits{Envs: map[string]string{"X": "1"}, Mounts: []device.Mount{{ContainerPath: "/p", HostPath: "/h", ReadOnly: true}}}
 	tests := []struct {
 		s    Strategy
 		want *pluginapi.ContainerAllocateResponse

@@ -4,6 +4,7 @@ import (
 	"context"
 	"testing"
 
+	"github.com/gpuslice/gpuslice/deviceplugin/device"
 	"k8s.io/klog/v2/ktesting"
 	testingclock "k8s.io/utils/clock/testing"
 )
@@ -20,7 +21,7 @@ func (l limitedIsolation) MaxGPUsPerContainer() int { return l.max }
 func TestPublishInventoryMaxGPUsPerContainer(t *testing.T) {
 	tests := []struct {
 		name string
-		iso  Isolator
+		iso  device.Isolator
 		want int
 	}{
 		{"no limit", NoIsolation{SlotsPerGPU: 4}, 0},

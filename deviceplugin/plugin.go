@@ -11,19 +11,18 @@ import (
 	"k8s.io/utils/clock"
 
 	"github.com/gpuslice/gpuslice/api"
-	"github.com/gpuslice/gpuslice/deviceplugin/health"
-	"github.com/gpuslice/gpuslice/deviceplugin/nvml"
+	"github.com/gpuslice/gpuslice/deviceplugin/device"
 )
 
 // Discoverer finds the node's GPUs (nvml.Discovery).
 type Discoverer interface {
-	Discover(ctx context.Context) ([]nvml.GPUInfo, error)
+	Discover(ctx context.Context) ([]device.GPU, error)
 }
 
 // HealthSource watches GPU health (health.Monitor).
 type HealthSource interface {
 	Run(ctx context.Context) error
-	Events() <-chan health.Event
+	Events() <-chan device.HealthEvent
 }
 
 // NodeAnnotator reads and writes one node annotation.
@@ -38,7 +37,7 @@ type Deps struct {
 	// NewHealth returns the health source of the served GPUs; nil disables
 	// NVML health.
 	NewHealth    func(uuids []string) HealthSource
-	Isolator     Isolator
+	Isolator     device.Isolator
 	Pods         PodLister
 	PodResources PodResources
 	Patcher      PodPatcher
@@ -71,7 +70,7 @@ func New(cfg Config, deps Deps) (*Plugin, error) {
 // skipped (logged), links to skipped GPUs dropped, capacity computed from
 // the slice size and the isolator's slots. It fails when a ListAndWatch
 // message would be too large.
-func BuildGPUs(ctx context.Context, found []nvml.GPUInfo, sliceMiB int64, iso Isolator) ([]GPUState, error) {
+func BuildGPUs(ctx context.Context, found []device.GPU, sliceMiB int64, iso device.Isolator) ([]GPUState, error) {
 	logger := klog.FromContext(ctx)
 	var gpus []GPUState
 	served := map[int]bool{}
@@ -80,8 +79,8 @@ func BuildGPUs(ctx context.Context, found []nvml.GPUInfo, sliceMiB int64, iso Is
 			logger.Info("Skipping MIG-enabled GPU: gpuslice does not share MIG GPUs", "gpu", g.UUID, "index", g.Index)
 			continue
 		}
-		st := GPUState{GPUInfo: g, Slices: g.MemoryMiB / sliceMiB}
-		st.Slots = iso.Slots(isolatorGPU(g))
+		st := GPUState{GPU: g, Slices: g.MemoryMiB / sliceMiB}
+		st.Slots = iso.Slots(g)
 		if st.Slices <= 0 || st.Slots <= 0 {
 			logger.Info("Skipping GPU without capacity", "gpu", g.UUID, "memoryMiB", g.MemoryMiB, "sliceMiB", sliceMiB, "slots", st.Slots)
 			continue
@@ -92,7 +91,7 @@ func BuildGPUs(ctx context.Context, found []nvml.GPUInfo, sliceMiB int64, iso Is
 	for i := range gpus {
 		gpus[i].Links = slices.DeleteFunc(slices.Clone(gpus[i].Links), func(l api.Link) bool { return !served[l.Peer] })
 	}
-	for _, k := range Kinds {
+	for _, k := range Kinds() {
 		size, err := CheckMessageSize(gpus, k)
 		if err != nil {
 			return nil, err
@@ -102,20 +101,16 @@ func BuildGPUs(ctx context.Context, found []nvml.GPUInfo, sliceMiB int64, iso Is
 	return gpus, nil
 }
 
-func isolatorGPU(g nvml.GPUInfo) IsolatorGPU {
-	return IsolatorGPU{Index: g.Index, UUID: g.UUID, MemoryMiB: g.MemoryMiB, Major: g.Major, Minor: g.MinorCC, MIGEnabled: g.MIGEnabled}
-}
-
 // Setup discovers the GPUs, starts the isolator and builds the state.
 func (p *Plugin) Setup(ctx context.Context) error {
 	found, err := p.deps.Discoverer.Discover(ctx)
 	if err != nil {
 		return fmt.Errorf("discover GPUs: %w", err)
 	}
-	var isoGPUs []IsolatorGPU
+	var isoGPUs []device.GPU
 	for _, g := range found {
 		if !g.MIGEnabled {
-			isoGPUs = append(isoGPUs, isolatorGPU(g))
+			isoGPUs = append(isoGPUs, g)
 		}
 	}
 	if err := p.deps.Isolator.Start(ctx, isoGPUs); err != nil {
@@ -145,7 +140,7 @@ func (p *Plugin) Broker() *Broker { return p.broker }
 // PublishInventory writes the node's inventory annotation if it differs.
 func (p *Plugin) PublishInventory(ctx context.Context) error {
 	inv := p.state.Inventory(p.cfg.SliceMiB, p.deps.Isolator.Mode())
-	inv.MaxGPUsPerContainer = MaxGPUsPerContainer(p.deps.Isolator)
+	inv.MaxGPUsPerContainer = device.MaxGPUsPerContainer(p.deps.Isolator)
 	enc, err := inv.Encode()
 	if err != nil {
 		return err
@@ -162,6 +157,22 @@ func (p *Plugin) PublishInventory(ctx context.Context) error {
 	}
 	klog.FromContext(ctx).Info("Published GPU inventory", "node", p.cfg.NodeName)
 	return nil
+}
+
+// forwardHealth records every event of one health source in the state
+// until ctx ends or the source closes its channel.
+func (p *Plugin) forwardHealth(ctx context.Context, source string, events <-chan device.HealthEvent) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case e, ok := <-events:
+			if !ok {
+				return
+			}
+			p.state.SetHealth(e.UUID, source, e.Healthy, e.Reason)
+		}
+	}
 }
 
 // Run sets the plugin up and serves until ctx is done. Running containers
@@ -197,28 +208,14 @@ func (p *Plugin) Run(ctx context.Context) error {
 		}()
 		go func() {
 			defer wg.Done()
-			for {
-				select {
-				case <-ctx.Done():
-					return
-				case e := <-hs.Events():
-					p.state.SetHealth(e.UUID, SourceNVML, e.Healthy, e.Reason)
-				}
-			}
+			p.forwardHealth(ctx, SourceNVML, hs.Events())
 		}()
 	}
 	if ch := p.deps.Isolator.Events(); ch != nil {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			for {
-				select {
-				case <-ctx.Done():
-					return
-				case e := <-ch:
-					p.state.SetHealth(e.UUID, SourceIsolator, e.Healthy, e.Reason)
-				}
-			}
+			p.forwardHealth(ctx, SourceIsolator, ch)
 		}()
 	}
 	if err := p.servers.start(ctx); err != nil {

@@ -16,8 +16,7 @@ import (
 	testingclock "k8s.io/utils/clock/testing"
 
 	"github.com/gpuslice/gpuslice/api"
-	"github.com/gpuslice/gpuslice/deviceplugin/health"
-	"github.com/gpuslice/gpuslice/deviceplugin/nvml"
+	"github.com/gpuslice/gpuslice/deviceplugin/device"
 )
 
 // fakeKubelet serves the registration socket.
@@ -77,9 +76,9 @@ func awaitRegistrations(t *testing.T, k *fakeKubelet, clk *testingclock.FakeCloc
 	return got
 }
 
-type fakeDiscoverer []nvml.GPUInfo
+type fakeDiscoverer []device.GPU
 
-func (f fakeDiscoverer) Discover(context.Context) ([]nvml.GPUInfo, error) { return f, nil }
+func (f fakeDiscoverer) Discover(context.Context) ([]device.GPU, error) { return f, nil }
 
 type fakeNodes struct {
 	mu  sync.Mutex
@@ -111,11 +110,11 @@ func (f *fakeNodes) inventory() *api.Inventory {
 	return inv
 }
 
-type fakeHealth struct{ ch chan health.Event }
+type fakeHealth struct{ ch chan device.HealthEvent }
 
 func (f *fakeHealth) Run(ctx context.Context) error { <-ctx.Done(); return nil }
 
-func (f *fakeHealth) Events() <-chan health.Event { return f.ch }
+func (f *fakeHealth) Events() <-chan device.HealthEvent { return f.ch }
 
 func poll(t *testing.T, what string, cond func() bool) {
 	t.Helper()
@@ -140,7 +139,7 @@ func TestPluginLifecycle(t *testing.T) {
 	cfg.PluginDir = dir
 	clk := testingclock.NewFakeClock(t0)
 	nodes := &fakeNodes{ann: map[string]string{}}
-	hs := &fakeHealth{ch: make(chan health.Event, 4)}
+	hs := &fakeHealth{ch: make(chan device.HealthEvent, 4)}
 	pods := &fakePods{}
 	gpus := testGPUs(2, 4096)
 	gpus[1].Links = []api.Link{{Peer: 0, Type: api.LinkNVLink, NVLinks: 4}}
@@ -198,7 +197,7 @@ func TestPluginLifecycle(t *testing.T) {
 	if len(first.Devices) != 8 {
 		t.Fatalf("%d gpu-mem devices, want 8", len(first.Devices))
 	}
-	hs.ch <- health.Event{UUID: gpuUUID(1), Healthy: false, Reason: "Xid 79"}
+	hs.ch <- device.HealthEvent{UUID: gpuUUID(1), Healthy: false, Reason: "Xid 79"}
 	second, err := stream.Recv()
 	if err != nil {
 		t.Fatal(err)

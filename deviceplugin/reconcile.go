@@ -4,10 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"reflect"
 	"slices"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/klog/v2"
 
@@ -25,19 +25,22 @@ type podFix struct {
 	namespace, name string
 	uid             types.UID
 	annotations     map[string]string
-	swapped         bool
+	// rewritten says the placement changed; partner names the pod whose
+	// placement was swapped with this one's in the same pass.
+	rewritten bool
+	partner   string
 }
 
 // actualContainer converts what kubelet gave a container into a placement
 // entry; ok is false while the container is not completely allocated.
 func (b *Broker) actualContainer(c *candidate) (api.ContainerPlacement, bool) {
-	for _, k := range Kinds {
+	for _, k := range Kinds() {
 		if int64(len(c.have[k])) != c.req[k] {
 			return api.ContainerPlacement{}, false
 		}
 	}
 	per := map[string]*api.DeviceShare{}
-	for _, k := range Kinds {
+	for _, k := range Kinds() {
 		for _, id := range c.have[k] {
 			u, _, _, err := ParseDeviceID(id)
 			if err != nil {
@@ -75,31 +78,42 @@ func (b *Broker) actualContainer(c *candidate) (api.ContainerPlacement, bool) {
 	return out, true
 }
 
-// plan computes the annotation fixes from one snapshot. Called with mu held.
-func (b *Broker) plan(s *snapshot, now time.Time) ([]podFix, map[types.UID]bool, error) {
+// podState is one pod of a snapshot as the reconcile sees it.
+type podState struct {
+	pod   *corev1.Pod
+	cands []*candidate
+	// actual is what kubelet gave the pod's containers; nil while the pod
+	// is not completely allocated.
+	actual []api.ContainerPlacement
+	// placement is the pod's current placement when readable (it may be
+	// inconsistent or for another node), else nil.
+	placement *api.Placement
+	// started says kubelet has given the pod any device.
+	started bool
+}
+
+func (b *Broker) podStates(s *snapshot) ([]*podState, map[types.UID]bool) {
 	live := map[types.UID]bool{}
-	byPod := map[types.UID][]*candidate{}
-	var uids []types.UID
+	byUID := map[types.UID]*podState{}
+	var out []*podState
 	for _, c := range s.cands {
 		live[c.key.UID] = true
-		if _, ok := byPod[c.key.UID]; !ok {
-			uids = append(uids, c.key.UID)
+		ps := byUID[c.key.UID]
+		if ps == nil {
+			ps = &podState{pod: c.pod}
+			if pl, err := api.ParsePlacement(c.pod.Annotations[api.AnnotationPlacement]); err == nil {
+				ps.placement = pl
+			}
+			byUID[c.key.UID] = ps
+			out = append(out, ps)
 		}
-		byPod[c.key.UID] = append(byPod[c.key.UID], c)
+		ps.cands = append(ps.cands, c)
+		ps.started = ps.started || c.inProgress()
 	}
-	if s.prErr != nil {
-		return nil, live, fmt.Errorf("reconcile needs kubelet pod-resources: %w", s.prErr)
-	}
-	var fixes []podFix
-	for _, uid := range uids {
-		cs := byPod[uid]
-		pod, pl := cs[0].pod, cs[0].placement
-		if pl == nil {
-			continue
-		}
+	for _, ps := range out {
 		var containers []api.ContainerPlacement
 		complete := true
-		for _, c := range cs {
+		for _, c := range ps.cands {
 			ac, ok := b.actualContainer(c)
 			switch {
 			case ok:
@@ -112,53 +126,140 @@ func (b *Broker) plan(s *snapshot, now time.Time) ([]podFix, map[types.UID]bool,
 				complete = false
 			}
 		}
-		if !complete {
+		if complete && ps.started {
+			ps.actual = containers
+		}
+	}
+	return out, live
+}
+
+// swapPartner finds the pod whose placement x's devices came from: a pod
+// kubelet has not started, with a usable placement equal (container by
+// container, names aside) to what x got. Kubelet admitted x first and gave
+// it the partner's share; the partner's placement must take x's old one.
+//
+// Only a pod's first record qualifies (x has no allocation yet): a pod that
+// was already recorded and whose placement now disagrees was edited, and is
+// only restored, never swapped with another pod.
+func swapPartner(states []*podState, x *podState) *podState {
+	if x.placement == nil || x.cands[0].cp == nil {
+		return nil // x's own placement was not usable: nothing to hand on
+	}
+	if _, err := api.ParseAllocation(x.pod.Annotations[api.AnnotationAllocated]); err == nil {
+		return nil
+	}
+	for _, y := range states {
+		if y == x || y.started || y.actual != nil || y.cands[0].cp == nil {
 			continue
 		}
-		if old, err := api.ParseAllocation(pod.Annotations[api.AnnotationAllocated]); err == nil && reflect.DeepEqual(old.Containers, containers) {
+		if sameShares(y.placement.Containers, x.actual) && sameShape(y.placement.Containers, x.placement.Containers) {
+			return y
+		}
+	}
+	return nil
+}
+
+// sameShares compares two container lists position by position, ignoring
+// names.
+func sameShares(a, b []api.ContainerPlacement) bool {
+	return slices.EqualFunc(a, b, func(x, y api.ContainerPlacement) bool {
+		return x.Init == y.Init && slices.Equal(x.Devices, y.Devices)
+	})
+}
+
+// sameShape compares the per-container shares of two lists, ignoring GPUs.
+func sameShape(a, b []api.ContainerPlacement) bool {
+	return slices.EqualFunc(a, b, func(x, y api.ContainerPlacement) bool {
+		return x.Init == y.Init && slices.EqualFunc(x.Devices, y.Devices, func(p, q api.DeviceShare) bool { return p.Units() == q.Units() })
+	})
+}
+
+// fixFor returns the patch that records containers as the pod's placement
+// and allocation (one patch, equal containers), or nil when both already
+// say so.
+func (b *Broker) fixFor(ps *podState, containers []api.ContainerPlacement, now time.Time) (*podFix, error) {
+	rec := &api.Placement{Version: api.PlacementVersion, Node: b.node, AssignedAt: now.UTC(), Containers: containers}
+	if ps.placement != nil {
+		rec.AssignedAt = ps.placement.AssignedAt
+	}
+	placementOK := ps.placement != nil && ps.placement.Equal(rec)
+	old, err := api.ParseAllocation(ps.pod.Annotations[api.AnnotationAllocated])
+	if placementOK && err == nil && old.Equal(rec) {
+		return nil, nil
+	}
+	alloc := &api.Allocation{Version: api.AllocationVersion, Node: b.node, AllocatedAt: now.UTC(), Containers: containers}
+	enc, err := alloc.Encode()
+	if err != nil {
+		return nil, err
+	}
+	fix := &podFix{namespace: ps.pod.Namespace, name: ps.pod.Name, uid: ps.pod.UID, annotations: map[string]string{api.AnnotationAllocated: enc}}
+	if !placementOK {
+		penc, err := rec.Encode()
+		if err != nil {
+			return nil, err
+		}
+		fix.annotations[api.AnnotationPlacement] = penc
+		fix.rewritten = true
+	}
+	return fix, nil
+}
+
+// plan computes the annotation fixes from one snapshot. Called with mu held.
+//
+// Every completely allocated pod gets a placement and an allocation equal
+// to what kubelet gave it: a placement that disagrees (kubelet swapped
+// interchangeable pods, or someone edited or forged it) is restored to the
+// truth. When x took the share of a pod y that kubelet has not started
+// (the identical-twin swap), y's placement takes x's old share in the same
+// pass, right after x's, so that no two placements name one share and no
+// share looks free.
+func (b *Broker) plan(s *snapshot, now time.Time) ([]podFix, map[types.UID]bool, error) {
+	states, live := b.podStates(s)
+	if s.prErr != nil {
+		return nil, live, fmt.Errorf("reconcile needs kubelet pod-resources: %w", s.prErr)
+	}
+	var fixes []podFix
+	swapped := map[*podState]bool{}
+	for _, x := range states {
+		if x.actual == nil {
 			continue
 		}
-		alloc := &api.Allocation{Version: api.AllocationVersion, Node: b.node, AllocatedAt: now.UTC(), Containers: containers}
-		enc, err := alloc.Encode()
+		fix, err := b.fixFor(x, x.actual, now)
 		if err != nil {
 			return nil, live, err
 		}
-		fix := podFix{namespace: pod.Namespace, name: pod.Name, uid: pod.UID, annotations: map[string]string{api.AnnotationAllocated: enc}}
-		if !samePlacement(pl.Containers, containers) {
-			np := *pl
-			np.Containers = containers
-			penc, err := np.Encode()
-			if err != nil {
-				return nil, live, err
-			}
-			fix.annotations[api.AnnotationPlacement] = penc
-			fix.swapped = true
+		if fix == nil {
+			continue
 		}
-		fixes = append(fixes, fix)
+		var yfix *podFix
+		if fix.rewritten {
+			if y := swapPartner(states, x); y != nil && !swapped[y] {
+				moved := make([]api.ContainerPlacement, len(x.placement.Containers))
+				for i, c := range x.placement.Containers {
+					moved[i] = api.ContainerPlacement{Name: y.placement.Containers[i].Name, Init: c.Init, Devices: slices.Clone(c.Devices)}
+				}
+				if yfix, err = b.fixFor(y, moved, now); err != nil {
+					return nil, live, err
+				}
+				if yfix != nil {
+					swapped[y] = true
+					fix.partner, yfix.partner = y.pod.Name, x.pod.Name
+				}
+			}
+		}
+		fixes = append(fixes, *fix)
+		if yfix != nil {
+			fixes = append(fixes, *yfix)
+		}
 	}
 	return fixes, live, nil
 }
 
-// samePlacement compares container placements regardless of order.
-func samePlacement(a, b []api.ContainerPlacement) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for _, x := range a {
-		i := slices.IndexFunc(b, func(y api.ContainerPlacement) bool { return y.Name == x.Name && y.Init == x.Init })
-		if i < 0 || !reflect.DeepEqual(x.Devices, b[i].Devices) {
-			return false
-		}
-	}
-	return true
-}
-
 // Reconcile makes every completely allocated pod's annotations say what
-// kubelet actually gave it (per kubelet's pod-resources API): it writes
-// gpuslice.io/allocated and, when kubelet's devices differ from the
-// placement, rewrites gpuslice.io/placement (same AssignedAt) so that the
-// extender accounts for the real devices. It also forgets the records of
-// pods that are gone. API calls are made without holding the broker's lock.
+// kubelet actually gave it (per kubelet's pod-resources API), swapping the
+// placement of a twin whose share kubelet gave away (see plan). It also
+// forgets the records of pods that are gone. API calls are made without
+// holding the broker's lock.
 func (b *Broker) Reconcile(ctx context.Context, patcher PodPatcher, now time.Time) error {
 	logger := klog.FromContext(ctx)
 	b.mu.Lock()
@@ -180,7 +281,7 @@ func (b *Broker) Reconcile(ctx context.Context, patcher PodPatcher, now time.Tim
 			errs = append(errs, fmt.Errorf("record allocation of pod %s/%s: %w", f.namespace, f.name, err))
 			continue
 		}
-		logger.Info("Recorded allocation", "pod", klog.KRef(f.namespace, f.name), "placementRewritten", f.swapped)
+		logger.Info("Recorded allocation", "pod", klog.KRef(f.namespace, f.name), "placementRewritten", f.rewritten, "swappedWith", f.partner)
 	}
 	return errors.Join(errs...)
 }

@@ -66,7 +66,7 @@ func (s *servers) start(ctx context.Context) error {
 	if !ok {
 		return fmt.Errorf("kubelet registration socket %s not present", filepath.Join(s.cfg.PluginDir, s.cfg.KubeletSocket))
 	}
-	for _, k := range Kinds {
+	for _, k := range Kinds() {
 		r, err := s.serve(ctx, k)
 		if err != nil {
 			s.stopLocked()

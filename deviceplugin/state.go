@@ -7,13 +7,13 @@ import (
 	"sync"
 
 	"github.com/gpuslice/gpuslice/api"
-	"github.com/gpuslice/gpuslice/deviceplugin/nvml"
+	"github.com/gpuslice/gpuslice/deviceplugin/device"
 )
 
 // GPUState is one served GPU: what discovery found, its capacity in units
 // and its current health.
 type GPUState struct {
-	nvml.GPUInfo
+	device.GPU
 	// Slices of gpu-mem and sharing Slots the GPU offers.
 	Slices int64
 	Slots  int64

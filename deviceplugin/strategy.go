@@ -8,6 +8,8 @@ import (
 	"strings"
 
 	pluginapi "k8s.io/kubelet/pkg/apis/deviceplugin/v1beta1"
+
+	"github.com/gpuslice/gpuslice/deviceplugin/device"
 )
 
 // Strategy is how a container is told which GPUs it gets; the NVIDIA
@@ -45,7 +47,7 @@ const (
 
 // containerResponse builds the Allocate response of a container that gets
 // the GPUs uuids, in CUDA order, plus the isolator's edits.
-func containerResponse(s Strategy, cdiKind string, uuids []string, iso *ContainerEdits) *pluginapi.ContainerAllocateResponse {
+func containerResponse(s Strategy, cdiKind string, uuids []string, iso *device.ContainerEdits) *pluginapi.ContainerAllocateResponse {
 	r := &pluginapi.ContainerAllocateResponse{Envs: map[string]string{}}
 	switch s {
 	case StrategyEnvVar:

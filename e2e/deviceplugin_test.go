@@ -16,9 +16,8 @@ import (
 
 	"github.com/gpuslice/gpuslice/api"
 	"github.com/gpuslice/gpuslice/deviceplugin"
-	"github.com/gpuslice/gpuslice/deviceplugin/health"
+	"github.com/gpuslice/gpuslice/deviceplugin/device"
 	"github.com/gpuslice/gpuslice/deviceplugin/kube"
-	"github.com/gpuslice/gpuslice/deviceplugin/nvml"
 	"github.com/gpuslice/gpuslice/e2e/harness"
 )
 
@@ -32,10 +31,10 @@ func dpUUID(i int) string { return fmt.Sprintf("GPU-e2e0000%d-0000-4000-8000-000
 
 type dpDiscoverer struct{}
 
-func (dpDiscoverer) Discover(context.Context) ([]nvml.GPUInfo, error) {
-	var out []nvml.GPUInfo
+func (dpDiscoverer) Discover(context.Context) ([]device.GPU, error) {
+	var out []device.GPU
 	for i := 0; i < dpGPUs; i++ {
-		g := nvml.GPUInfo{Index: i, UUID: dpUUID(i), Model: "E2E-GPU-16GB", MemoryMiB: dpMemMiB,
+		g := device.GPU{Index: i, UUID: dpUUID(i), Model: "E2E-GPU-16GB", MemoryMiB: dpMemMiB,
 			PCIBusID: fmt.Sprintf("0000:%02x:00.0", 0x10+i), NUMANode: i / 2, Major: 9}
 		for j := 0; j < dpGPUs; j++ {
 			if j != i {
@@ -48,10 +47,10 @@ func (dpDiscoverer) Discover(context.Context) ([]nvml.GPUInfo, error) {
 }
 
 // dpHealth is a health source the test drives.
-type dpHealth struct{ ch chan health.Event }
+type dpHealth struct{ ch chan device.HealthEvent }
 
-func (h *dpHealth) Run(ctx context.Context) error { <-ctx.Done(); return nil }
-func (h *dpHealth) Events() <-chan health.Event   { return h.ch }
+func (h *dpHealth) Run(ctx context.Context) error     { <-ctx.Done(); return nil }
+func (h *dpHealth) Events() <-chan device.HealthEvent { return h.ch }
 
 // dpPlugin runs the device plugin with production adapters (pod informer,
 // API writes, kubelet's pod-resources client) and fake GPUs.
@@ -68,7 +67,7 @@ func startDP(t *testing.T, c *harness.Cluster, node, prSock string) *dpPlugin {
 
 // startDPWith runs the device plugin in process for node with the given
 // isolator; stopped, when set, runs after the plugin has stopped.
-func startDPWith(t *testing.T, c *harness.Cluster, node, prSock string, iso deviceplugin.Isolator, stopped func()) *dpPlugin {
+func startDPWith(t *testing.T, c *harness.Cluster, node, prSock string, iso device.Isolator, stopped func()) *dpPlugin {
 	t.Helper()
 	ctx, cancel := context.WithCancel(klog.NewContext(context.Background(), klog.Background().WithName("device-plugin")))
 	cfg := deviceplugin.DefaultConfig()
@@ -87,7 +86,7 @@ func startDPWith(t *testing.T, c *harness.Cluster, node, prSock string, iso devi
 		cancel()
 		t.Fatal(err)
 	}
-	h := &dpHealth{ch: make(chan health.Event, 4)}
+	h := &dpHealth{ch: make(chan device.HealthEvent, 4)}
 	client := kube.Client{Kube: c.DevicePluginClient}
 	p, err := deviceplugin.New(cfg, deviceplugin.Deps{
 		Discoverer: dpDiscoverer{}, NewHealth: func([]string) deviceplugin.HealthSource { return h },
@@ -310,7 +309,7 @@ func TestDevicePlugin(t *testing.T) {
 	t.Log("section GPUFailure")
 	{
 		failed := dpUUID(3)
-		dp.health.ch <- health.Event{UUID: failed, Healthy: false, Reason: "Xid 79"}
+		dp.health.ch <- device.HealthEvent{UUID: failed, Healthy: false, Reason: "Xid 79"}
 		waitCapacity("devices of the failed GPU unhealthy", (dpGPUs-1)*slicesPerGPU)
 		e.poll("inventory shows the failed GPU", 50*time.Millisecond, time.Minute, func(ctx context.Context) (bool, error) {
 			n, err := c.Client.CoreV1().Nodes().Get(ctx, node, metav1.GetOptions{})
@@ -320,7 +319,7 @@ func TestDevicePlugin(t *testing.T) {
 			got, err := api.ParseInventory(n.Annotations[api.AnnotationInventory])
 			return err == nil && !got.GPUs[3].Healthy && strings.Contains(got.GPUs[3].Reason, "Xid 79"), err
 		})
-		dp.health.ch <- health.Event{UUID: failed, Healthy: true}
+		dp.health.ch <- device.HealthEvent{UUID: failed, Healthy: true}
 		waitCapacity("the GPU recovered", dpGPUs*slicesPerGPU)
 	}
 }

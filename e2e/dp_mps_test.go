@@ -19,8 +19,8 @@ import (
 
 	"github.com/gpuslice/gpuslice/api"
 	"github.com/gpuslice/gpuslice/deviceplugin"
+	"github.com/gpuslice/gpuslice/deviceplugin/device"
 	"github.com/gpuslice/gpuslice/deviceplugin/mps"
-	"github.com/gpuslice/gpuslice/deviceplugin/mpsiso"
 	"github.com/gpuslice/gpuslice/e2e/harness"
 )
 
@@ -89,7 +89,7 @@ func newMPSManager(t *testing.T, ctl, root string, modes mps.ComputeModeSetter) 
 // startMPSDP runs the device plugin like startDP, with MPS isolation.
 func startMPSDP(t *testing.T, c *harness.Cluster, node, prSock string, m *mps.Manager) *dpPlugin {
 	t.Helper()
-	iso := mpsiso.New(m)
+	iso := m
 	return startDPWith(t, c, node, prSock, iso, iso.Stop)
 }
 
@@ -135,7 +135,7 @@ func TestMPSIsolation(t *testing.T) {
 	// The node starts with the MPS slots (the client cap) but without the
 	// limit on GPUs per container: the plugin must publish that.
 	found, _ := dpDiscoverer{}.Discover(e.ctx)
-	gpus, err := deviceplugin.BuildGPUs(e.ctx, found, c.SliceMiB, mpsiso.New(m))
+	gpus, err := deviceplugin.BuildGPUs(e.ctx, found, c.SliceMiB, m)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -149,7 +149,7 @@ func TestMPSIsolation(t *testing.T) {
 	startMPSDP(t, c, node, prSock, m)
 
 	slicesPerGPU := int64(dpMemMiB) / c.SliceMiB
-	mpsSlots := m.Slots(mps.GPU{Major: 9})
+	mpsSlots := m.Slots(device.GPU{Major: 9})
 	e.poll("registration and ListAndWatch", 50*time.Millisecond, time.Minute, func(context.Context) (bool, error) {
 		got := []int64{kl.allocatable(api.ResourceGPUMem), kl.allocatable(api.ResourceGPUCore), kl.allocatable(api.ResourceGPUCount)}
 		want := []int64{dpGPUs * slicesPerGPU, dpGPUs * 100, dpGPUs * mpsSlots}

@@ -27,6 +27,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/wait"
 
 	"github.com/gpuslice/gpuslice/api"
@@ -299,6 +300,40 @@ func (e *env) waitFailedScheduling(name string, timeout time.Duration, want ...s
 	}
 	e.t.Logf("pod %s pending: %s", name, msg)
 	return msg
+}
+
+// waitPending waits for a FailedScheduling event of the pod whose message
+// contains every want string, checking the invariant (with trusted
+// placements) at every poll and failing at once if the pod gets bound.
+func (e *env) waitPending(name string, trusted map[types.UID]string, timeout time.Duration, want ...string) {
+	e.t.Helper()
+	e.poll("FailedScheduling event for "+name, 100*time.Millisecond, timeout, func(ctx context.Context) (bool, error) {
+		e.invariant(ctx, trusted)
+		p, err := e.c.Client.CoreV1().Pods(e.ns).Get(ctx, name, metav1.GetOptions{})
+		if err != nil {
+			return false, err
+		}
+		if p.Spec.NodeName != "" {
+			e.t.Fatalf("pod %s bound to %s (placement %s); want it pending", name, p.Spec.NodeName, p.Annotations[api.AnnotationPlacement])
+		}
+		evs, err := e.c.Client.CoreV1().Events(e.ns).List(ctx, metav1.ListOptions{FieldSelector: "involvedObject.name=" + name + ",reason=FailedScheduling"})
+		if err != nil {
+			return false, fmt.Errorf("list events: %w", err)
+		}
+		var seen []string
+		for _, ev := range evs.Items {
+			ok := true
+			for _, w := range want {
+				ok = ok && strings.Contains(ev.Message, w)
+			}
+			if ok {
+				e.t.Logf("pod %s pending: %s", name, ev.Message)
+				return true, nil
+			}
+			seen = append(seen, ev.Message)
+		}
+		return false, fmt.Errorf("events so far: %q", seen)
+	})
 }
 
 // check validates every bound pod's placement against its request and the

@@ -123,10 +123,11 @@ func TestForgedAnnotations(t *testing.T) {
 		e.invariant(e.ctx, nil)
 	})
 
-	// A bound pod holds 12 of the GPU's 16 slices; its placement is then
-	// forged (by the device plugin's identity, exempt from the policy,
-	// with no allocation record to match). The GPU must keep looking full
-	// to a pod that needs 8 slices.
+	// Two bound pods hold 12 of the 16 slices of each GPU of a 2-GPU node;
+	// the first one's placement is then forged (by the device plugin's
+	// identity, exempt from the policy, with no allocation record to
+	// match). A pod that needs 8 slices fits the node's totals (so
+	// kube-scheduler asks the extender) but no GPU: it must stay pending.
 	for _, tc := range []struct {
 		name  string
 		forge func(real *api.Placement)
@@ -136,9 +137,11 @@ func TestForgedAnnotations(t *testing.T) {
 		{"NoContainers", func(pl *api.Placement) { pl.Containers = nil }},
 	} {
 		t.Run("Forged"+tc.name, func(t *testing.T) {
-			e := newEnv(t, c, oneGPU())
+			e := newEnv(t, c, twoGPUs())
 			e.create([]*corev1.Pod{e.one("holder", 12, 0, 0)}, 1)
 			holder := e.waitBound(time.Minute, "holder")["holder"]
+			e.create([]*corev1.Pod{e.one("other", 12, 0, 0)}, 1)
+			e.waitBound(time.Minute, "other")
 			real := holder.Annotations[api.AnnotationPlacement]
 			pl, err := api.ParsePlacement(real)
 			if err != nil {
@@ -156,8 +159,7 @@ func TestForgedAnnotations(t *testing.T) {
 			}
 			trusted := map[types.UID]string{holder.UID: real}
 			e.create([]*corev1.Pod{e.one("next", 8, 0, 0)}, 1)
-			e.waitFailedScheduling("next", time.Minute, string(allocator.ReasonInsufficientMemory))
-			e.invariant(e.ctx, trusted)
+			e.waitPending("next", trusted, time.Minute, string(allocator.ReasonInsufficientMemory))
 			// Deleting the holder frees its real share: the pending pod binds.
 			e.deletePods("holder")
 			e.poll("next bound after the holder is gone", 100*time.Millisecond, time.Minute, func(ctx context.Context) (bool, error) {

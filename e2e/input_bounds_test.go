@@ -187,7 +187,7 @@ func TestInputBounds(t *testing.T) {
 		g := inv.GPUs[0]
 		g.CoreUnits = 1000
 		inv.GPUs = []api.GPU{g}
-		e.setInventory(node, &inv)
+		e.setInventory(node, &inv, true)
 		e.create([]*corev1.Pod{e.one("core-a", 1, 100, 0), e.one("core-b", 1, 100, 0)}, 2)
 		var bound int
 		e.poll("both core pods scheduled or unschedulable", 100*time.Millisecond, time.Minute, func(ctx context.Context) (bool, error) {

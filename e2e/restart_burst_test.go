@@ -86,14 +86,14 @@ func restartUnderBurstOnce(t *testing.T, c *harness.Cluster) {
 
 	// ready carries the result of waiting for a restarted extender.
 	ready := make(chan error, 1)
-	restart := func(n int) {
+	restart := func(kill, bound int) {
 		if err := c.KillExtender(); err != nil {
 			t.Fatal(err)
 		}
 		if err := c.LaunchExtender(); err != nil {
 			t.Fatal(err)
 		}
-		t.Logf("kill %d: extender SIGKILLed with %d pods bound and started again", n+1, n)
+		t.Logf("kill %d: extender SIGKILLed with %d pods bound and started again", kill, bound)
 		go func() { ready <- c.WaitExtenderReady(e.ctx) }()
 	}
 	kills := []int{rbCapacity * 15 / 100, rbCapacity / 2}
@@ -126,8 +126,8 @@ func restartUnderBurstOnce(t *testing.T, c *harness.Cluster) {
 		// The second kill waits until the first restart is ready, so
 		// that each restart has its own window.
 		if killed < len(kills) && bound >= kills[killed] && readyRestarts == killed {
-			restart(bound)
 			killed++
+			restart(killed, bound)
 		}
 		if killed < len(kills) || readyRestarts < len(kills) {
 			return false, fmt.Errorf("%s; %d of %d kills, %d restarts ready", counts, killed, len(kills), readyRestarts)

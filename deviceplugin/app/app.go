@@ -26,10 +26,10 @@ import (
 
 	"github.com/gpuslice/gpuslice/api"
 	"github.com/gpuslice/gpuslice/deviceplugin"
+	"github.com/gpuslice/gpuslice/deviceplugin/device"
 	"github.com/gpuslice/gpuslice/deviceplugin/health"
 	"github.com/gpuslice/gpuslice/deviceplugin/kube"
 	"github.com/gpuslice/gpuslice/deviceplugin/mps"
-	"github.com/gpuslice/gpuslice/deviceplugin/mpsiso"
 	"github.com/gpuslice/gpuslice/deviceplugin/nvml"
 )
 
@@ -121,7 +121,7 @@ func (o *Options) Validate() error {
 	return errors.Join(errs...)
 }
 
-func (o *Options) isolator(lib nvml.Library, clk clock.WithTicker) (deviceplugin.Isolator, error) {
+func (o *Options) isolator(lib nvml.Library, clk clock.WithTicker) (device.Isolator, error) {
 	if api.IsolationMode(o.Isolation) != api.IsolationMPS {
 		return deviceplugin.NoIsolation{SlotsPerGPU: o.SlotsPerGPU}, nil
 	}
@@ -131,7 +131,7 @@ func (o *Options) isolator(lib nvml.Library, clk clock.WithTicker) (deviceplugin
 	if err != nil {
 		return nil, fmt.Errorf("MPS isolation: %w", err)
 	}
-	return mpsiso.New(m), nil
+	return m, nil
 }
 
 func initNVML(lib nvml.Library) error {

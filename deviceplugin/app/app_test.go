@@ -14,7 +14,7 @@ import (
 	"github.com/spf13/pflag"
 	"k8s.io/utils/clock"
 
-	"github.com/gpuslice/gpuslice/deviceplugin"
+	"github.com/gpuslice/gpuslice/deviceplugin/device"
 )
 
 func TestOptionsValidate(t *testing.T) {
@@ -119,7 +119,7 @@ func TestIsolatorMaxGPUsPerContainer(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if got := deviceplugin.MaxGPUsPerContainer(iso); got != tc.want {
+			if got := device.MaxGPUsPerContainer(iso); got != tc.want {
 				t.Errorf("MaxGPUsPerContainer %d, want %d", got, tc.want)
 			}
 		})

@@ -24,15 +24,9 @@ import (
 	"k8s.io/klog/v2"
 	"k8s.io/utils/clock"
 
+	"github.com/gpuslice/gpuslice/deviceplugin/device"
 	"github.com/gpuslice/gpuslice/deviceplugin/nvml"
 )
-
-// Event is a change of one GPU's health.
-type Event struct {
-	UUID    string
-	Healthy bool
-	Reason  string
-}
 
 // Class is how an Xid affects a GPU.
 type Class int
@@ -95,13 +89,13 @@ type Monitor struct {
 
 	mu    sync.Mutex
 	state map[string]*gpuState
-	out   chan Event
+	out   chan device.HealthEvent
 }
 
 // NewMonitor returns a monitor of the GPUs with these UUIDs, all healthy.
 func NewMonitor(lib nvml.Library, probe Prober, clk clock.WithTicker, cfg Config, uuids []string) *Monitor {
 	m := &Monitor{lib: lib, probe: probe, clock: clk, cfg: cfg, uuids: uuids,
-		state: make(map[string]*gpuState, len(uuids)), out: make(chan Event, 64)}
+		state: make(map[string]*gpuState, len(uuids)), out: make(chan device.HealthEvent, 64)}
 	for _, u := range uuids {
 		m.state[u] = &gpuState{healthy: true}
 	}
@@ -110,7 +104,7 @@ func NewMonitor(lib nvml.Library, probe Prober, clk clock.WithTicker, cfg Config
 
 // Events returns the channel of health changes. Slow readers do not block
 // the monitor for long: Status always has the current state.
-func (m *Monitor) Events() <-chan Event { return m.out }
+func (m *Monitor) Events() <-chan device.HealthEvent { return m.out }
 
 // Status returns the GPU's current health and, when unhealthy, why.
 func (m *Monitor) Status(uuid string) (bool, string) {
@@ -125,7 +119,7 @@ func (m *Monitor) Status(uuid string) (bool, string) {
 
 // update recomputes s and reports the change, if any. Called with mu held;
 // the returned event is sent by the caller after unlocking.
-func (m *Monitor) update(uuid string, s *gpuState) *Event {
+func (m *Monitor) update(uuid string, s *gpuState) *device.HealthEvent {
 	now := m.clock.Now()
 	if s.transient != "" && !now.Before(s.transientUntil) {
 		s.transient = ""
@@ -142,10 +136,10 @@ func (m *Monitor) update(uuid string, s *gpuState) *Event {
 		return nil
 	}
 	s.healthy, s.reason = healthy, reason
-	return &Event{UUID: uuid, Healthy: healthy, Reason: reason}
+	return &device.HealthEvent{UUID: uuid, Healthy: healthy, Reason: reason}
 }
 
-func (m *Monitor) emit(ctx context.Context, evs []*Event) {
+func (m *Monitor) emit(ctx context.Context, evs []*device.HealthEvent) {
 	logger := klog.FromContext(ctx)
 	for _, e := range evs {
 		if e == nil {
@@ -182,12 +176,12 @@ func (m *Monitor) HandleXid(ctx context.Context, uuid string, xid uint64) {
 	}
 	ev := m.update(uuid, s)
 	m.mu.Unlock()
-	m.emit(ctx, []*Event{ev})
+	m.emit(ctx, []*device.HealthEvent{ev})
 }
 
 // ProbeAll probes every GPU once and expires transient errors.
 func (m *Monitor) ProbeAll(ctx context.Context) {
-	var evs []*Event
+	var evs []*device.HealthEvent
 	for _, u := range m.uuids {
 		err := m.probe.Probe(u)
 		m.mu.Lock()

@@ -12,6 +12,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 	testingclock "k8s.io/utils/clock/testing"
 
+	"github.com/gpuslice/gpuslice/deviceplugin/device"
 	"github.com/gpuslice/gpuslice/deviceplugin/nvml"
 )
 
@@ -32,8 +33,8 @@ func (f *fakeProber) set(uuid string, err error) {
 	f.errs[uuid] = err
 }
 
-func drain(m *Monitor) []Event {
-	var out []Event
+func drain(m *Monitor) []device.HealthEvent {
+	var out []device.HealthEvent
 	for {
 		select {
 		case e := <-m.Events():
@@ -50,7 +51,7 @@ func TestMonitorClasses(t *testing.T) {
 		xid     uint64
 		lost    *bool
 		advance time.Duration
-		want    []Event
+		want    []device.HealthEvent
 	}
 	yes, no := true, false
 	tests := []struct {
@@ -59,20 +60,20 @@ func TestMonitorClasses(t *testing.T) {
 	}{
 		{"application xid ignored", []step{{xid: 13}, {xid: 43}}},
 		{"fatal xid sticks until the GPU returns", []step{
-			{xid: 79, want: []Event{{UUID: "a", Reason: "Xid 79 (fatal: needs a GPU reset)"}}},
+			{xid: 79, want: []device.HealthEvent{{UUID: "a", Reason: "Xid 79 (fatal: needs a GPU reset)"}}},
 			{advance: time.Hour},
-			{lost: &yes, want: []Event{{UUID: "a", Reason: "GPU lost: " + lost.Error()}}},
-			{lost: &no, want: []Event{{UUID: "a", Healthy: true}}},
+			{lost: &yes, want: []device.HealthEvent{{UUID: "a", Reason: "GPU lost: " + lost.Error()}}},
+			{lost: &no, want: []device.HealthEvent{{UUID: "a", Healthy: true}}},
 		}},
 		{"transient xid recovers after the hold", []step{
-			{xid: 94, want: []Event{{UUID: "a", Reason: "Xid 94 (transient)"}}},
+			{xid: 94, want: []device.HealthEvent{{UUID: "a", Reason: "Xid 94 (transient)"}}},
 			{advance: 4 * time.Minute},
-			{advance: time.Minute, want: []Event{{UUID: "a", Healthy: true}}},
+			{advance: time.Minute, want: []device.HealthEvent{{UUID: "a", Healthy: true}}},
 		}},
 		{"disappearing GPU", []step{
-			{lost: &yes, want: []Event{{UUID: "a", Reason: "GPU lost: " + lost.Error()}}},
+			{lost: &yes, want: []device.HealthEvent{{UUID: "a", Reason: "GPU lost: " + lost.Error()}}},
 			{advance: time.Minute},
-			{lost: &no, want: []Event{{UUID: "a", Healthy: true}}},
+			{lost: &no, want: []device.HealthEvent{{UUID: "a", Healthy: true}}},
 		}},
 	}
 	for _, tc := range tests {
@@ -135,7 +136,7 @@ func TestEventLoopXid(t *testing.T) {
 	go func() { done <- m.Run(ctx) }()
 	select {
 	case e := <-m.Events():
-		want := Event{UUID: dev.UUID, Reason: "Xid 48 (fatal: needs a GPU reset)"}
+		want := device.HealthEvent{UUID: dev.UUID, Reason: "Xid 48 (fatal: needs a GPU reset)"}
 		if diff := cmp.Diff(want, e); diff != "" {
 			t.Errorf("event (-want +got):\n%s", diff)
 		}

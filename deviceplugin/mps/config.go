@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"k8s.io/utils/clock"
+
+	"github.com/gpuslice/gpuslice/deviceplugin/device"
 )
 
 // Scope says which GPUs one MPS control daemon serves.
@@ -205,21 +207,6 @@ func (cfg Config) withDefaults() (Config, error) {
 	return cfg, nil
 }
 
-// GPU is one physical GPU the Manager runs MPS on.
-type GPU struct {
-	// Index is the host (NVML) index.
-	Index int
-	// UUID is the NVML UUID, e.g. GPU-5fd2...; it names the daemon's
-	// directories in ScopeGPU.
-	UUID string
-	// MemoryMiB is the total memory.
-	MemoryMiB int64
-	// Major and Minor are the CUDA compute capability (Volta is 7.0).
-	Major, Minor int
-	// MIGEnabled says MIG mode is on; MPS mode is refused for such a GPU.
-	MIGEnabled bool
-}
-
 // validUUID reports whether s may name a GPU: it becomes a path element,
 // so only letters, digits and '-' (not leading) are allowed.
 func validUUID(s string) bool {
@@ -236,7 +223,7 @@ func validUUID(s string) bool {
 
 // validateGPUs checks the GPUs handed to Start: MIG-enabled and pre-Volta
 // GPUs are refused for MPS mode.
-func validateGPUs(gpus []GPU) error {
+func validateGPUs(gpus []device.GPU) error {
 	if len(gpus) == 0 {
 		return errors.New("no GPUs to run MPS on")
 	}
@@ -255,7 +242,7 @@ func validateGPUs(gpus []GPU) error {
 		case g.MIGEnabled:
 			errs = append(errs, fmt.Errorf("gpu %s: MIG is enabled; MPS mode is refused on MIG-enabled GPUs (disable MIG or use another sharing mode)", g.UUID))
 		case g.Major < voltaMajor:
-			errs = append(errs, fmt.Errorf("gpu %s: compute capability %d.%d is older than Volta (7.0); MPS mode is refused because pre-Volta MPS has no per-client memory or thread limits and no fault containment", g.UUID, g.Major, g.Minor))
+			errs = append(errs, fmt.Errorf("gpu %s: compute capability %d.%d is older than Volta (7.0); MPS mode is refused because pre-Volta MPS has no per-client memory or thread limits and no fault containment", g.UUID, g.Major, g.MinorCC))
 		case g.MemoryMiB <= 0:
 			errs = append(errs, fmt.Errorf("gpu %s: memory %d MiB must be positive", g.UUID, g.MemoryMiB))
 		}

@@ -7,7 +7,8 @@
 // and the supervision of each daemon (probe, unhealthy, restart with backoff,
 // healthy again).
 //
-// The device plugin drives it: it builds a Manager with an NVML-backed
+// *Manager implements device.Isolator directly (no adapter). The device
+// plugin drives it: it builds a Manager with an NVML-backed
 // ComputeModeSetter, calls Start with the node's MPS GPUs, advertises
 // Slots(g) sharing slots per GPU, withdraws a GPU while Healthy reports false
 // (Events says when), and asks ContainerEdits for each container in Allocate.

@@ -6,35 +6,9 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+
+	"github.com/gpuslice/gpuslice/deviceplugin/device"
 )
-
-// ContainerDevice is one GPU of a container and the container's share of it.
-type ContainerDevice struct {
-	// UUID and HostIndex name the physical GPU.
-	UUID      string
-	HostIndex int
-	// ContainerIndex is the GPU's CUDA index inside the container (its
-	// position in the container's CUDA_VISIBLE_DEVICES).
-	ContainerIndex int
-	// MemLimitMiB is the container's gpu-mem share of this GPU, > 0.
-	MemLimitMiB int64
-	// ThreadPercentage is the container's gpu-core share of this GPU in
-	// percent, 0 when the container has no gpu-core share.
-	ThreadPercentage int
-}
-
-// Mount is a bind mount for a container.
-type Mount struct {
-	ContainerPath, HostPath string
-	ReadOnly                bool
-}
-
-// ContainerEdits is what a container needs to be an MPS client with its
-// limits: environment variables and mounts, for the Allocate response.
-type ContainerEdits struct {
-	Envs   map[string]string
-	Mounts []Mount
-}
 
 // ContainerEdits returns the MPS environment and mounts of a container that
 // holds devs:
@@ -52,7 +26,7 @@ type ContainerEdits struct {
 // outside 0..100 or above the daemon's ceiling, a GPU whose daemon is down,
 // GPUs served by different daemons (ScopeGPU with several GPUs), and
 // duplicate GPUs or container indices.
-func (m *Manager) ContainerEdits(devs []ContainerDevice) (*ContainerEdits, error) {
+func (m *Manager) ContainerEdits(devs []device.ContainerDevice) (*device.ContainerEdits, error) {
 	if len(devs) == 0 {
 		return nil, errors.New("MPS container edits: no devices")
 	}
@@ -67,7 +41,7 @@ func (m *Manager) ContainerEdits(devs []ContainerDevice) (*ContainerEdits, error
 	seenIndex := map[int]bool{}
 	threads := 0
 	sorted := slices.Clone(devs)
-	slices.SortFunc(sorted, func(a, b ContainerDevice) int { return a.ContainerIndex - b.ContainerIndex })
+	slices.SortFunc(sorted, func(a, b device.ContainerDevice) int { return a.ContainerIndex - b.ContainerIndex })
 	limits := make([]string, 0, len(sorted))
 	for _, dev := range sorted {
 		g, ok := m.gpus[dev.UUID]
@@ -115,16 +89,16 @@ func (m *Manager) ContainerEdits(devs []ContainerDevice) (*ContainerEdits, error
 		limits = append(limits, strconv.Itoa(dev.ContainerIndex)+"="+strconv.FormatInt(dev.MemLimitMiB, 10)+"M")
 	}
 
-	edits := &ContainerEdits{
+	edits := &device.ContainerEdits{
 		Envs: map[string]string{
 			EnvPipeDirectory:          m.cfg.ContainerPipeDir,
 			EnvPinnedDeviceMemLimit:   strings.Join(limits, ","),
 			EnvActiveThreadPercentage: strconv.Itoa(threads),
 		},
-		Mounts: []Mount{{ContainerPath: m.cfg.ContainerPipeDir, HostPath: d.spec.PipeDir, ReadOnly: m.cfg.ReadOnlyPipeMount}},
+		Mounts: []device.Mount{{ContainerPath: m.cfg.ContainerPipeDir, HostPath: d.spec.PipeDir, ReadOnly: m.cfg.ReadOnlyPipeMount}},
 	}
 	if d.spec.ShmDir != "" {
-		edits.Mounts = append(edits.Mounts, Mount{ContainerPath: containerShmDir, HostPath: d.spec.ShmDir})
+		edits.Mounts = append(edits.Mounts, device.Mount{ContainerPath: containerShmDir, HostPath: d.spec.ShmDir})
 	}
 	return edits, nil
 }

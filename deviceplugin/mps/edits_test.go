@@ -6,6 +6,8 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/gpuslice/gpuslice/deviceplugin/device"
 )
 
 func TestContainerEdits(t *testing.T) {
@@ -29,21 +31,21 @@ func TestContainerEdits(t *testing.T) {
 	tests := []struct {
 		name    string
 		env     string
-		devs    []ContainerDevice
-		want    *ContainerEdits
+		devs    []device.ContainerDevice
+		want    *device.ContainerEdits
 		wantErr string
 	}{
 		{
 			name: "single GPU with core share",
 			env:  "gpu",
-			devs: []ContainerDevice{{UUID: "GPU-bbbb", HostIndex: 1, ContainerIndex: 0, MemLimitMiB: 4096, ThreadPercentage: 25}},
-			want: &ContainerEdits{
+			devs: []device.ContainerDevice{{UUID: "GPU-bbbb", HostIndex: 1, ContainerIndex: 0, MemLimitMiB: 4096, ThreadPercentage: 25}},
+			want: &device.ContainerEdits{
 				Envs: map[string]string{
 					"CUDA_MPS_PIPE_DIRECTORY":           "/run/gpuslice/mps",
 					"CUDA_MPS_PINNED_DEVICE_MEM_LIMIT":  "0=4096M",
 					"CUDA_MPS_ACTIVE_THREAD_PERCENTAGE": "25",
 				},
-				Mounts: []Mount{
+				Mounts: []device.Mount{
 					{ContainerPath: "/run/gpuslice/mps", HostPath: filepath.Join(root("gpu"), "GPU-bbbb", "pipe")},
 					{ContainerPath: "/dev/shm", HostPath: filepath.Join(root("gpu"), "GPU-bbbb", "shm")},
 				},
@@ -52,14 +54,14 @@ func TestContainerEdits(t *testing.T) {
 		{
 			name: "single GPU without core share gets the default",
 			env:  "gpu",
-			devs: []ContainerDevice{{UUID: "GPU-aaaa", HostIndex: 0, ContainerIndex: 0, MemLimitMiB: 1024}},
-			want: &ContainerEdits{
+			devs: []device.ContainerDevice{{UUID: "GPU-aaaa", HostIndex: 0, ContainerIndex: 0, MemLimitMiB: 1024}},
+			want: &device.ContainerEdits{
 				Envs: map[string]string{
 					"CUDA_MPS_PIPE_DIRECTORY":           "/run/gpuslice/mps",
 					"CUDA_MPS_PINNED_DEVICE_MEM_LIMIT":  "0=1024M",
 					"CUDA_MPS_ACTIVE_THREAD_PERCENTAGE": "30",
 				},
-				Mounts: []Mount{
+				Mounts: []device.Mount{
 					{ContainerPath: "/run/gpuslice/mps", HostPath: filepath.Join(root("gpu"), "GPU-aaaa", "pipe")},
 					{ContainerPath: "/dev/shm", HostPath: filepath.Join(root("gpu"), "GPU-aaaa", "shm")},
 				},
@@ -68,17 +70,17 @@ func TestContainerEdits(t *testing.T) {
 		{
 			name: "two GPUs in node scope: a limit per GPU, by container index",
 			env:  "node",
-			devs: []ContainerDevice{
+			devs: []device.ContainerDevice{
 				{UUID: "GPU-aaaa", HostIndex: 0, ContainerIndex: 1, MemLimitMiB: 4096, ThreadPercentage: 50},
 				{UUID: "GPU-bbbb", HostIndex: 1, ContainerIndex: 0, MemLimitMiB: 2048, ThreadPercentage: 50},
 			},
-			want: &ContainerEdits{
+			want: &device.ContainerEdits{
 				Envs: map[string]string{
 					"CUDA_MPS_PIPE_DIRECTORY":           "/run/gpuslice/mps",
 					"CUDA_MPS_PINNED_DEVICE_MEM_LIMIT":  "0=2048M,1=4096M",
 					"CUDA_MPS_ACTIVE_THREAD_PERCENTAGE": "50",
 				},
-				Mounts: []Mount{
+				Mounts: []device.Mount{
 					{ContainerPath: "/run/gpuslice/mps", HostPath: filepath.Join(root("node"), "node", "pipe")},
 					{ContainerPath: "/dev/shm", HostPath: filepath.Join(root("node"), "node", "shm")},
 				},
@@ -87,17 +89,17 @@ func TestContainerEdits(t *testing.T) {
 		{
 			name: "uneven core shares: the smallest (one value per process)",
 			env:  "node",
-			devs: []ContainerDevice{
+			devs: []device.ContainerDevice{
 				{UUID: "GPU-aaaa", HostIndex: 0, ContainerIndex: 0, MemLimitMiB: 4096, ThreadPercentage: 60},
 				{UUID: "GPU-bbbb", HostIndex: 1, ContainerIndex: 1, MemLimitMiB: 4096, ThreadPercentage: 40},
 			},
-			want: &ContainerEdits{
+			want: &device.ContainerEdits{
 				Envs: map[string]string{
 					"CUDA_MPS_PIPE_DIRECTORY":           "/run/gpuslice/mps",
 					"CUDA_MPS_PINNED_DEVICE_MEM_LIMIT":  "0=4096M,1=4096M",
 					"CUDA_MPS_ACTIVE_THREAD_PERCENTAGE": "40",
 				},
-				Mounts: []Mount{
+				Mounts: []device.Mount{
 					{ContainerPath: "/run/gpuslice/mps", HostPath: filepath.Join(root("node"), "node", "pipe")},
 					{ContainerPath: "/dev/shm", HostPath: filepath.Join(root("node"), "node", "shm")},
 				},
@@ -106,57 +108,57 @@ func TestContainerEdits(t *testing.T) {
 		{
 			name: "read-only pipe mount, no shm, own container dir",
 			env:  "node-ro-noshm-ceiling",
-			devs: []ContainerDevice{{UUID: "GPU-aaaa", HostIndex: 0, ContainerIndex: 0, MemLimitMiB: 20480, ThreadPercentage: 50}},
-			want: &ContainerEdits{
+			devs: []device.ContainerDevice{{UUID: "GPU-aaaa", HostIndex: 0, ContainerIndex: 0, MemLimitMiB: 20480, ThreadPercentage: 50}},
+			want: &device.ContainerEdits{
 				Envs: map[string]string{
 					"CUDA_MPS_PIPE_DIRECTORY":           "/mps",
 					"CUDA_MPS_PINNED_DEVICE_MEM_LIMIT":  "0=20480M",
 					"CUDA_MPS_ACTIVE_THREAD_PERCENTAGE": "50",
 				},
-				Mounts: []Mount{{ContainerPath: "/mps", HostPath: filepath.Join(root("node-ro-noshm-ceiling"), "node", "pipe"), ReadOnly: true}},
+				Mounts: []device.Mount{{ContainerPath: "/mps", HostPath: filepath.Join(root("node-ro-noshm-ceiling"), "node", "pipe"), ReadOnly: true}},
 			},
 		},
 		{name: "no devices", env: "gpu", wantErr: "no devices"},
 		{
 			name:    "zero memory",
 			env:     "gpu",
-			devs:    []ContainerDevice{{UUID: "GPU-aaaa", MemLimitMiB: 0}},
+			devs:    []device.ContainerDevice{{UUID: "GPU-aaaa", MemLimitMiB: 0}},
 			wantErr: "GPU GPU-aaaa: memory limit 0 MiB must be positive",
 		},
 		{
 			name:    "memory above the GPU",
 			env:     "gpu",
-			devs:    []ContainerDevice{{UUID: "GPU-bbbb", HostIndex: 1, MemLimitMiB: 40961}},
+			devs:    []device.ContainerDevice{{UUID: "GPU-bbbb", HostIndex: 1, MemLimitMiB: 40961}},
 			wantErr: "exceeds the GPU's 40960 MiB",
 		},
 		{
 			name:    "memory above the daemon ceiling",
 			env:     "node-ro-noshm-ceiling",
-			devs:    []ContainerDevice{{UUID: "GPU-aaaa", MemLimitMiB: 20481}},
+			devs:    []device.ContainerDevice{{UUID: "GPU-aaaa", MemLimitMiB: 20481}},
 			wantErr: "exceeds the MPS per-client ceiling of 20480 MiB (25% of the GPU)",
 		},
 		{
 			name:    "percentage above 100",
 			env:     "gpu",
-			devs:    []ContainerDevice{{UUID: "GPU-aaaa", MemLimitMiB: 1024, ThreadPercentage: 101}},
+			devs:    []device.ContainerDevice{{UUID: "GPU-aaaa", MemLimitMiB: 1024, ThreadPercentage: 101}},
 			wantErr: "GPU GPU-aaaa: thread percentage 101 must be within 0..100",
 		},
 		{
 			name:    "percentage above the daemon ceiling",
 			env:     "node-ro-noshm-ceiling",
-			devs:    []ContainerDevice{{UUID: "GPU-aaaa", MemLimitMiB: 1024, ThreadPercentage: 60}},
+			devs:    []device.ContainerDevice{{UUID: "GPU-aaaa", MemLimitMiB: 1024, ThreadPercentage: 60}},
 			wantErr: "thread percentage 60 exceeds the MPS per-client ceiling of 50",
 		},
 		{
 			name:    "unknown GPU",
 			env:     "gpu",
-			devs:    []ContainerDevice{{UUID: "GPU-cccc", MemLimitMiB: 1024}},
+			devs:    []device.ContainerDevice{{UUID: "GPU-cccc", MemLimitMiB: 1024}},
 			wantErr: `unknown GPU "GPU-cccc": not managed by MPS on this node`,
 		},
 		{
 			name: "two GPUs in gpu scope",
 			env:  "gpu",
-			devs: []ContainerDevice{
+			devs: []device.ContainerDevice{
 				{UUID: "GPU-aaaa", HostIndex: 0, ContainerIndex: 0, MemLimitMiB: 1024},
 				{UUID: "GPU-bbbb", HostIndex: 1, ContainerIndex: 1, MemLimitMiB: 1024},
 			},
@@ -165,7 +167,7 @@ func TestContainerEdits(t *testing.T) {
 		{
 			name: "duplicate container index",
 			env:  "node",
-			devs: []ContainerDevice{
+			devs: []device.ContainerDevice{
 				{UUID: "GPU-aaaa", HostIndex: 0, ContainerIndex: 0, MemLimitMiB: 1024},
 				{UUID: "GPU-bbbb", HostIndex: 1, ContainerIndex: 0, MemLimitMiB: 1024},
 			},
@@ -174,7 +176,7 @@ func TestContainerEdits(t *testing.T) {
 		{
 			name:    "host index mismatch",
 			env:     "gpu",
-			devs:    []ContainerDevice{{UUID: "GPU-aaaa", HostIndex: 3, MemLimitMiB: 1024}},
+			devs:    []device.ContainerDevice{{UUID: "GPU-aaaa", HostIndex: 3, MemLimitMiB: 1024}},
 			wantErr: "host index 3, but the GPU has index 0",
 		},
 	}

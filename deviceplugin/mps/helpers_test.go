@@ -13,6 +13,8 @@ import (
 
 	"k8s.io/klog/v2/ktesting"
 	testingclock "k8s.io/utils/clock/testing"
+
+	"github.com/gpuslice/gpuslice/deviceplugin/device"
 )
 
 const (
@@ -95,8 +97,12 @@ type env struct {
 }
 
 // gpuA and gpuB are the GPUs of the tests: an H100-like and an A100-like.
-func gpuA() GPU { return GPU{Index: 0, UUID: "GPU-aaaa", MemoryMiB: 81920, Major: 9, Minor: 0} }
-func gpuB() GPU { return GPU{Index: 1, UUID: "GPU-bbbb", MemoryMiB: 40960, Major: 8, Minor: 0} }
+func gpuA() device.GPU {
+	return device.GPU{Index: 0, UUID: "GPU-aaaa", MemoryMiB: 81920, Major: 9, MinorCC: 0}
+}
+func gpuB() device.GPU {
+	return device.GPU{Index: 1, UUID: "GPU-bbbb", MemoryMiB: 40960, Major: 8, MinorCC: 0}
+}
 
 // newEnv builds a Manager over the fake control binary. cfg's Root,
 // ControlBinary and Clock are filled in; fake is from buildFake.
@@ -130,7 +136,7 @@ func newEnv(t *testing.T, fake string, cfg Config) *env {
 }
 
 // start starts the manager and drains the Start events.
-func (e *env) start(gpus ...GPU) {
+func (e *env) start(gpus ...device.GPU) {
 	e.t.Helper()
 	if err := e.m.Start(e.ctx, gpus); err != nil {
 		e.t.Fatalf("Start: %v", err)
@@ -184,7 +190,7 @@ func (e *env) remove(id, name string) {
 
 // event returns the next health event, advancing the fake clock by one
 // health interval at every poll so that probes and restarts happen.
-func (e *env) event() HealthEvent {
+func (e *env) event() device.HealthEvent {
 	e.t.Helper()
 	deadline := time.NewTimer(waitTimeout)
 	defer deadline.Stop()

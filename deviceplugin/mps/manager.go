@@ -14,6 +14,9 @@ import (
 	"time"
 
 	"k8s.io/klog/v2"
+
+	"github.com/gpuslice/gpuslice/api"
+	"github.com/gpuslice/gpuslice/deviceplugin/device"
 )
 
 // ComputeModeSetter sets a GPU's compute mode. The device plugin implements
@@ -30,14 +33,6 @@ type ComputeModeRestorer interface {
 	SetDefault(uuid string) error
 }
 
-// HealthEvent reports a change of a GPU's MPS health. Reason says why a GPU
-// is unhealthy and which GPUs share the fault.
-type HealthEvent struct {
-	UUID    string
-	Healthy bool
-	Reason  string
-}
-
 // eventBuffer is the capacity of the Events channel. Start reports every
 // GPU once; more than this many GPUs on a node is not expected.
 const eventBuffer = 1024
@@ -47,7 +42,7 @@ type daemon struct {
 	spec DaemonSpec
 	// gpus in daemon-side index order: gpus[i] is device i for the
 	// daemon's defaults.
-	gpus []GPU
+	gpus []device.GPU
 
 	// Guarded by Manager.mu.
 	healthy bool
@@ -60,7 +55,7 @@ type Manager struct {
 	cfg    Config
 	ctl    Control
 	modes  ComputeModeSetter
-	events chan HealthEvent
+	events chan device.HealthEvent
 
 	mu       sync.Mutex
 	started  bool
@@ -68,7 +63,7 @@ type Manager struct {
 	logger   klog.Logger
 	daemons  []*daemon
 	byUUID   map[string]*daemon
-	gpus     map[string]GPU
+	gpus     map[string]device.GPU
 	cancel   context.CancelFunc
 	wg       sync.WaitGroup
 	stopOnce sync.Once
@@ -92,10 +87,10 @@ func NewManager(cfg Config, ctl Control, modes ComputeModeSetter) (*Manager, err
 		cfg:    cfg,
 		ctl:    ctl,
 		modes:  modes,
-		events: make(chan HealthEvent, eventBuffer),
+		events: make(chan device.HealthEvent, eventBuffer),
 		logger: klog.Background(),
 		byUUID: map[string]*daemon{},
-		gpus:   map[string]GPU{},
+		gpus:   map[string]device.GPU{},
 	}, nil
 }
 
@@ -108,7 +103,7 @@ func NewManager(cfg Config, ctl Control, modes ComputeModeSetter) (*Manager, err
 // are not disturbed. A daemon that fails to start leaves its GPUs unhealthy
 // and is retried with backoff; Start fails only for invalid GPUs, or when no
 // daemon could be started. Supervision runs until ctx ends or Stop.
-func (m *Manager) Start(ctx context.Context, gpus []GPU) error {
+func (m *Manager) Start(ctx context.Context, gpus []device.GPU) error {
 	if err := validateGPUs(gpus); err != nil {
 		return fmt.Errorf("refusing MPS mode: %w", err)
 	}
@@ -161,10 +156,10 @@ func (m *Manager) Start(ctx context.Context, gpus []GPU) error {
 }
 
 // plan groups the GPUs into daemons according to the scope.
-func (m *Manager) plan(gpus []GPU) []*daemon {
+func (m *Manager) plan(gpus []device.GPU) []*daemon {
 	sorted := slices.Clone(gpus)
-	slices.SortFunc(sorted, func(a, b GPU) int { return a.Index - b.Index })
-	newDaemon := func(id string, gs []GPU) *daemon {
+	slices.SortFunc(sorted, func(a, b device.GPU) int { return a.Index - b.Index })
+	newDaemon := func(id string, gs []device.GPU) *daemon {
 		dir := filepath.Join(m.cfg.Root, id)
 		spec := DaemonSpec{
 			ID:        id,
@@ -185,14 +180,14 @@ func (m *Manager) plan(gpus []GPU) []*daemon {
 	}
 	ds := make([]*daemon, 0, len(sorted))
 	for _, g := range sorted {
-		ds = append(ds, newDaemon(g.UUID, []GPU{g}))
+		ds = append(ds, newDaemon(g.UUID, []device.GPU{g}))
 	}
 	return ds
 }
 
 // memCeilingMiB is the daemon default pinned memory limit of g: the most
 // any client can allocate on it.
-func (m *Manager) memCeilingMiB(g GPU) int64 {
+func (m *Manager) memCeilingMiB(g device.GPU) int64 {
 	return g.MemoryMiB * int64(m.cfg.MaxClientMemoryPercent) / 100
 }
 
@@ -405,7 +400,7 @@ func (m *Manager) setHealth(ctx context.Context, d *daemon, healthy bool, reason
 	}
 	for _, g := range d.gpus {
 		select {
-		case m.events <- HealthEvent{UUID: g.UUID, Healthy: healthy, Reason: reason}:
+		case m.events <- device.HealthEvent{UUID: g.UUID, Healthy: healthy, Reason: reason}:
 		case <-ctx.Done():
 			return
 		}
@@ -415,7 +410,7 @@ func (m *Manager) setHealth(ctx context.Context, d *daemon, healthy bool, reason
 // Events reports health changes: one event per GPU when Start brings it up
 // or fails to, and on every later change. The consumer must keep draining
 // it; it is closed by Stop.
-func (m *Manager) Events() <-chan HealthEvent { return m.events }
+func (m *Manager) Events() <-chan device.HealthEvent { return m.events }
 
 // Healthy reports whether uuid's daemon answers, and if not, why.
 func (m *Manager) Healthy(uuid string) (bool, string) {
@@ -440,6 +435,14 @@ func (m *Manager) Group(uuid string) (string, bool) {
 	return d.spec.ID, true
 }
 
+// Mode implements device.Isolator.
+func (*Manager) Mode() api.IsolationMode { return api.IsolationMPS }
+
+var (
+	_ device.Isolator            = (*Manager)(nil)
+	_ device.ContainerGPULimiter = (*Manager)(nil)
+)
+
 // Scope is the configured daemon scope.
 func (m *Manager) Scope() Scope { return m.cfg.Scope }
 
@@ -456,7 +459,7 @@ func (m *Manager) MaxGPUsPerContainer() int {
 // Slots is the number of sharing slots g offers in MPS mode: the MPS client
 // cap per device (48 on Volta and newer per NVIDIA's device plugin, 16
 // before Volta), or Config.ClientCap when set (never above 16 before Volta).
-func (m *Manager) Slots(g GPU) int64 {
+func (m *Manager) Slots(g device.GPU) int64 {
 	hw := clientCapVolta
 	if g.Major < voltaMajor {
 		hw = clientCapPreVolta

@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/gpuslice/gpuslice/deviceplugin/device"
 )
 
 func TestNewManagerConfig(t *testing.T) {
@@ -61,7 +63,7 @@ func TestNewManagerConfig(t *testing.T) {
 func TestStartRefusesGPUs(t *testing.T) {
 	fake := buildFake(t)
 	pascal := gpuA()
-	pascal.Major, pascal.Minor = 6, 1
+	pascal.Major, pascal.MinorCC = 6, 1
 	mig := gpuA()
 	mig.MIGEnabled = true
 	noMem := gpuA()
@@ -70,16 +72,16 @@ func TestStartRefusesGPUs(t *testing.T) {
 	badUUID.UUID = "../etc"
 	tests := []struct {
 		name    string
-		gpus    []GPU
+		gpus    []device.GPU
 		wantErr string
 	}{
 		{name: "none", gpus: nil, wantErr: "no GPUs"},
-		{name: "MIG", gpus: []GPU{mig}, wantErr: "MIG is enabled; MPS mode is refused"},
-		{name: "pre-Volta", gpus: []GPU{pascal}, wantErr: "compute capability 6.1 is older than Volta (7.0); MPS mode is refused"},
-		{name: "MIG beside a good GPU", gpus: []GPU{gpuB(), mig}, wantErr: "GPU-aaaa: MIG is enabled"},
-		{name: "zero memory", gpus: []GPU{noMem}, wantErr: "memory 0 MiB must be positive"},
-		{name: "bad UUID", gpus: []GPU{badUUID}, wantErr: `invalid UUID "../etc"`},
-		{name: "duplicate", gpus: []GPU{gpuA(), gpuA()}, wantErr: "listed twice"},
+		{name: "MIG", gpus: []device.GPU{mig}, wantErr: "MIG is enabled; MPS mode is refused"},
+		{name: "pre-Volta", gpus: []device.GPU{pascal}, wantErr: "compute capability 6.1 is older than Volta (7.0); MPS mode is refused"},
+		{name: "MIG beside a good GPU", gpus: []device.GPU{gpuB(), mig}, wantErr: "GPU-aaaa: MIG is enabled"},
+		{name: "zero memory", gpus: []device.GPU{noMem}, wantErr: "memory 0 MiB must be positive"},
+		{name: "bad UUID", gpus: []device.GPU{badUUID}, wantErr: `invalid UUID "../etc"`},
+		{name: "duplicate", gpus: []device.GPU{gpuA(), gpuA()}, wantErr: "listed twice"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -103,7 +105,7 @@ func TestStartGPUScope(t *testing.T) {
 	e := newEnv(t, fake, Config{MaxClientMemoryPercent: 50, MaxClientThreadPercentage: 80, DefaultActiveThreadPercentage: 40})
 	e.start(gpuB(), gpuA())
 
-	for _, g := range []GPU{gpuA(), gpuB()} {
+	for _, g := range []device.GPU{gpuA(), gpuB()} {
 		want := []string{
 			"quit", // a stale daemon is stopped before the start
 			fmt.Sprintf("start visible=%s log=%s", g.UUID, filepath.Join(e.root, g.UUID, "log")),
@@ -182,7 +184,7 @@ func TestStartFailures(t *testing.T) {
 			t.Fatal(err)
 		}
 		e.touch("GPU-aaaa", "fakectl.failstart")
-		err := e.m.Start(e.ctx, []GPU{gpuA()})
+		err := e.m.Start(e.ctx, []device.GPU{gpuA()})
 		if err == nil || !strings.Contains(err.Error(), "no MPS control daemon could be started") {
 			t.Fatalf("Start error = %v", err)
 		}
@@ -191,10 +193,10 @@ func TestStartFailures(t *testing.T) {
 	t.Run("one daemon of two fails, then recovers", func(t *testing.T) {
 		e := newEnv(t, fake, Config{})
 		e.modes.fail = map[string]bool{"GPU-bbbb": true}
-		if err := e.m.Start(e.ctx, []GPU{gpuA(), gpuB()}); err != nil {
+		if err := e.m.Start(e.ctx, []device.GPU{gpuA(), gpuB()}); err != nil {
 			t.Fatalf("Start: %v", err)
 		}
-		got := map[string]HealthEvent{}
+		got := map[string]device.HealthEvent{}
 		for range 2 {
 			ev := e.event()
 			got[ev.UUID] = ev
@@ -205,7 +207,7 @@ func TestStartFailures(t *testing.T) {
 		if r := got["GPU-bbbb"].Reason; !strings.Contains(r, "EXCLUSIVE_PROCESS") || !strings.Contains(r, "every MPS client on GPU GPU-bbbb is affected") {
 			t.Errorf("reason = %q", r)
 		}
-		if _, err := e.m.ContainerEdits([]ContainerDevice{{UUID: "GPU-bbbb", HostIndex: 1, MemLimitMiB: 1024}}); err == nil || !strings.Contains(err.Error(), "its MPS control daemon is down") {
+		if _, err := e.m.ContainerEdits([]device.ContainerDevice{{UUID: "GPU-bbbb", HostIndex: 1, MemLimitMiB: 1024}}); err == nil || !strings.Contains(err.Error(), "its MPS control daemon is down") {
 			t.Errorf("ContainerEdits on a down GPU: err = %v", err)
 		}
 		e.modes.mu.Lock()
@@ -222,10 +224,10 @@ func TestRestartAfterDeath(t *testing.T) {
 		name  string
 		scope Scope
 		id    string
-		gpus  []GPU
+		gpus  []device.GPU
 	}{
-		{name: "gpu scope", scope: ScopeGPU, id: "GPU-aaaa", gpus: []GPU{gpuA()}},
-		{name: "node scope", scope: ScopeNode, id: "node", gpus: []GPU{gpuA(), gpuB()}},
+		{name: "gpu scope", scope: ScopeGPU, id: "GPU-aaaa", gpus: []device.GPU{gpuA()}},
+		{name: "node scope", scope: ScopeNode, id: "node", gpus: []device.GPU{gpuA(), gpuB()}},
 	}
 	fake := buildFake(t)
 	for _, tt := range tests {
@@ -353,13 +355,13 @@ func TestNextBackoff(t *testing.T) {
 }
 
 func TestSlots(t *testing.T) {
-	volta := GPU{UUID: "GPU-v", Major: 7, Minor: 0}
-	hopper := GPU{UUID: "GPU-h", Major: 9, Minor: 0}
-	pascal := GPU{UUID: "GPU-p", Major: 6, Minor: 1}
+	volta := device.GPU{UUID: "GPU-v", Major: 7, MinorCC: 0}
+	hopper := device.GPU{UUID: "GPU-h", Major: 9, MinorCC: 0}
+	pascal := device.GPU{UUID: "GPU-p", Major: 6, MinorCC: 1}
 	tests := []struct {
 		name string
 		cap  int64
-		gpu  GPU
+		gpu  device.GPU
 		want int64
 	}{
 		{name: "volta default", gpu: volta, want: 48},
@@ -408,10 +410,10 @@ func TestStop(t *testing.T) {
 	if _, ok := <-e.m.Events(); ok {
 		t.Error("Events not closed after Stop")
 	}
-	if _, err := e.m.ContainerEdits([]ContainerDevice{{UUID: "GPU-aaaa", MemLimitMiB: 1024}}); err == nil {
+	if _, err := e.m.ContainerEdits([]device.ContainerDevice{{UUID: "GPU-aaaa", MemLimitMiB: 1024}}); err == nil {
 		t.Error("ContainerEdits after Stop: no error")
 	}
-	if err := e.m.Start(e.ctx, []GPU{gpuA()}); err == nil {
+	if err := e.m.Start(e.ctx, []device.GPU{gpuA()}); err == nil {
 		t.Error("Start after Stop: no error")
 	}
 }
@@ -481,7 +483,7 @@ func TestStopDuringStart(t *testing.T) {
 	fake := buildFake(t)
 	e := newEnv(t, fake, Config{})
 	done := make(chan error, 1)
-	go func() { done <- e.m.Start(e.ctx, []GPU{gpuA(), gpuB()}) }()
+	go func() { done <- e.m.Start(e.ctx, []device.GPU{gpuA(), gpuB()}) }()
 	e.m.Stop() // must neither panic nor deadlock, whatever Start has reached
 	// Start returns nil, or an error when Stop came first or stopped every
 	// daemon's start; either is fine here.

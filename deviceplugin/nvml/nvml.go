@@ -22,6 +22,7 @@ import (
 	"k8s.io/klog/v2"
 
 	"github.com/gpuslice/gpuslice/api"
+	"github.com/gpuslice/gpuslice/deviceplugin/device"
 )
 
 // Library is the part of go-nvml the plugin uses. gonvml.New() and the
@@ -66,25 +67,6 @@ func (s HostSysfs) NUMANode(busID string) (int, error) {
 	return n, nil
 }
 
-// GPUInfo is what discovery learns about one GPU.
-type GPUInfo struct {
-	Index     int
-	UUID      string
-	Model     string
-	MemoryMiB int64
-	// PCIBusID in sysfs form, lower case: "0000:07:00.0".
-	PCIBusID string
-	// NUMANode is -1 when unknown.
-	NUMANode int
-	// Minor is the /dev/nvidia<Minor> device number.
-	Minor int
-	// Major and MinorCC are the CUDA compute capability.
-	Major, MinorCC int
-	MIGEnabled     bool
-	// Links to every other discovered GPU (by Index), best first per peer.
-	Links []api.Link
-}
-
 // Error wraps an NVML return code.
 type Error struct {
 	Op  string
@@ -114,7 +96,7 @@ func IsLost(err error) bool {
 	return false
 }
 
-// Discovery turns NVML into GPUInfo records.
+// Discovery turns NVML into device.GPU records.
 type Discovery struct {
 	Lib   Library
 	Sysfs Sysfs
@@ -142,13 +124,13 @@ func busID(p gonvml.PciInfo) string {
 
 // Discover enumerates the GPUs. MIG-enabled GPUs are returned with
 // MIGEnabled set; the caller decides whether to skip them.
-func (d *Discovery) Discover(ctx context.Context) ([]GPUInfo, error) {
+func (d *Discovery) Discover(ctx context.Context) ([]device.GPU, error) {
 	logger := klog.FromContext(ctx)
 	n, ret := d.Lib.DeviceGetCount()
 	if err := nvErr("DeviceGetCount", ret); err != nil {
 		return nil, err
 	}
-	gpus := make([]GPUInfo, 0, n)
+	gpus := make([]device.GPU, 0, n)
 	devs := make([]gonvml.Device, 0, n)
 	for i := 0; i < n; i++ {
 		dev, ret := d.Lib.DeviceGetHandleByIndex(i)
@@ -169,8 +151,8 @@ func (d *Discovery) Discover(ctx context.Context) ([]GPUInfo, error) {
 	return gpus, nil
 }
 
-func (d *Discovery) describe(ctx context.Context, i int, dev gonvml.Device) (GPUInfo, error) {
-	g := GPUInfo{Index: i, NUMANode: -1}
+func (d *Discovery) describe(ctx context.Context, i int, dev gonvml.Device) (device.GPU, error) {
+	g := device.GPU{Index: i, NUMANode: -1}
 	var ret gonvml.Return
 	if g.UUID, ret = dev.GetUUID(); ret != gonvml.SUCCESS {
 		return g, nvErr("GetUUID", ret)
@@ -252,7 +234,7 @@ func levelLink(l gonvml.GpuTopologyLevel) api.LinkType {
 // topology fills Links for every pair: NVLink when the two share direct
 // NVLinks (or both reach NVSwitches; the count is the smaller number of
 // switch links), otherwise the PCIe common-ancestor level.
-func (d *Discovery) topology(gpus []GPUInfo, devs []gonvml.Device) error {
+func (d *Discovery) topology(gpus []device.GPU, devs []gonvml.Device) error {
 	type nv struct {
 		peers    map[string]int
 		switches int

@@ -12,6 +12,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/gpuslice/gpuslice/api"
+	"github.com/gpuslice/gpuslice/deviceplugin/device"
 )
 
 func pciInfo(bus string) gonvml.PciInfo {
@@ -87,7 +88,7 @@ func TestDiscoverA100(t *testing.T) {
 				t.Fatalf("got %d GPUs", len(gpus))
 			}
 			for i, g := range gpus {
-				want := GPUInfo{
+				want := device.GPU{
 					Index: i, UUID: s.Devices[i].(*dgxa100.Device).UUID, Model: "Mock NVIDIA A100-SXM4-40GB",
 					MemoryMiB: 40960, PCIBusID: fmt.Sprintf("0000:%02x:00.0", 0x10+i), NUMANode: i / 4,
 					Minor: i, Major: 8, MinorCC: 0, MIGEnabled: i == 3,

@@ -20,8 +20,8 @@ import (
 // binds the pod with the placement annotation in one Binding.
 func (e *Extender) Bind(ctx context.Context, args *extenderv1.ExtenderBindingArgs) error {
 	logger := klog.FromContext(ctx)
-	if args.PodName == "" || args.PodNamespace == "" || args.PodUID == "" || args.Node == "" {
-		return errors.New("binding args need podName, podNamespace, podUID and node")
+	if err := validateBindingArgs(args); err != nil {
+		return err
 	}
 	key := args.PodNamespace + "/" + args.PodName
 	req, pol, err := e.requestFor(args)
@@ -88,6 +88,14 @@ func (e *Extender) assume(args *extenderv1.ExtenderBindingArgs, key string, req 
 		}
 		return placement, gen, err
 	}
+}
+
+// validateBindingArgs checks that a bind names the pod fully and a node.
+func validateBindingArgs(args *extenderv1.ExtenderBindingArgs) error {
+	if args.PodName == "" || args.PodNamespace == "" || args.PodUID == "" || args.Node == "" {
+		return errors.New("binding args need podName, podNamespace, podUID and node")
+	}
+	return nil
 }
 
 // bindMayHaveLanded tells whether a failed Binding may still have bound the

@@ -31,11 +31,6 @@ const DefaultMaxConcurrentBodies = 8
 // answers 429.
 const DefaultBodyWait = 2 * time.Second
 
-// errBadRequest marks client errors.
-type errBadRequest struct{ msg string }
-
-func (e errBadRequest) Error() string { return e.msg }
-
 // decode reads a JSON body into v, enforcing content type and size. At most
 // MaxConcurrentBodies bodies are read and decoded at once; a body that gets
 // no slot in time is not read (429). A body over MaxBodyBytes is not read

@@ -3,6 +3,7 @@ package extender
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -130,13 +131,13 @@ func (h *Handler) extenderArgs(w http.ResponseWriter, r *http.Request) (*extende
 
 func validateArgs(args *extenderv1.ExtenderArgs) error {
 	if args.Pod == nil {
-		return errBadRequest{"extender args have no pod"}
+		return errors.New("extender args have no pod")
 	}
 	if args.Pod.UID == "" || args.Pod.Name == "" {
-		return errBadRequest{"extender args pod has no name or uid"}
+		return errors.New("extender args pod has no name or uid")
 	}
 	if args.NodeNames == nil && args.Nodes == nil {
-		return errBadRequest{"extender args have neither nodenames nor nodes"}
+		return errors.New("extender args have neither nodenames nor nodes")
 	}
 	return nil
 }
@@ -165,8 +166,8 @@ func (h *Handler) bind(w http.ResponseWriter, r *http.Request, _ httprouter.Para
 		writeText(w, code, err.Error())
 		return
 	}
-	if args.PodName == "" || args.PodNamespace == "" || args.PodUID == "" || args.Node == "" {
-		writeText(w, http.StatusBadRequest, "binding args need podName, podNamespace, podUID and node")
+	if err := validateBindingArgs(&args); err != nil {
+		writeText(w, http.StatusBadRequest, err.Error())
 		return
 	}
 	res := extenderv1.ExtenderBindingResult{}

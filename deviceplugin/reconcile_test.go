@@ -1,0 +1,195 @@
+package deviceplugin
+
+import (
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"k8s.io/klog/v2/ktesting"
+	testingclock "k8s.io/utils/clock/testing"
+
+	"github.com/gpuslice/gpuslice/api"
+)
+
+// reconcileEnv runs the broker with the kubelet simulator over two GPUs of
+// 8 slices: pod a placed and admitted on GPU 0, pod b placed on GPU 1 and
+// not yet admitted.
+type reconcileEnv struct {
+	pods *fakePods
+	b    *Broker
+	sim  *simKubelet
+}
+
+func newReconcileEnv(t *testing.T) *reconcileEnv {
+	t.Helper()
+	cfg := testConfig()
+	iso := NoIsolation{SlotsPerGPU: 4}
+	st := testState(t, 2, 8192, iso)
+	pods := &fakePods{}
+	pods.add(makePod(podSpec{name: "a", assigned: t0, containers: []ctr{{name: "c", mem: 8, gpus: []int{0}}}}),
+		makePod(podSpec{name: "b", assigned: t0.Add(time.Second), containers: []ctr{{name: "c", mem: 8, gpus: []int{1}}}}))
+	pr := newFakePR()
+	b := NewBroker(&cfg, st, iso, pods, pr)
+	e := &reconcileEnv{pods: pods, b: b, sim: newSim(t, b, pr, st)}
+	if err := e.sim.admit(pods.get("default", "a"), nil); err != nil {
+		t.Fatal(err)
+	}
+	return e
+}
+
+func (e *reconcileEnv) edit(name, key, value string, remove bool) {
+	e.pods.mu.Lock()
+	defer e.pods.mu.Unlock()
+	for i, p := range e.pods.pods {
+		if p.Name == name {
+			np := p.DeepCopy()
+			if remove {
+				delete(np.Annotations, key)
+			} else {
+				np.Annotations[key] = value
+			}
+			e.pods.pods[i] = np
+		}
+	}
+}
+
+// TestReconcileRestoresTheTruth: whatever someone writes into a running
+// pod's placement or allocation, the next reconcile writes back what
+// kubelet gave it, and never moves another pod.
+func TestReconcileRestoresTheTruth(t *testing.T) {
+	truth := []api.ContainerPlacement{{Name: "c", Devices: []api.DeviceShare{share(0, 8, 0, 1)}}}
+	forged := &api.Placement{Version: api.PlacementVersion, Node: testNode, AssignedAt: t0,
+		Containers: []api.ContainerPlacement{{Name: "c", Devices: []api.DeviceShare{share(1, 8, 0, 1)}}}}
+	forgedEnc, _ := forged.Encode()
+	tests := []struct {
+		name   string
+		key    string
+		value  string
+		remove bool
+	}{
+		{name: "placement moved to the other GPU", key: api.AnnotationPlacement, value: forgedEnc},
+		{name: "placement unreadable", key: api.AnnotationPlacement, value: "{not json"},
+		{name: "placement removed", key: api.AnnotationPlacement, remove: true},
+		{name: "placement null", key: api.AnnotationPlacement, value: "null"},
+		{name: "allocation forged", key: api.AnnotationAllocated, value: forgedEnc},
+		{name: "allocation unreadable", key: api.AnnotationAllocated, value: "]["},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			_, ctx := ktesting.NewTestContext(t)
+			e := newReconcileEnv(t)
+			if err := e.b.Reconcile(ctx, e.pods, t0); err != nil {
+				t.Fatal(err)
+			}
+			bBefore := e.pods.get("default", "b").Annotations
+			e.edit("a", tc.key, tc.value, tc.remove)
+			if err := e.b.Reconcile(ctx, e.pods, t0.Add(time.Minute)); err != nil {
+				t.Fatal(err)
+			}
+			a := e.pods.get("default", "a")
+			for _, key := range []string{api.AnnotationPlacement, api.AnnotationAllocated} {
+				rec, err := api.ParsePlacement(a.Annotations[key])
+				if err != nil {
+					t.Fatalf("%s of a: %v", key, err)
+				}
+				if diff := cmp.Diff(truth, rec.Containers); diff != "" {
+					t.Errorf("%s of a (-truth +got):\n%s", key, diff)
+				}
+			}
+			if diff := cmp.Diff(bBefore, e.pods.get("default", "b").Annotations); diff != "" {
+				t.Errorf("pod b was changed (-before +after):\n%s", diff)
+			}
+			// b still gets its own share.
+			if err := e.sim.admit(e.pods.get("default", "b"), nil); err != nil {
+				t.Fatalf("admit b: %v", err)
+			}
+		})
+	}
+}
+
+// TestBadInputNeverStealsOrCrashes: a pod with garbage annotations or a
+// broken request is refused (never panics), takes no device, and the
+// placed pod waiting beside it is still served its own share.
+func TestBadInputNeverStealsOrCrashes(t *testing.T) {
+	tests := []struct {
+		name string
+		ann  map[string]string
+		ctrs []ctr
+	}{
+		{name: "placement not JSON", ann: map[string]string{api.AnnotationPlacement: "{{"}},
+		{name: "placement null", ann: map[string]string{api.AnnotationPlacement: "null"}},
+		{name: "placement of another version", ann: map[string]string{api.AnnotationPlacement: `{"version":"v0","node":"node-a"}`}},
+		{name: "placement with huge numbers", ann: map[string]string{api.AnnotationPlacement: `{"version":"` + api.PlacementVersion + `","node":"node-a","containers":[{"name":"c","devices":[{"uuid":"GPU-00000001-0000-0000-0000-000000000000","index":1,"slices":9223372036854775807,"slots":1}]}]}`}},
+		{name: "placement with negative share", ann: map[string]string{api.AnnotationPlacement: `{"version":"` + api.PlacementVersion + `","node":"node-a","containers":[{"name":"c","devices":[{"uuid":"GPU-00000001-0000-0000-0000-000000000000","index":1,"slices":-8,"slots":1}]}]}`}},
+		{name: "allocation garbage", ann: map[string]string{api.AnnotationAllocated: "\x00"}},
+		{name: "gpu-models garbage", ann: map[string]string{api.AnnotationGPUModels: ",,"}},
+		{name: "fractional request", ctrs: []ctr{{name: "c", memQ: "7500m", gpus: []int{1}}}},
+		{name: "gpu-count without gpu-mem", ctrs: []ctr{{name: "c", count: 1}}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			_, ctx := ktesting.NewTestContext(t)
+			cfg := testConfig()
+			iso := NoIsolation{SlotsPerGPU: 4}
+			st := testState(t, 2, 8192, iso)
+			ctrs := tc.ctrs
+			if ctrs == nil {
+				ctrs = []ctr{{name: "c", mem: 8, gpus: []int{1}}}
+			}
+			x := makePod(podSpec{name: "x", assigned: t0, containers: ctrs})
+			for k, v := range tc.ann {
+				x.Annotations[k] = v
+			}
+			pods := &fakePods{}
+			pods.add(x, makePod(podSpec{name: "b", assigned: t0.Add(time.Second), containers: []ctr{{name: "c", mem: 8, gpus: []int{1}}}}))
+			pr := newFakePR()
+			b := NewBroker(&cfg, st, iso, pods, pr)
+			sim := newSim(t, b, pr, st)
+			err := sim.admit(pods.get("default", "x"), nil)
+			if tc.name == "allocation garbage" {
+				// The placement is good; only the record is garbage.
+				if err != nil {
+					t.Fatalf("admit x: %v", err)
+				}
+			} else if err == nil {
+				t.Fatal("admit x succeeded")
+			}
+			if err := b.Reconcile(ctx, pods, t0); err != nil {
+				t.Fatal(err)
+			}
+			if tc.name == "allocation garbage" {
+				return
+			}
+			if err := sim.admit(pods.get("default", "b"), nil); err != nil {
+				t.Fatalf("admit b beside bad pod: %v", err)
+			}
+			got := sim.envs("b", "c")[EnvNVIDIAVisibleDevices]
+			if got != gpuUUID(1) {
+				t.Errorf("b got %q, want its own GPU %s", got, gpuUUID(1))
+			}
+		})
+	}
+}
+
+// TestPublishInventoryOverwritesGarbage: a malformed node inventory is
+// replaced, not parsed.
+func TestPublishInventoryOverwritesGarbage(t *testing.T) {
+	_, ctx := ktesting.NewTestContext(t)
+	nodes := &fakeNodes{ann: map[string]string{api.AnnotationInventory: "{garbage"}}
+	pods := &fakePods{}
+	p, err := New(testConfig(), Deps{Discoverer: fakeDiscoverer(testGPUs(2, 4096)), Isolator: NoIsolation{SlotsPerGPU: 4},
+		Pods: pods, PodResources: newFakePR(), Patcher: pods, Nodes: nodes, Clock: testingclock.NewFakeClock(t0)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Setup(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.PublishInventory(ctx); err != nil {
+		t.Fatal(err)
+	}
+	inv := nodes.inventory()
+	if inv == nil || len(inv.GPUs) != 2 {
+		t.Fatalf("inventory after garbage: %+v", inv)
+	}
+}
