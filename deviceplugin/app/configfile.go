@@ -9,8 +9,8 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"time"
 
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	kjson "sigs.k8s.io/json"
 	"sigs.k8s.io/yaml"
 
@@ -50,20 +50,22 @@ type FileConfig struct {
 
 // MPSFile is the mps section: the MPS daemons' settings (isolation mps).
 type MPSFile struct {
-	Root                          *string          `json:"root,omitempty"`
-	ControlBinary                 *string          `json:"controlBinary,omitempty"`
-	ContainerPipeDir              *string          `json:"containerPipeDir,omitempty"`
-	Scope                         *string          `json:"scope,omitempty"`
-	ClientCap                     *int64           `json:"clientCap,omitempty"`
-	DefaultActiveThreadPercentage *int             `json:"defaultActiveThreadPercentage,omitempty"`
-	MaxClientMemoryPercent        *int             `json:"maxClientMemoryPercent,omitempty"`
-	MaxClientThreadPercentage     *int             `json:"maxClientThreadPercentage,omitempty"`
-	DevShm                        *string          `json:"devShm,omitempty"`
-	MultiUserServer               *bool            `json:"multiUserServer,omitempty"`
-	ReadOnlyPipeMount             *bool            `json:"readOnlyPipeMount,omitempty"`
-	HealthInterval                *metav1.Duration `json:"healthInterval,omitempty"`
-	ProbeTimeout                  *metav1.Duration `json:"probeTimeout,omitempty"`
-	MaxRestartBackoff             *metav1.Duration `json:"maxRestartBackoff,omitempty"`
+	Root                          *string `json:"root,omitempty"`
+	ControlBinary                 *string `json:"controlBinary,omitempty"`
+	ContainerPipeDir              *string `json:"containerPipeDir,omitempty"`
+	Scope                         *string `json:"scope,omitempty"`
+	ClientCap                     *int64  `json:"clientCap,omitempty"`
+	DefaultActiveThreadPercentage *int    `json:"defaultActiveThreadPercentage,omitempty"`
+	MaxClientMemoryPercent        *int    `json:"maxClientMemoryPercent,omitempty"`
+	MaxClientThreadPercentage     *int    `json:"maxClientThreadPercentage,omitempty"`
+	DevShm                        *string `json:"devShm,omitempty"`
+	MultiUserServer               *bool   `json:"multiUserServer,omitempty"`
+	ReadOnlyPipeMount             *bool   `json:"readOnlyPipeMount,omitempty"`
+	// The durations are Go duration strings ("10s", "5m"), parsed by
+	// validate so that a bad one is named.
+	HealthInterval    *string `json:"healthInterval,omitempty"`
+	ProbeTimeout      *string `json:"probeTimeout,omitempty"`
+	MaxRestartBackoff *string `json:"maxRestartBackoff,omitempty"`
 }
 
 // fileEnvelope is FileConfig as decoded: the vgpu section stays raw so
@@ -126,7 +128,7 @@ func DecodeConfigFile(data []byte) (*FileConfig, error) {
 }
 
 // decodeTypeErr is the decoder's wrong-type message.
-var decodeTypeErr = regexp.MustCompile(`^json: cannot unmarshal (\w+) into Go (?:struct field \w+\.(\S+)|value) of type (\S+)$`)
+var decodeTypeErr = regexp.MustCompile(`^json: cannot unmarshal (\w+)(?: \S+)? into Go (?:struct field \w+\.(\S+)|value) of type (\S+)$`)
 
 // typeError rewrites the decoder's wrong-type error to name the field
 // by its path; other errors (a duration that does not parse) pass.
@@ -220,19 +222,27 @@ func (fc *FileConfig) validate() error {
 			bad(p.field, "must be 1..100, got %d", *p.v)
 		}
 	}
+	if d, mx := m.DefaultActiveThreadPercentage, m.MaxClientThreadPercentage; d != nil && mx != nil && *d > *mx {
+		bad("mps.defaultActiveThreadPercentage", "%d is above mps.maxClientThreadPercentage %d, which the daemon enforces", *d, *mx)
+	}
 	if v := m.DevShm; v != nil && mps.ShmMode(*v) != mps.ShmPerDaemon && mps.ShmMode(*v) != mps.ShmNone {
 		bad("mps.devShm", "must be %q or %q, got %q", mps.ShmPerDaemon, mps.ShmNone, *v)
 	}
 	for _, p := range []struct {
 		field string
-		v     *metav1.Duration
+		v     *string
 	}{
 		{"mps.healthInterval", m.HealthInterval},
 		{"mps.probeTimeout", m.ProbeTimeout},
 		{"mps.maxRestartBackoff", m.MaxRestartBackoff},
 	} {
-		if p.v != nil && p.v.Duration <= 0 {
-			bad(p.field, "must be positive, got %v", p.v.Duration)
+		if p.v == nil {
+			continue
+		}
+		if d, err := time.ParseDuration(*p.v); err != nil {
+			bad(p.field, "must be a duration such as \"10s\", got %q", *p.v)
+		} else if d <= 0 {
+			bad(p.field, "must be positive, got %q", *p.v)
 		}
 	}
 	return errors.Join(errs...)

@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/spf13/pflag"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/gpuslice/gpuslice/deviceplugin/mps"
 )
@@ -58,9 +57,12 @@ func (o *Options) ApplyFile(fc *FileConfig, changed func(flag string) bool) {
 			*dst = *v
 		}
 	}
-	dur := func(flag string, v *metav1.Duration, dst *time.Duration) {
-		if v != nil && !changed(flag) {
-			*dst = v.Duration
+	dur := func(flag string, v *string, dst *time.Duration) {
+		if v == nil || changed(flag) {
+			return
+		}
+		if d, err := time.ParseDuration(*v); err == nil { // validated by DecodeConfigFile
+			*dst = d
 		}
 	}
 	i64("slice-mib", fc.SliceMiB, &o.Plugin.SliceMiB)
