@@ -1,4 +1,6 @@
-// Package app owns the device plugin's command-line options and the wiring
+// Package app owns the device plugin's options (flags and the versioned
+// DevicePluginConfig file of --config, decoded strictly; flags set on the
+// command line win over the file, which wins over the defaults) and the wiring
 // of its production collaborators (NVML, health monitor, isolation mode,
 // client-go, kubelet's pod-resources client), plus the hardware check mode
 // that hack/gpu-check.sh runs. cmd/gpuslice-device-plugin only parses flags
