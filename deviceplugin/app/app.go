@@ -28,6 +28,7 @@ import (
 
 	"github.com/gpuslice/gpuslice/api"
 	"github.com/gpuslice/gpuslice/deviceplugin"
+	"github.com/gpuslice/gpuslice/deviceplugin/config"
 	"github.com/gpuslice/gpuslice/deviceplugin/device"
 	"github.com/gpuslice/gpuslice/deviceplugin/health"
 	"github.com/gpuslice/gpuslice/deviceplugin/kube"
@@ -89,7 +90,7 @@ func NewOptions() *Options {
 
 // AddFlags registers the options.
 func (o *Options) AddFlags(fs *pflag.FlagSet) {
-	fs.StringVar(&o.ConfigFile, flagConfig, o.ConfigFile, "Path to a DevicePluginConfig file (apiVersion "+ConfigAPIVersion+"; docs/device-plugin.md). Flags set on the command line override it.")
+	fs.StringVar(&o.ConfigFile, flagConfig, o.ConfigFile, "Path to a DevicePluginConfig file (apiVersion "+config.ConfigAPIVersion+"; docs/device-plugin.md). Flags set on the command line override it.")
 	fs.StringVar(&o.Kubeconfig, "kubeconfig", o.Kubeconfig, "Path to a kubeconfig. Empty: in-cluster configuration.")
 	fs.StringVar(&o.NodeName, "node-name", o.NodeName, "This node's name (default $NODE_NAME).")
 	fs.Int64Var(&o.Plugin.SliceMiB, "slice-mib", o.Plugin.SliceMiB, fmt.Sprintf("Cluster-wide gpu-mem slice size in MiB (at least %d); must equal the extender's.", api.MinSliceMiB))

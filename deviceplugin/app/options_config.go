@@ -8,6 +8,7 @@ import (
 
 	"github.com/spf13/pflag"
 
+	"github.com/gpuslice/gpuslice/deviceplugin/config"
 	"github.com/gpuslice/gpuslice/deviceplugin/mps"
 )
 
@@ -26,7 +27,7 @@ func (o *Options) Complete(fs *pflag.FlagSet) error {
 	if err != nil {
 		return fmt.Errorf("read --%s: %w", flagConfig, err)
 	}
-	fc, err := DecodeConfigFile(data)
+	fc, err := config.DecodeConfigFile(data)
 	if err != nil {
 		return fmt.Errorf("config file %s: %w", o.ConfigFile, err)
 	}
@@ -36,7 +37,7 @@ func (o *Options) Complete(fs *pflag.FlagSet) error {
 
 // ApplyFile copies every field fc sets into o, except those whose flag
 // changed reports as set on the command line.
-func (o *Options) ApplyFile(fc *FileConfig, changed func(flag string) bool) {
+func (o *Options) ApplyFile(fc *config.FileConfig, changed func(flag string) bool) {
 	str := func(flag string, v *string, dst *string) {
 		if v != nil && !changed(flag) {
 			*dst = *v
@@ -105,20 +106,20 @@ func validateMPS(c mps.Config) []error {
 	default:
 		bad("mps-dev-shm", "devShm", "must be %q or %q, got %q", mps.ShmPerDaemon, mps.ShmNone, c.DevShm)
 	}
-	if c.MaxClientMemoryPercent < 1 || c.MaxClientMemoryPercent > percentMax {
+	if c.MaxClientMemoryPercent < 1 || c.MaxClientMemoryPercent > config.PercentMax {
 		bad("mps-max-client-memory-percent", "maxClientMemoryPercent", "must be 1..100, got %d", c.MaxClientMemoryPercent)
 	}
-	if c.MaxClientThreadPercentage < 1 || c.MaxClientThreadPercentage > percentMax {
+	if c.MaxClientThreadPercentage < 1 || c.MaxClientThreadPercentage > config.PercentMax {
 		bad("mps-max-client-thread-percentage", "maxClientThreadPercentage", "must be 1..100, got %d", c.MaxClientThreadPercentage)
 	}
 	switch d := c.DefaultActiveThreadPercentage; {
-	case d < 0 || d > percentMax:
+	case d < 0 || d > config.PercentMax:
 		bad("mps-default-thread-percentage", "defaultActiveThreadPercentage", "must be 1..100 (0: the max client thread percentage), got %d", d)
 	case d > c.MaxClientThreadPercentage:
 		bad("mps-default-thread-percentage", "defaultActiveThreadPercentage", "%d is above the max client thread percentage %d, which the daemon enforces", d, c.MaxClientThreadPercentage)
 	}
-	if c.ClientCap < 0 || c.ClientCap > maxMPSClientCap {
-		bad("mps-client-cap", "clientCap", "must be 0..%d, got %d", maxMPSClientCap, c.ClientCap)
+	if c.ClientCap < 0 || c.ClientCap > config.MaxMPSClientCap {
+		bad("mps-client-cap", "clientCap", "must be 0..%d, got %d", config.MaxMPSClientCap, c.ClientCap)
 	}
 	if !filepath.IsAbs(c.Root) {
 		bad("mps-root", "root", "must be an absolute path, got %q", c.Root)

@@ -36,6 +36,8 @@ func writeFile(t *testing.T, body string) string {
 	return p
 }
 
+const header = "apiVersion: gpuslice.io/v1alpha1\nkind: DevicePluginConfig\n"
+
 var ignoreLogs = cmpopts.IgnoreFields(Options{}, "Logs")
 
 func TestOptionsDefaults(t *testing.T) {
@@ -49,7 +51,7 @@ func TestOptionsDefaults(t *testing.T) {
 		args []string
 	}{
 		{"no config file", nil},
-		{"config file that sets nothing", []string{"--config=" + writeFile(t, header)}},
+		{"config file that sets nothing", []string{"--config=" + writeFile(t, header+"\n")}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			o := NewOptions()
@@ -72,7 +74,7 @@ func TestOptionsDefaults(t *testing.T) {
 }
 
 func TestOptionsFileAndFlags(t *testing.T) {
-	example, err := filepath.Abs("testdata/config-example.yaml")
+	example, err := filepath.Abs("../config/testdata/config-example.yaml")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,4 +1,4 @@
-package app
+package config
 
 import (
 	"bytes"
@@ -26,13 +26,13 @@ const (
 	ConfigKind       = "DevicePluginConfig"
 )
 
-// percentMax bounds every percentage knob.
-const percentMax = 100
+// PercentMax bounds every percentage knob.
+const PercentMax = 100
 
 // FileConfig is the device plugin's config file (--config), one YAML or
 // JSON document of apiVersion gpuslice.io/v1alpha1, kind DevicePluginConfig.
 // Every field is optional: an absent field keeps the flag's value, and a
-// flag set on the command line wins over the file (Options.Complete).
+// flag set on the command line wins over the file (app.Options.Complete).
 // Field names and meanings are in docs/device-plugin.md.
 type FileConfig struct {
 	APIVersion         string  `json:"apiVersion"`
@@ -164,7 +164,7 @@ func typeName(goType string) string {
 	case "string":
 		return "a string"
 	default:
-		if strings.HasPrefix(goType, "app.") {
+		if strings.HasPrefix(goType, "config.") {
 			return "a mapping"
 		}
 		return goType
@@ -207,8 +207,8 @@ func (fc *FileConfig) validate() error {
 	if v := m.Scope; v != nil && mps.Scope(*v) != mps.ScopeGPU && mps.Scope(*v) != mps.ScopeNode {
 		bad("mps.scope", "must be %q or %q, got %q", mps.ScopeGPU, mps.ScopeNode, *v)
 	}
-	if v := m.ClientCap; v != nil && (*v < 0 || *v > maxMPSClientCap) {
-		bad("mps.clientCap", "must be 0..%d (0: the hardware default), got %d", maxMPSClientCap, *v)
+	if v := m.ClientCap; v != nil && (*v < 0 || *v > MaxMPSClientCap) {
+		bad("mps.clientCap", "must be 0..%d (0: the hardware default), got %d", MaxMPSClientCap, *v)
 	}
 	for _, p := range []struct {
 		field string
@@ -218,7 +218,7 @@ func (fc *FileConfig) validate() error {
 		{"mps.maxClientMemoryPercent", m.MaxClientMemoryPercent},
 		{"mps.maxClientThreadPercentage", m.MaxClientThreadPercentage},
 	} {
-		if p.v != nil && (*p.v < 1 || *p.v > percentMax) {
+		if p.v != nil && (*p.v < 1 || *p.v > PercentMax) {
 			bad(p.field, "must be 1..100, got %d", *p.v)
 		}
 	}
@@ -248,8 +248,8 @@ func (fc *FileConfig) validate() error {
 	return errors.Join(errs...)
 }
 
-// maxMPSClientCap is the most MPS clients per GPU a driver accepts.
-const maxMPSClientCap = 60
+// MaxMPSClientCap is the most MPS clients per GPU a driver accepts.
+const MaxMPSClientCap = 60
 
 func isolationModes() []string {
 	return []string{string(api.IsolationNone), string(api.IsolationMPS)}
