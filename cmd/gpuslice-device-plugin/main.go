@@ -2,8 +2,9 @@
 // advertises gpuslice.io/gpu-mem, gpu-core and gpu-count on a GPU node and
 // hands each container the GPUs its placement names. With --check it only
 // runs GPU discovery and a health probe against the real NVML and prints what
-// it found (hack/gpu-check.sh). It only parses flags and wires package
-// deviceplugin/app.
+// it found (hack/gpu-check.sh). --config names a DevicePluginConfig file
+// (docs/device-plugin.md) whose fields flags set on the command line
+// override. It only parses flags and wires package deviceplugin/app.
 package main
 
 import (
@@ -27,7 +28,10 @@ func main() {
 			o.AddFlags(fs)
 			fs.BoolVar(&check, "check", false, "Discover the GPUs with the real NVML, print inventory JSON, topology and health, and exit.")
 		},
-		Run: func(ctx context.Context, _ *pflag.FlagSet) error {
+		Run: func(ctx context.Context, fs *pflag.FlagSet) error {
+			if err := o.Complete(fs); err != nil {
+				return cli.Usage(err)
+			}
 			if check && o.NodeName == "" {
 				o.NodeName = "check"
 			}

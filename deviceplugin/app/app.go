@@ -1,4 +1,6 @@
-// Package app owns the device plugin's command-line options and the wiring
+// Package app owns the device plugin's options (flags and the versioned
+// DevicePluginConfig file of --config, decoded strictly; flags set on the
+// command line win over the file, which wins over the defaults) and the wiring
 // of its production collaborators (NVML, health monitor, isolation mode,
 // client-go, kubelet's pod-resources client), plus the hardware check mode
 // that hack/gpu-check.sh runs. cmd/gpuslice-device-plugin only parses flags
@@ -26,15 +28,19 @@ import (
 
 	"github.com/gpuslice/gpuslice/api"
 	"github.com/gpuslice/gpuslice/deviceplugin"
+	"github.com/gpuslice/gpuslice/deviceplugin/config"
 	"github.com/gpuslice/gpuslice/deviceplugin/device"
 	"github.com/gpuslice/gpuslice/deviceplugin/health"
 	"github.com/gpuslice/gpuslice/deviceplugin/kube"
 	"github.com/gpuslice/gpuslice/deviceplugin/mps"
 	"github.com/gpuslice/gpuslice/deviceplugin/nvml"
+	"github.com/gpuslice/gpuslice/deviceplugin/vgpu"
 )
 
 // Options are the plugin's flags.
 type Options struct {
+	// ConfigFile is the --config file (FileConfig); empty: flags only.
+	ConfigFile string
 	Kubeconfig string
 	// NodeName defaults to $NODE_NAME (the downward API).
 	NodeName  string
@@ -48,9 +54,14 @@ type Options struct {
 	QPS         float32
 	Burst       int
 	Logs        *logsapi.LoggingConfiguration
+	// VGPU is the config file's vgpu section: decoded and validated, not
+	// yet applied (issue 11).
+	VGPU *vgpu.NodeConfig
 }
 
-// NewOptions returns the defaults.
+// NewOptions returns the defaults: the one place they are set. The flags
+// show them, and a field neither a flag nor the config file sets keeps
+// them.
 func NewOptions() *Options {
 	return &Options{
 		NodeName:    os.Getenv("NODE_NAME"),
@@ -58,15 +69,28 @@ func NewOptions() *Options {
 		Strategy:    string(deviceplugin.StrategyEnvVar),
 		Isolation:   string(api.IsolationNone),
 		SlotsPerGPU: 16,
-		Health:      health.DefaultConfig(),
-		QPS:         50,
-		Burst:       100,
-		Logs:        logsapi.NewLoggingConfiguration(),
+		MPS: mps.Config{
+			Root:                      mps.DefaultRoot,
+			ControlBinary:             mps.DefaultControlBinary,
+			ContainerPipeDir:          mps.DefaultContainerPipeDir,
+			Scope:                     mps.ScopeGPU,
+			MaxClientMemoryPercent:    mps.DefaultMaxClientPercent,
+			MaxClientThreadPercentage: mps.DefaultMaxClientPercent,
+			DevShm:                    mps.ShmPerDaemon,
+			HealthInterval:            mps.DefaultHealthInterval,
+			ProbeTimeout:              mps.DefaultProbeTimeout,
+			MaxRestartBackoff:         mps.DefaultMaxRestartBackoff,
+		},
+		Health: health.DefaultConfig(),
+		QPS:    50,
+		Burst:  100,
+		Logs:   logsapi.NewLoggingConfiguration(),
 	}
 }
 
 // AddFlags registers the options.
 func (o *Options) AddFlags(fs *pflag.FlagSet) {
+	fs.StringVar(&o.ConfigFile, flagConfig, o.ConfigFile, "Path to a DevicePluginConfig file (apiVersion "+config.ConfigAPIVersion+"; docs/device-plugin.md). Flags set on the command line override it.")
 	fs.StringVar(&o.Kubeconfig, "kubeconfig", o.Kubeconfig, "Path to a kubeconfig. Empty: in-cluster configuration.")
 	fs.StringVar(&o.NodeName, "node-name", o.NodeName, "This node's name (default $NODE_NAME).")
 	fs.Int64Var(&o.Plugin.SliceMiB, "slice-mib", o.Plugin.SliceMiB, fmt.Sprintf("Cluster-wide gpu-mem slice size in MiB (at least %d); must equal the extender's.", api.MinSliceMiB))
@@ -82,9 +106,18 @@ func (o *Options) AddFlags(fs *pflag.FlagSet) {
 	fs.DurationVar(&o.Health.TransientHold, "health-transient-hold", o.Health.TransientHold, "How long a transient Xid keeps a GPU unhealthy.")
 	fs.StringVar(&o.MPS.Root, "mps-root", o.MPS.Root, "Host directory of the MPS daemons' pipe/log dirs (isolation mps).")
 	fs.StringVar(&o.MPS.ControlBinary, "mps-control-binary", o.MPS.ControlBinary, "MPS control program (isolation mps).")
-	fs.IntVar(&o.MPS.DefaultActiveThreadPercentage, "mps-default-thread-percentage", o.MPS.DefaultActiveThreadPercentage, "Thread percentage of containers without gpu-core (isolation mps).")
-	fs.StringVar((*string)(&o.MPS.Scope), "mps-scope", string(mps.ScopeGPU), fmt.Sprintf("MPS control daemons (isolation mps): %q, one per GPU (a container gets at most one GPU; the inventory says so), or %q, one per node (multi-GPU containers).", mps.ScopeGPU, mps.ScopeNode))
+	fs.IntVar(&o.MPS.DefaultActiveThreadPercentage, "mps-default-thread-percentage", o.MPS.DefaultActiveThreadPercentage, "Thread percentage of containers without gpu-core (isolation mps; 0: --mps-max-client-thread-percentage).")
+	fs.StringVar((*string)(&o.MPS.Scope), "mps-scope", string(o.MPS.Scope), fmt.Sprintf("MPS control daemons (isolation mps): %q, one per GPU (a container gets at most one GPU; the inventory says so), or %q, one per node (multi-GPU containers).", mps.ScopeGPU, mps.ScopeNode))
 	fs.Int64Var(&o.MPS.ClientCap, "mps-client-cap", o.MPS.ClientCap, "MPS clients per GPU, the GPU's sharing slots (isolation mps; 0: hardware default).")
+	fs.StringVar(&o.MPS.ContainerPipeDir, "mps-container-pipe-dir", o.MPS.ContainerPipeDir, "Where containers see their daemon's pipe directory (isolation mps).")
+	fs.IntVar(&o.MPS.MaxClientMemoryPercent, "mps-max-client-memory-percent", o.MPS.MaxClientMemoryPercent, "Daemon default pinned-memory limit, percent of each GPU's memory: the most any client can pin whatever its environment says, 1..100 (isolation mps; docs/mps.md).")
+	fs.IntVar(&o.MPS.MaxClientThreadPercentage, "mps-max-client-thread-percentage", o.MPS.MaxClientThreadPercentage, "Daemon default active thread percentage: the most any client can use, 1..100 (isolation mps).")
+	fs.StringVar((*string)(&o.MPS.DevShm), "mps-dev-shm", string(o.MPS.DevShm), fmt.Sprintf("Containers' /dev/shm under MPS: %q (the daemon's) or %q (isolation mps).", mps.ShmPerDaemon, mps.ShmNone))
+	fs.BoolVar(&o.MPS.MultiUserServer, "mps-multi-user-server", o.MPS.MultiUserServer, "Start daemons with -multiuser-server: clients of all UIDs share one server (isolation mps; docs/mps.md).")
+	fs.BoolVar(&o.MPS.ReadOnlyPipeMount, "mps-read-only-pipe-mount", o.MPS.ReadOnlyPipeMount, "Mount the pipe directory read-only in containers (isolation mps; not verified on hardware).")
+	fs.DurationVar(&o.MPS.HealthInterval, "mps-health-interval", o.MPS.HealthInterval, "How often each MPS daemon is probed (isolation mps).")
+	fs.DurationVar(&o.MPS.ProbeTimeout, "mps-probe-timeout", o.MPS.ProbeTimeout, "Bound of one MPS control-pipe round trip (isolation mps).")
+	fs.DurationVar(&o.MPS.MaxRestartBackoff, "mps-max-restart-backoff", o.MPS.MaxRestartBackoff, "Longest wait between restarts of a failed MPS daemon (isolation mps).")
 	fs.Float32Var(&o.QPS, "kube-api-qps", o.QPS, "QPS of the API client.")
 	fs.IntVar(&o.Burst, "kube-api-burst", o.Burst, "Burst of the API client.")
 	logsapi.AddFlags(o.Logs, fs)
@@ -104,11 +137,7 @@ func (o *Options) Validate() error {
 			errs = append(errs, errors.New("--slots-per-gpu must be positive"))
 		}
 	case api.IsolationMPS:
-		switch o.MPS.Scope {
-		case "", mps.ScopeGPU, mps.ScopeNode:
-		default:
-			errs = append(errs, fmt.Errorf("--mps-scope %q: want %s or %s", o.MPS.Scope, mps.ScopeGPU, mps.ScopeNode))
-		}
+		errs = append(errs, validateMPS(o.MPS)...)
 	default:
 		errs = append(errs, fmt.Errorf("--isolation %q: want none or mps", o.Isolation))
 	}
@@ -194,7 +223,10 @@ func Run(ctx context.Context, o *Options) error {
 	if err != nil {
 		return err
 	}
-	logger.Info("Starting gpuslice device plugin", "node", o.NodeName, "isolation", o.Isolation, "strategy", o.Strategy, "sliceMiB", o.Plugin.SliceMiB)
+	if o.VGPU != nil && len(o.VGPU.GPUs) > 0 {
+		logger.Info("The config file's vgpu section is validated but not applied yet", "entries", len(o.VGPU.GPUs))
+	}
+	logger.Info("Starting gpuslice device plugin", "config", o.ConfigFile, "node", o.NodeName, "isolation", o.Isolation, "strategy", o.Strategy, "sliceMiB", o.Plugin.SliceMiB)
 	return p.Run(ctx)
 }
 

@@ -1,0 +1,256 @@
+package config
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strings"
+	"time"
+
+	kjson "sigs.k8s.io/json"
+	"sigs.k8s.io/yaml"
+
+	"github.com/gpuslice/gpuslice/api"
+	"github.com/gpuslice/gpuslice/deviceplugin"
+	"github.com/gpuslice/gpuslice/deviceplugin/mps"
+	"github.com/gpuslice/gpuslice/deviceplugin/vgpu"
+)
+
+// The config file's type.
+const (
+	ConfigAPIVersion = "gpuslice.io/v1alpha1"
+	ConfigKind       = "DevicePluginConfig"
+)
+
+// PercentMax bounds every percentage knob.
+const PercentMax = 100
+
+// FileConfig is the device plugin's config file (--config), one YAML or
+// JSON document of apiVersion gpuslice.io/v1alpha1, kind DevicePluginConfig.
+// Every field is optional: an absent field keeps the flag's value, and a
+// flag set on the command line wins over the file (app.Options.Complete).
+// Field names and meanings are in docs/device-plugin.md.
+type FileConfig struct {
+	APIVersion         string  `json:"apiVersion"`
+	Kind               string  `json:"kind"`
+	SliceMiB           *int64  `json:"sliceMiB,omitempty"`
+	Isolation          *string `json:"isolation,omitempty"`
+	SlotsPerGPU        *int64  `json:"slotsPerGPU,omitempty"`
+	DeviceListStrategy *string `json:"deviceListStrategy,omitempty"`
+	CDIKind            *string `json:"cdiKind,omitempty"`
+	MPS                MPSFile `json:"mps"`
+	// VGPU is the vGPU sizing of this node, decoded by package vgpu's strict
+	// decoder. It is read and validated but not yet applied (issue 11).
+	VGPU *vgpu.NodeConfig `json:"vgpu,omitempty"`
+}
+
+// MPSFile is the mps section: the MPS daemons' settings (isolation mps).
+type MPSFile struct {
+	Root                          *string `json:"root,omitempty"`
+	ControlBinary                 *string `json:"controlBinary,omitempty"`
+	ContainerPipeDir              *string `json:"containerPipeDir,omitempty"`
+	Scope                         *string `json:"scope,omitempty"`
+	ClientCap                     *int64  `json:"clientCap,omitempty"`
+	DefaultActiveThreadPercentage *int    `json:"defaultActiveThreadPercentage,omitempty"`
+	MaxClientMemoryPercent        *int    `json:"maxClientMemoryPercent,omitempty"`
+	MaxClientThreadPercentage     *int    `json:"maxClientThreadPercentage,omitempty"`
+	DevShm                        *string `json:"devShm,omitempty"`
+	MultiUserServer               *bool   `json:"multiUserServer,omitempty"`
+	ReadOnlyPipeMount             *bool   `json:"readOnlyPipeMount,omitempty"`
+	// The durations are Go duration strings ("10s", "5m"), parsed by
+	// validate so that a bad one is named.
+	HealthInterval    *string `json:"healthInterval,omitempty"`
+	ProbeTimeout      *string `json:"probeTimeout,omitempty"`
+	MaxRestartBackoff *string `json:"maxRestartBackoff,omitempty"`
+}
+
+// fileEnvelope is FileConfig as decoded: the vgpu section stays raw so
+// that package vgpu's own strict decoder reads it.
+type fileEnvelope struct {
+	APIVersion         string          `json:"apiVersion"`
+	Kind               string          `json:"kind"`
+	SliceMiB           *int64          `json:"sliceMiB,omitempty"`
+	Isolation          *string         `json:"isolation,omitempty"`
+	SlotsPerGPU        *int64          `json:"slotsPerGPU,omitempty"`
+	DeviceListStrategy *string         `json:"deviceListStrategy,omitempty"`
+	CDIKind            *string         `json:"cdiKind,omitempty"`
+	MPS                MPSFile         `json:"mps"`
+	VGPU               json.RawMessage `json:"vgpu,omitempty"`
+}
+
+// DecodeConfigFile decodes a device plugin config file from YAML or JSON
+// strictly: an unknown, duplicated or miscased field, a value of the wrong
+// type, a missing or wrong apiVersion or kind, and a value out of range are
+// errors that name the field ("mps.maxClientMemoryPercent: must be 1..100,
+// got 150"). It applies no defaults: absent fields stay nil.
+func DecodeConfigFile(data []byte) (*FileConfig, error) {
+	js, err := yaml.YAMLToJSONStrict(data)
+	if err != nil {
+		return nil, fmt.Errorf("not valid YAML: %w", err)
+	}
+	if t := bytes.TrimSpace(js); len(t) == 0 || bytes.Equal(t, []byte("null")) {
+		return nil, errors.New("empty document: want apiVersion " + ConfigAPIVersion + ", kind " + ConfigKind)
+	}
+	var env fileEnvelope
+	strict, err := kjson.UnmarshalStrict(js, &env)
+	if err != nil {
+		return nil, typeError(err)
+	}
+	if len(strict) > 0 {
+		return nil, strictError(strict[0])
+	}
+	if env.APIVersion != ConfigAPIVersion {
+		return nil, fmt.Errorf("apiVersion: want %q, got %q", ConfigAPIVersion, env.APIVersion)
+	}
+	if env.Kind != ConfigKind {
+		return nil, fmt.Errorf("kind: want %q, got %q", ConfigKind, env.Kind)
+	}
+	fc := &FileConfig{
+		APIVersion: env.APIVersion, Kind: env.Kind, SliceMiB: env.SliceMiB, Isolation: env.Isolation,
+		SlotsPerGPU: env.SlotsPerGPU, DeviceListStrategy: env.DeviceListStrategy, CDIKind: env.CDIKind,
+		MPS: env.MPS,
+	}
+	if len(env.VGPU) > 0 && !bytes.Equal(env.VGPU, []byte("null")) {
+		nc, err := vgpu.DecodeNodeConfig(env.VGPU)
+		if err != nil {
+			return nil, fmt.Errorf("vgpu: %w", err)
+		}
+		fc.VGPU = &nc
+	}
+	if err := fc.validate(); err != nil {
+		return nil, err
+	}
+	return fc, nil
+}
+
+// decodeTypeErr is the decoder's wrong-type message.
+var decodeTypeErr = regexp.MustCompile(`^json: cannot unmarshal (\w+)(?: \S+)? into Go (?:struct field \w+\.(\S+)|value) of type (\S+)$`)
+
+// typeError rewrites the decoder's wrong-type error to name the field
+// by its path; other errors (a duration that does not parse) pass.
+func typeError(err error) error {
+	m := decodeTypeErr.FindStringSubmatch(err.Error())
+	if m == nil {
+		return fmt.Errorf("decode: %w", err)
+	}
+	if m[2] == "" {
+		return fmt.Errorf("the document must be a mapping, got %s", m[1])
+	}
+	return fmt.Errorf("%s: want %s, got %s", m[2], typeName(m[3]), m[1])
+}
+
+// strictError rewrites `unknown field "mps.x"` as `mps.x: unknown field`.
+func strictError(err error) error {
+	msg := err.Error()
+	for _, what := range []string{"unknown field", "duplicate field"} {
+		if name, ok := strings.CutPrefix(msg, what+" "); ok {
+			return fmt.Errorf("%s: %s", strings.Trim(name, `"`), what)
+		}
+	}
+	return err
+}
+
+// typeName says a Go type as a config author would.
+func typeName(goType string) string {
+	switch strings.TrimPrefix(goType, "*") {
+	case "int", "int64":
+		return "an integer"
+	case "bool":
+		return "true or false"
+	case "string":
+		return "a string"
+	default:
+		if strings.HasPrefix(goType, "config.") {
+			return "a mapping"
+		}
+		return goType
+	}
+}
+
+// validate checks the ranges and enums of the fields the file sets.
+func (fc *FileConfig) validate() error {
+	var errs []error
+	bad := func(field, format string, args ...any) {
+		errs = append(errs, fmt.Errorf("%s: "+format, append([]any{field}, args...)...))
+	}
+	if v := fc.SliceMiB; v != nil && *v < api.MinSliceMiB {
+		bad("sliceMiB", "must be at least %d, got %d", api.MinSliceMiB, *v)
+	}
+	if v := fc.Isolation; v != nil && !slices.Contains(isolationModes(), *v) {
+		bad("isolation", "must be one of %v, got %q", isolationModes(), *v)
+	}
+	if v := fc.SlotsPerGPU; v != nil && *v <= 0 {
+		bad("slotsPerGPU", "must be positive, got %d", *v)
+	}
+	if v := fc.DeviceListStrategy; v != nil && !deviceplugin.Strategy(*v).Known() {
+		bad("deviceListStrategy", "must be one of %v, got %q", deviceplugin.Strategies(), *v)
+	}
+	if v := fc.CDIKind; v != nil && *v == "" {
+		bad("cdiKind", "must not be empty")
+	}
+	m := fc.MPS
+	for field, p := range map[string]*string{"mps.root": m.Root, "mps.containerPipeDir": m.ContainerPipeDir} {
+		if p != nil && !filepath.IsAbs(*p) {
+			bad(field, "must be an absolute path, got %q", *p)
+		}
+	}
+	if m.ContainerPipeDir != nil && filepath.Clean(*m.ContainerPipeDir) == "/dev/shm" {
+		bad("mps.containerPipeDir", "must not be /dev/shm")
+	}
+	if v := m.ControlBinary; v != nil && *v == "" {
+		bad("mps.controlBinary", "must not be empty")
+	}
+	if v := m.Scope; v != nil && mps.Scope(*v) != mps.ScopeGPU && mps.Scope(*v) != mps.ScopeNode {
+		bad("mps.scope", "must be %q or %q, got %q", mps.ScopeGPU, mps.ScopeNode, *v)
+	}
+	if v := m.ClientCap; v != nil && (*v < 0 || *v > MaxMPSClientCap) {
+		bad("mps.clientCap", "must be 0..%d (0: the hardware default), got %d", MaxMPSClientCap, *v)
+	}
+	for _, p := range []struct {
+		field string
+		v     *int
+	}{
+		{"mps.defaultActiveThreadPercentage", m.DefaultActiveThreadPercentage},
+		{"mps.maxClientMemoryPercent", m.MaxClientMemoryPercent},
+		{"mps.maxClientThreadPercentage", m.MaxClientThreadPercentage},
+	} {
+		if p.v != nil && (*p.v < 1 || *p.v > PercentMax) {
+			bad(p.field, "must be 1..100, got %d", *p.v)
+		}
+	}
+	if d, mx := m.DefaultActiveThreadPercentage, m.MaxClientThreadPercentage; d != nil && mx != nil && *d > *mx {
+		bad("mps.defaultActiveThreadPercentage", "%d is above mps.maxClientThreadPercentage %d, which the daemon enforces", *d, *mx)
+	}
+	if v := m.DevShm; v != nil && mps.ShmMode(*v) != mps.ShmPerDaemon && mps.ShmMode(*v) != mps.ShmNone {
+		bad("mps.devShm", "must be %q or %q, got %q", mps.ShmPerDaemon, mps.ShmNone, *v)
+	}
+	for _, p := range []struct {
+		field string
+		v     *string
+	}{
+		{"mps.healthInterval", m.HealthInterval},
+		{"mps.probeTimeout", m.ProbeTimeout},
+		{"mps.maxRestartBackoff", m.MaxRestartBackoff},
+	} {
+		if p.v == nil {
+			continue
+		}
+		if d, err := time.ParseDuration(*p.v); err != nil {
+			bad(p.field, "must be a duration such as \"10s\", got %q", *p.v)
+		} else if d <= 0 {
+			bad(p.field, "must be positive, got %q", *p.v)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// MaxMPSClientCap is the most MPS clients per GPU a driver accepts.
+const MaxMPSClientCap = 60
+
+func isolationModes() []string {
+	return []string{string(api.IsolationNone), string(api.IsolationMPS)}
+}
