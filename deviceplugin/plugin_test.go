@@ -123,9 +123,7 @@ func poll(t *testing.T, what string, cond func() bool) {
 		if time.Now().After(deadline) {
 			t.Fatalf("timed out waiting for %s", what)
 		}
-		select {
-		case <-time.After(10 * time.Millisecond):
-		}
+		<-time.After(10 * time.Millisecond)
 	}
 }
 

@@ -198,7 +198,7 @@ func podCandidates(node string, p *corev1.Pod) []*candidate {
 // contract's checks; ok says whether it asks for any.
 func lenientRequest(c *corev1.Container) ([numKinds]int64, bool) {
 	var r [numKinds]int64
-	any := false
+	asks := false
 	for _, k := range Kinds() {
 		q, ok := c.Resources.Limits[corev1.ResourceName(k.Resource())]
 		if !ok {
@@ -206,8 +206,8 @@ func lenientRequest(c *corev1.Container) ([numKinds]int64, bool) {
 		}
 		if ok && q.Sign() > 0 {
 			r[k] = max(q.Value(), 1)
-			any = true
+			asks = true
 		}
 	}
-	return r, any
+	return r, asks
 }

@@ -462,7 +462,7 @@ func (e *env) deletePods(names ...string) {
 		for _, n := range names {
 			_, err := e.c.Client.CoreV1().Pods(e.ns).Get(ctx, n, metav1.GetOptions{})
 			if !apierrors.IsNotFound(err) {
-				return false, fmt.Errorf("pod %s still there (%v)", n, err)
+				return false, fmt.Errorf("pod %s still there: %w", n, err)
 			}
 		}
 		return true, nil

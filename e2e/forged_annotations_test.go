@@ -130,7 +130,7 @@ func TestForgedAnnotations(t *testing.T) {
 	// kube-scheduler asks the extender) but no GPU: it must stay pending.
 	for _, tc := range []struct {
 		name  string
-		forge func(real *api.Placement)
+		forge func(truth *api.Placement)
 	}{
 		{"NonexistentGPU", func(pl *api.Placement) { pl.Containers[0].Devices[0].UUID = "GPU-00000000-0000-4000-8000-000000000000" }},
 		{"ShrunkShare", func(pl *api.Placement) { pl.Containers[0].Devices[0].Slices = 1 }},
@@ -142,8 +142,8 @@ func TestForgedAnnotations(t *testing.T) {
 			holder := e.waitBound(time.Minute, "holder")["holder"]
 			e.create([]*corev1.Pod{e.one("other", 12, 0, 0)}, 1)
 			e.waitBound(time.Minute, "other")
-			real := holder.Annotations[api.AnnotationPlacement]
-			pl, err := api.ParsePlacement(real)
+			truth := holder.Annotations[api.AnnotationPlacement]
+			pl, err := api.ParsePlacement(truth)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -157,7 +157,7 @@ func TestForgedAnnotations(t *testing.T) {
 				annotationPatch(t, map[string]*string{api.AnnotationPlacement: &fake}), metav1.PatchOptions{}); err != nil {
 				t.Fatalf("forge as the device plugin: %v", err)
 			}
-			trusted := map[types.UID]string{holder.UID: real}
+			trusted := map[types.UID]string{holder.UID: truth}
 			e.create([]*corev1.Pod{e.one("next", 8, 0, 0)}, 1)
 			e.waitPending("next", trusted, time.Minute, string(allocator.ReasonInsufficientMemory))
 			// Deleting the holder frees its real share: the pending pod binds.

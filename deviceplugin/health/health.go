@@ -248,7 +248,7 @@ func (m *Monitor) registerEvents(ctx context.Context) (gonvml.EventSet, error) {
 
 func (m *Monitor) eventLoop(ctx context.Context, set gonvml.EventSet) {
 	logger := klog.FromContext(ctx)
-	defer set.Free()
+	defer func() { _ = set.Free() }()
 	wait := uint32(m.cfg.EventWait / time.Millisecond)
 	for ctx.Err() == nil {
 		data, ret := set.Wait(wait)

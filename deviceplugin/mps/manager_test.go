@@ -487,7 +487,9 @@ func TestStopDuringStart(t *testing.T) {
 	e.m.Stop() // must neither panic nor deadlock, whatever Start has reached
 	// Start returns nil, or an error when Stop came first or stopped every
 	// daemon's start; either is fine here.
-	<-done
+	if err := <-done; err != nil {
+		t.Logf("Start returned %v (Stop came first)", err)
+	}
 	for range e.m.Events() {
 		// Drain until Stop closes it.
 	}

@@ -16,12 +16,12 @@ import (
 type Mode string
 
 const (
-	// ModeVGPU: the GPU is split into vGPU instances of one type (vfio-mdev
+	// ModeVGPU means the GPU is split into vGPU instances of one type (vfio-mdev
 	// or SR-IOV, whichever the GPU offers).
 	ModeVGPU Mode = "vgpu"
-	// ModePassthrough: the whole GPU goes to one VM through vfio-pci.
+	// ModePassthrough means the whole GPU goes to one VM through vfio-pci.
 	ModePassthrough Mode = "passthrough"
-	// ModeNone: the GPU has no vGPU instances (unused ones are removed); it
+	// ModeNone means the GPU has no vGPU instances (unused ones are removed); it
 	// is left for the container modes.
 	ModeNone Mode = "none"
 )

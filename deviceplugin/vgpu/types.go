@@ -4,12 +4,12 @@ package vgpu
 type Flavour string
 
 const (
-	// FlavourNone: no vGPU (no vGPU manager, or the GPU is bound to
+	// FlavourNone means no vGPU (no vGPU manager, or the GPU is bound to
 	// vfio-pci for passthrough).
 	FlavourNone Flavour = "none"
-	// FlavourMdev: vfio-mdev types under the GPU's PCI device (pre-Ada).
+	// FlavourMdev means vfio-mdev types under the GPU's PCI device (pre-Ada).
 	FlavourMdev Flavour = "mdev"
-	// FlavourSRIOV: SR-IOV virtual functions with nvidia/current_vgpu_type
+	// FlavourSRIOV means SR-IOV virtual functions with nvidia/current_vgpu_type
 	// (Ada, Hopper, Blackwell).
 	FlavourSRIOV Flavour = "sriov"
 )

@@ -64,8 +64,8 @@ func DecodeStrict(name string, b []byte) ([]Object, error) {
 			return nil, fmt.Errorf("%s: document %d: %w", name, i, err)
 		}
 		if head.APIVersion == "" && head.Kind == "" {
-			var any map[string]any
-			if err := yaml.Unmarshal(doc, &any); err != nil || len(any) > 0 {
+			var fields map[string]any
+			if err := yaml.Unmarshal(doc, &fields); err != nil || len(fields) > 0 {
 				return nil, fmt.Errorf("%s: document %d has no apiVersion and kind", name, i)
 			}
 			continue // empty (comments only)

@@ -2,6 +2,7 @@ package harness
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"path/filepath"
 	"strings"
@@ -90,7 +91,7 @@ func (c *Cluster) waitPolicy(ctx context.Context, policy string, on bool) error 
 		return err == nil && got == on, nil
 	})
 	if err != nil {
-		return fmt.Errorf("admission policy %s enforced=%v not reached: %w (last: %v)", policy, on, err, last)
+		return fmt.Errorf("admission policy %s enforced=%v not reached: %w", policy, on, errors.Join(err, last))
 	}
 	return nil
 }
@@ -117,7 +118,7 @@ func (c *Cluster) SuspendPolicy(ctx context.Context, policy string) (restore fun
 		return c.waitPolicy(ctx, policy, true)
 	}
 	if err := c.waitPolicy(ctx, policy, false); err != nil {
-		return nil, fmt.Errorf("%w (restore: %v)", err, restore(ctx))
+		return nil, errors.Join(err, restore(ctx))
 	}
 	c.logf("harness: admission policy %s suspended", policy)
 	return restore, nil

@@ -114,7 +114,7 @@ func (p *process) running() bool {
 
 // exitError describes how the process ended, with the tail of its log.
 func (p *process) exitError() error {
-	return fmt.Errorf("%s exited (%v); last log lines:\n%s", p.name, p.err, tailFile(p.logPath, 30))
+	return fmt.Errorf("%s exited (%w); last log lines:\n%s", p.name, p.err, tailFile(p.logPath, 30))
 }
 
 // signal sends sig to the process group.

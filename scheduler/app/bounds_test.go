@@ -2,6 +2,7 @@ package app
 
 import (
 	"bufio"
+	"errors"
 	"io"
 	"net"
 	"net/http"
@@ -44,7 +45,7 @@ func TestServerSlowBodyTimesOut(t *testing.T) {
 	}
 	start := time.Now()
 	_, err = bufio.NewReader(conn).ReadString('\n')
-	if ne, ok := err.(net.Error); ok && ne.Timeout() {
+	if ne := net.Error(nil); errors.As(err, &ne) && ne.Timeout() {
 		t.Fatalf("the server still holds a half-sent body after %v", time.Since(start))
 	}
 	select {

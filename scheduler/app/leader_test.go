@@ -47,7 +47,12 @@ func TestServeLeaderElection(t *testing.T) {
 		ctx, cancel := context.WithCancel(ctx)
 		r := &replica{base: "http://" + ln.Addr().String(), cancel: cancel, done: make(chan error, 1)}
 		go func() { r.done <- Serve(ctx, o, Deps{Client: client, Listener: ln, Version: "test", Identity: id}) }()
-		t.Cleanup(func() { cancel(); <-r.done })
+		t.Cleanup(func() {
+			cancel()
+			if err := <-r.done; err != nil {
+				t.Logf("replica stopped: %v", err)
+			}
+		})
 		return r
 	}
 	a, b := start("a"), start("b")

@@ -126,8 +126,11 @@ func Serve(ctx context.Context, o *Options, d Deps) error {
 		result = fmt.Errorf("shut down server: %w", err)
 	}
 	if !electorDone {
-		// Wait for the elector to release the Lease.
-		<-runErr
+		// Wait for the elector to release the Lease; a failure after the
+		// shutdown began adds nothing to the result.
+		if err := <-runErr; err != nil && result == nil && ctx.Err() == nil {
+			result = err
+		}
 	}
 	return result
 }

@@ -65,7 +65,7 @@ func TestCacheAssumeForgetConfirm(t *testing.T) {
 	if diff := cmp.Diff(map[string][]int64{"n1": {6, 16}}, testutil.FreeSlices(c)); diff != "" {
 		t.Fatalf("after assume (-want +got):\n%s", diff)
 	}
-	if _, _, err := testutil.Assume(t, c, "uid-p1", "n1", testutil.Request(1)); err != cache.ErrAlreadyPlaced {
+	if _, _, err := testutil.Assume(t, c, "uid-p1", "n1", testutil.Request(1)); !errors.Is(err, cache.ErrAlreadyPlaced) {
 		t.Fatalf("second assume of the same pod: err = %v, want ErrAlreadyPlaced", err)
 	}
 	// A second pod of 10 goes to GPU 1; a third does not fit, and a failed

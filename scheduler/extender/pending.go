@@ -27,7 +27,7 @@ type PendingLimits struct {
 	MaxNodes int
 }
 
-// DefaultPendingLimits: kube-scheduler binds right after it filters, so
+// DefaultPendingLimits returns the default limits. Kube-scheduler binds right after it filters, so
 // entries are short-lived. 2,000,000 node entries (about 100 MiB at 50 bytes
 // each) hold 130 pods found feasible on every node of a 15,000-node cluster
 // at once, and far more in the usual case of a few feasible nodes.
