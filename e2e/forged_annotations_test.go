@@ -161,11 +161,24 @@ func TestForgedAnnotations(t *testing.T) {
 			e.create([]*corev1.Pod{e.one("next", 8, 0, 0)}, 1)
 			e.waitPending("next", trusted, time.Minute, string(allocator.ReasonInsufficientMemory))
 			// Deleting the holder frees its real share: the pending pod binds.
+			// Under load kube-scheduler may park the pod in its unschedulable
+			// queue (up to 5 minutes) and miss the deletion; a label change
+			// every few seconds only asks it to try again, it frees nothing.
 			e.deletePods("holder")
+			polls := 0
 			e.poll("next bound after the holder is gone", 100*time.Millisecond, time.Minute, func(ctx context.Context) (bool, error) {
 				e.invariant(ctx, nil)
 				p, err := c.Client.CoreV1().Pods(e.ns).Get(ctx, "next", metav1.GetOptions{})
-				return err == nil && p.Spec.NodeName != "", err
+				if err != nil {
+					return false, err
+				}
+				if polls++; p.Spec.NodeName == "" && polls%30 == 0 {
+					nudge := []byte(fmt.Sprintf(`{"metadata":{"labels":{"gpuslice-e2e/retry":"%d"}}}`, polls))
+					if _, err := c.Client.CoreV1().Pods(e.ns).Patch(ctx, "next", types.MergePatchType, nudge, metav1.PatchOptions{}); err != nil {
+						return false, err
+					}
+				}
+				return p.Spec.NodeName != "", nil
 			})
 		})
 	}
