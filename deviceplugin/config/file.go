@@ -68,18 +68,12 @@ type MPSFile struct {
 	MaxRestartBackoff *string `json:"maxRestartBackoff,omitempty"`
 }
 
-// fileEnvelope is FileConfig as decoded: the vgpu section stays raw so
-// that package vgpu's own strict decoder reads it.
+// fileEnvelope is FileConfig as decoded: its own vgpu field is shallower
+// than FileConfig's, so it wins, and the section stays raw for package
+// vgpu's own strict decoder.
 type fileEnvelope struct {
-	APIVersion         string          `json:"apiVersion"`
-	Kind               string          `json:"kind"`
-	SliceMiB           *int64          `json:"sliceMiB,omitempty"`
-	Isolation          *string         `json:"isolation,omitempty"`
-	SlotsPerGPU        *int64          `json:"slotsPerGPU,omitempty"`
-	DeviceListStrategy *string         `json:"deviceListStrategy,omitempty"`
-	CDIKind            *string         `json:"cdiKind,omitempty"`
-	MPS                MPSFile         `json:"mps"`
-	VGPU               json.RawMessage `json:"vgpu,omitempty"`
+	FileConfig
+	VGPU json.RawMessage `json:"vgpu,omitempty"`
 }
 
 // DecodeConfigFile decodes a device plugin config file from YAML or JSON
@@ -109,11 +103,7 @@ func DecodeConfigFile(data []byte) (*FileConfig, error) {
 	if env.Kind != ConfigKind {
 		return nil, fmt.Errorf("kind: want %q, got %q", ConfigKind, env.Kind)
 	}
-	fc := &FileConfig{
-		APIVersion: env.APIVersion, Kind: env.Kind, SliceMiB: env.SliceMiB, Isolation: env.Isolation,
-		SlotsPerGPU: env.SlotsPerGPU, DeviceListStrategy: env.DeviceListStrategy, CDIKind: env.CDIKind,
-		MPS: env.MPS,
-	}
+	fc := &env.FileConfig
 	if len(env.VGPU) > 0 && !bytes.Equal(env.VGPU, []byte("null")) {
 		nc, err := vgpu.DecodeNodeConfig(env.VGPU)
 		if err != nil {
