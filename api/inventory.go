@@ -1,8 +1,6 @@
 package api
 
 import (
-	"encoding/json"
-	"errors"
 	"fmt"
 )
 
@@ -117,17 +115,7 @@ type Link struct {
 
 // ParseInventory decodes and validates an inventory annotation.
 func ParseInventory(s string) (*Inventory, error) {
-	if s == "" {
-		return nil, errors.New("empty inventory")
-	}
-	var inv Inventory
-	if err := json.Unmarshal([]byte(s), &inv); err != nil {
-		return nil, fmt.Errorf("decode inventory: %w", err)
-	}
-	if err := inv.Validate(); err != nil {
-		return nil, err
-	}
-	return &inv, nil
+	return decodeAnnotation[Inventory]("inventory", s)
 }
 
 // Validate checks the inventory for internal consistency and for the
@@ -159,14 +147,8 @@ func (inv *Inventory) Validate() error {
 			return fmt.Errorf("gpu %d: bad or duplicate index %d", i, g.Index)
 		case g.Slices < 0 || g.Slots < 0 || g.CoreUnits < 0 || g.MemoryMiB < 0:
 			return fmt.Errorf("gpu %s: negative capacity", g.UUID)
-		case g.CoreUnits > CoreUnitsPerGPU:
-			return fmt.Errorf("gpu %s: %d core units, more than %d per GPU", g.UUID, g.CoreUnits, CoreUnitsPerGPU)
-		case g.Slices > MaxSlicesPerGPU:
-			return fmt.Errorf("gpu %s: %d slices, more than %d per GPU", g.UUID, g.Slices, MaxSlicesPerGPU)
-		case g.Slots > MaxSlotsPerGPU:
-			return fmt.Errorf("gpu %s: %d slots, more than %d per GPU", g.UUID, g.Slots, MaxSlotsPerGPU)
-		case g.MemoryMiB > MaxMemoryMiBPerGPU:
-			return fmt.Errorf("gpu %s: %d MiB, more than %d per GPU", g.UUID, g.MemoryMiB, MaxMemoryMiBPerGPU)
+		case g.overCapacity() != "":
+			return fmt.Errorf("gpu %s: %s", g.UUID, g.overCapacity())
 		case g.NUMANode < -1:
 			return fmt.Errorf("gpu %s: bad NUMA node %d", g.UUID, g.NUMANode)
 		case g.Isolation != "" && !g.Isolation.Known():
@@ -187,11 +169,24 @@ func (inv *Inventory) Validate() error {
 	return nil
 }
 
-// Encode returns the annotation value for the inventory.
-func (inv *Inventory) Encode() (string, error) {
-	b, err := json.Marshal(inv)
-	if err != nil {
-		return "", fmt.Errorf("encode inventory: %w", err)
+// overCapacity names the first capacity of g above the contract's bound for
+// one GPU, or returns "".
+func (g *GPU) overCapacity() string {
+	for _, c := range []struct {
+		unit     string
+		v, limit int64
+	}{
+		{"core units", g.CoreUnits, CoreUnitsPerGPU},
+		{"slices", g.Slices, MaxSlicesPerGPU},
+		{"slots", g.Slots, MaxSlotsPerGPU},
+		{"MiB", g.MemoryMiB, MaxMemoryMiBPerGPU},
+	} {
+		if c.v > c.limit {
+			return fmt.Sprintf("%d %s, more than %d per GPU", c.v, c.unit, c.limit)
+		}
 	}
-	return string(b), nil
+	return ""
 }
+
+// Encode returns the annotation value for the inventory.
+func (inv *Inventory) Encode() (string, error) { return encodeAnnotation("inventory", inv) }

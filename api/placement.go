@@ -1,7 +1,6 @@
 package api
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
@@ -68,23 +67,11 @@ type DeviceShare struct {
 func (d DeviceShare) Units() Units { return Units{Slices: d.Slices, Core: d.Core, Slots: d.Slots} }
 
 // ParsePlacement decodes and validates a placement annotation.
-func ParsePlacement(s string) (*Placement, error) { return parseRecord("placement", s) }
+func ParsePlacement(s string) (*Placement, error) { return decodeAnnotation[Placement]("placement", s) }
 
 // ParseAllocation decodes and validates an allocation annotation.
-func ParseAllocation(s string) (*Allocation, error) { return parseRecord("allocation", s) }
-
-func parseRecord(kind, s string) (*Placement, error) {
-	if s == "" {
-		return nil, fmt.Errorf("empty %s", kind)
-	}
-	var p Placement
-	if err := json.Unmarshal([]byte(s), &p); err != nil {
-		return nil, fmt.Errorf("decode %s: %w", kind, err)
-	}
-	if err := p.Validate(); err != nil {
-		return nil, fmt.Errorf("%s: %w", kind, err)
-	}
-	return &p, nil
+func ParseAllocation(s string) (*Allocation, error) {
+	return decodeAnnotation[Placement]("allocation", s)
 }
 
 // Validate checks the record: version, node, container names unique per
@@ -131,13 +118,7 @@ func (p *Placement) Validate() error {
 }
 
 // Encode returns the annotation value for the record.
-func (p *Placement) Encode() (string, error) {
-	b, err := json.Marshal(p)
-	if err != nil {
-		return "", fmt.Errorf("encode placement: %w", err)
-	}
-	return string(b), nil
-}
+func (p *Placement) Encode() (string, error) { return encodeAnnotation("placement", p) }
 
 // Container returns the placement of the named container, or nil.
 func (p *Placement) Container(name string, init bool) *ContainerPlacement {

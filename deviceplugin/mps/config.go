@@ -1,6 +1,7 @@
 package mps
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"path/filepath"
@@ -121,42 +122,20 @@ type Config struct {
 // withDefaults returns cfg with every unset field defaulted, or an error
 // naming the first invalid field.
 func (cfg Config) withDefaults() (Config, error) {
-	if cfg.Root == "" {
-		cfg.Root = DefaultRoot
-	}
-	if cfg.ControlBinary == "" {
-		cfg.ControlBinary = DefaultControlBinary
-	}
-	if cfg.HealthInterval == 0 {
-		cfg.HealthInterval = DefaultHealthInterval
-	}
-	if cfg.ProbeTimeout == 0 {
-		cfg.ProbeTimeout = DefaultProbeTimeout
-	}
-	if cfg.ContainerPipeDir == "" {
-		cfg.ContainerPipeDir = DefaultContainerPipeDir
-	}
+	cfg.Root = cmp.Or(cfg.Root, DefaultRoot)
+	cfg.ControlBinary = cmp.Or(cfg.ControlBinary, DefaultControlBinary)
+	cfg.HealthInterval = cmp.Or(cfg.HealthInterval, DefaultHealthInterval)
+	cfg.ProbeTimeout = cmp.Or(cfg.ProbeTimeout, DefaultProbeTimeout)
+	cfg.ContainerPipeDir = cmp.Or(cfg.ContainerPipeDir, DefaultContainerPipeDir)
 	if cfg.Clock == nil {
 		cfg.Clock = clock.RealClock{}
 	}
-	if cfg.Scope == "" {
-		cfg.Scope = ScopeGPU
-	}
-	if cfg.MaxClientMemoryPercent == 0 {
-		cfg.MaxClientMemoryPercent = DefaultMaxClientPercent
-	}
-	if cfg.MaxClientThreadPercentage == 0 {
-		cfg.MaxClientThreadPercentage = DefaultMaxClientPercent
-	}
-	if cfg.DefaultActiveThreadPercentage == 0 {
-		cfg.DefaultActiveThreadPercentage = cfg.MaxClientThreadPercentage
-	}
-	if cfg.MaxRestartBackoff == 0 {
-		cfg.MaxRestartBackoff = DefaultMaxRestartBackoff
-	}
-	if cfg.DevShm == "" {
-		cfg.DevShm = ShmPerDaemon
-	}
+	cfg.Scope = cmp.Or(cfg.Scope, ScopeGPU)
+	cfg.MaxClientMemoryPercent = cmp.Or(cfg.MaxClientMemoryPercent, DefaultMaxClientPercent)
+	cfg.MaxClientThreadPercentage = cmp.Or(cfg.MaxClientThreadPercentage, DefaultMaxClientPercent)
+	cfg.DefaultActiveThreadPercentage = cmp.Or(cfg.DefaultActiveThreadPercentage, cfg.MaxClientThreadPercentage)
+	cfg.MaxRestartBackoff = cmp.Or(cfg.MaxRestartBackoff, DefaultMaxRestartBackoff)
+	cfg.DevShm = cmp.Or(cfg.DevShm, ShmPerDaemon)
 
 	var errs []error
 	if !filepath.IsAbs(cfg.Root) {
@@ -227,6 +206,7 @@ func validateGPUs(gpus []device.GPU) error {
 	if len(gpus) == 0 {
 		return errors.New("no GPUs to run MPS on")
 	}
+
 	var errs []error
 	seen := make(map[string]bool, len(gpus))
 	seenIndex := make(map[int]bool, len(gpus))

@@ -57,6 +57,37 @@ func (t *table) need(names ...string) ([]int, error) {
 	return out, nil
 }
 
+// parseRows reads a CSV table that has the required columns (an error names
+// the first missing one) and maybe the optional ones, and turns each row
+// into a T with of, given the positions of the required and the optional
+// columns (-1 for an absent optional one).
+func parseRows[T any](r io.Reader, required, optional []string, of func(row []string, req, opt []int) (T, error)) ([]T, error) {
+	t, err := readTable(r)
+	if err != nil {
+		return nil, err
+	}
+	req, err := t.need(required...)
+	if err != nil {
+		return nil, err
+	}
+	opt := make([]int, len(optional))
+	for i, n := range optional {
+		opt[i] = -1
+		if c, ok := t.col[n]; ok {
+			opt[i] = c
+		}
+	}
+	out := make([]T, 0, len(t.rows))
+	for i, row := range t.rows {
+		v, err := of(row, req, opt)
+		if err != nil {
+			return nil, fmt.Errorf("row %d: %w", i+2, err)
+		}
+		out = append(out, v)
+	}
+	return out, nil
+}
+
 // field returns row[c], or "" when the row is short or c < 0.
 func field(row []string, c int) string {
 	if c < 0 || c >= len(row) {
@@ -84,14 +115,16 @@ func intField(row []string, c int, name string) (int64, error) {
 	return v, nil
 }
 
-func openFile(path string, parse func(io.Reader) error) error {
+// readFile opens the CSV file at path and parses its rows.
+func readFile[T any](path string, parse func(io.Reader) ([]T, error)) ([]T, error) {
 	f, err := os.Open(path)
 	if err != nil {
-		return fmt.Errorf("open trace file: %w", err)
+		return nil, fmt.Errorf("open trace file: %w", err)
 	}
 	defer f.Close()
-	if err := parse(f); err != nil {
-		return fmt.Errorf("%s: %w", path, err)
+	rows, err := parse(f)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
 	}
-	return nil
+	return rows, nil
 }

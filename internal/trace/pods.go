@@ -37,45 +37,17 @@ func (p Pod) GPUDemand() int64 {
 
 // ReadPods reads a pod list CSV file.
 func ReadPods(path string) ([]Pod, error) {
-	var pods []Pod
-	err := openFile(path, func(r io.Reader) error {
-		var err error
-		pods, err = ParsePods(r)
-		return err
-	})
-	return pods, err
+	return readFile(path, ParsePods)
 }
 
 // ParsePods parses a pod list: the columns name, cpu_milli, num_gpu and
 // gpu_milli are required, memory_mib and gpu_spec optional.
 func ParsePods(r io.Reader) ([]Pod, error) {
-	t, err := readTable(r)
-	if err != nil {
-		return nil, err
-	}
-	cols, err := t.need("name", "cpu_milli", "num_gpu", "gpu_milli")
-	if err != nil {
-		return nil, err
-	}
-	mem, spec := -1, -1
-	if c, ok := t.col["memory_mib"]; ok {
-		mem = c
-	}
-	if c, ok := t.col["gpu_spec"]; ok {
-		spec = c
-	}
-	pods := make([]Pod, 0, len(t.rows))
-	for i, row := range t.rows {
-		p, err := podOf(row, cols, mem, spec)
-		if err != nil {
-			return nil, fmt.Errorf("row %d: %w", i+2, err)
-		}
-		pods = append(pods, p)
-	}
-	return pods, nil
+	return parseRows(r, []string{"name", "cpu_milli", "num_gpu", "gpu_milli"}, []string{"memory_mib", "gpu_spec"}, podOf)
 }
 
-func podOf(row []string, cols []int, mem, spec int) (Pod, error) {
+func podOf(row []string, cols, opt []int) (Pod, error) {
+	mem, spec := opt[0], opt[1]
 	p := Pod{Name: field(row, cols[0])}
 	var err error
 	if p.CPUMilli, err = intField(row, cols[1], "cpu_milli"); err != nil {

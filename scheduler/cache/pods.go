@@ -114,22 +114,22 @@ func (c *Cache) retireLocked(p *podEntry, now time.Time) {
 // removePodLocked frees a pod's shares and forgets it. Caller holds mu.
 func (c *Cache) removePodLocked(uid types.UID, p *podEntry) {
 	delete(c.pods, uid)
-	e, ok := c.nodes[p.node]
-	if ok {
-		delete(e.pods, uid)
-	}
-	c.unchargeLocked(p)
-	if ok {
-		c.dropIfEmptyLocked(p.node, e)
-	}
+	c.releaseLocked(p, func(e *nodeEntry) { delete(e.pods, uid) })
 }
 
 // removeRetiredLocked frees retired shares. Caller holds mu.
 func (c *Cache) removeRetiredLocked(gen uint64, p *podEntry) {
 	delete(c.retired, gen)
+	c.releaseLocked(p, func(e *nodeEntry) { delete(e.retired, gen) })
+}
+
+// releaseLocked unlinks p from its node entry with unlink, frees its
+// charges, and drops the node entry if it is an empty placeholder. Caller
+// holds mu.
+func (c *Cache) releaseLocked(p *podEntry, unlink func(*nodeEntry)) {
 	e, ok := c.nodes[p.node]
 	if ok {
-		delete(e.retired, gen)
+		unlink(e)
 	}
 	c.unchargeLocked(p)
 	if ok {
