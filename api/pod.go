@@ -16,22 +16,18 @@ import (
 // without gpu-mem, a bad gpu-models annotation).
 func ParsePodRequest(pod *corev1.Pod) (*PodRequest, error) {
 	r := &PodRequest{}
-	for i := range pod.Spec.InitContainers {
-		cr, err := ParseContainerRequest(&pod.Spec.InitContainers[i], true)
-		if err != nil {
-			return nil, err
-		}
-		if cr.HasGPU() {
-			r.Containers = append(r.Containers, cr)
-		}
-	}
-	for i := range pod.Spec.Containers {
-		cr, err := ParseContainerRequest(&pod.Spec.Containers[i], false)
-		if err != nil {
-			return nil, err
-		}
-		if cr.HasGPU() {
-			r.Containers = append(r.Containers, cr)
+	for _, list := range []struct {
+		containers []corev1.Container
+		init       bool
+	}{{pod.Spec.InitContainers, true}, {pod.Spec.Containers, false}} {
+		for i := range list.containers {
+			cr, err := ParseContainerRequest(&list.containers[i], list.init)
+			if err != nil {
+				return nil, err
+			}
+			if cr.HasGPU() {
+				r.Containers = append(r.Containers, cr)
+			}
 		}
 	}
 	models, err := ParseGPUModels(pod.Annotations)

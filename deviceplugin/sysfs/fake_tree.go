@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -13,54 +14,41 @@ import (
 // under one host bridge.
 func devDir(bdf string) string { return "devices/pci0000:00/" + bdf }
 
-func (f *Fake) host(p string) (string, error) { return f.root.hostPath(p) }
-
-func (f *Fake) mkdir(p string) error {
-	hp, err := f.host(p)
+// onHost runs op on the host path of the sysfs path p, and wraps its error.
+func (f *Fake) onHost(p string, op func(hp string) error) error {
+	hp, err := f.root.hostPath(p)
 	if err != nil {
 		return err
 	}
-	if err := os.MkdirAll(hp, 0o755); err != nil {
+	if err := op(hp); err != nil {
 		return fmt.Errorf("fake sysfs: %w", err)
 	}
 	return nil
+}
+
+func (f *Fake) mkdir(p string) error {
+	return f.onHost(p, func(hp string) error { return os.MkdirAll(hp, 0o755) })
 }
 
 // attr writes an attribute as the kernel shows it: content and a newline.
 func (f *Fake) attr(p, content string) error {
-	hp, err := f.host(p)
-	if err != nil {
-		return err
-	}
 	if content != "" && content[len(content)-1] != '\n' {
 		content += "\n"
 	}
-	if err := os.WriteFile(hp, []byte(content), 0o644); err != nil {
-		return fmt.Errorf("fake sysfs: %w", err)
-	}
-	return nil
+	return f.onHost(p, func(hp string) error { return os.WriteFile(hp, []byte(content), 0o644) })
 }
 
 func (f *Fake) link(p, target string) error {
-	hp, err := f.host(p)
-	if err != nil {
-		return err
-	}
-	if err := os.Symlink(filepath.FromSlash(target), hp); err != nil {
-		return fmt.Errorf("fake sysfs: %w", err)
-	}
-	return nil
+	return f.onHost(p, func(hp string) error { return os.Symlink(filepath.FromSlash(target), hp) })
 }
 
 func (f *Fake) removeAll(p string) error {
-	hp, err := f.host(p)
-	if err != nil {
-		return err
-	}
-	if err := os.RemoveAll(hp); err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return fmt.Errorf("fake sysfs: %w", err)
-	}
-	return nil
+	return f.onHost(p, func(hp string) error {
+		if err := os.RemoveAll(hp); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return err
+		}
+		return nil
+	})
 }
 
 func (f *Fake) addDriver(drv string) error {
@@ -92,11 +80,4 @@ func (f *Fake) renderDriver(bdf string) error {
 	return f.link(d+"/driver", "../../../bus/pci/drivers/"+dev.spec.Driver)
 }
 
-func (f *Fake) sortedMdevs() []string {
-	us := make([]string, 0, len(f.mdevs))
-	for u := range f.mdevs {
-		us = append(us, u)
-	}
-	slices.Sort(us)
-	return us
-}
+func (f *Fake) sortedMdevs() []string { return slices.Sorted(maps.Keys(f.mdevs)) }

@@ -97,11 +97,7 @@ func readGPU(f sysfs.FS, g *GPU) error {
 
 func readMdevTypes(f sysfs.FS, g *GPU) error {
 	dir := devPath(g.BDF, "mdev_supported_types")
-	ok, err := f.Exists(dir)
-	if err != nil || !ok {
-		return err
-	}
-	ids, err := f.ReadDir(dir)
+	ids, err := readDirIfExists(f, dir)
 	if err != nil {
 		return err
 	}
@@ -218,11 +214,7 @@ func readVF(f sysfs.FS, link string, idx int) (VF, error) {
 // readMdevs attributes every mdev under bus/mdev/devices to its parent GPU.
 // mdevs of parents that are not NVIDIA GPUs (another vendor's) are ignored.
 func readMdevs(f sysfs.FS, n *Node) error {
-	ok, err := f.Exists(mdevDevices)
-	if err != nil || !ok {
-		return err
-	}
-	uuids, err := f.ReadDir(mdevDevices)
+	uuids, err := readDirIfExists(f, mdevDevices)
 	if err != nil {
 		return err
 	}
@@ -271,4 +263,14 @@ func readMdev(f sysfs.FS, link, u, parent string) (Mdev, error) {
 		return Mdev{}, err
 	}
 	return Mdev{UUID: u, Parent: parent, Type: typ, IOMMUGroup: group}, nil
+}
+
+// readDirIfExists lists dir, or returns nothing when dir does not exist
+// (a kernel without the feature).
+func readDirIfExists(f sysfs.FS, dir string) ([]string, error) {
+	ok, err := f.Exists(dir)
+	if err != nil || !ok {
+		return nil, err
+	}
+	return f.ReadDir(dir)
 }

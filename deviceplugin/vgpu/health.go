@@ -2,6 +2,7 @@ package vgpu
 
 import (
 	"fmt"
+	"maps"
 	"slices"
 )
 
@@ -96,11 +97,4 @@ func goneReason(n *Node, d Device) string {
 	}
 }
 
-func (t *Tracker) ids() []string {
-	ids := make([]string, 0, len(t.devs))
-	for id := range t.devs {
-		ids = append(ids, id)
-	}
-	slices.Sort(ids)
-	return ids
-}
+func (t *Tracker) ids() []string { return slices.Sorted(maps.Keys(t.devs)) }

@@ -1,8 +1,6 @@
 package trace
 
-import (
-	"io"
-)
+import "io"
 
 // Node is one row of the node list.
 type Node struct {

@@ -30,10 +30,7 @@ func (c *Cache) AddEventHandlers(nodes, pods toolscache.SharedIndexInformer) (to
 			}
 		},
 		DeleteFunc: func(obj any) {
-			if d, ok := obj.(toolscache.DeletedFinalStateUnknown); ok {
-				obj = d.Obj
-			}
-			if n, ok := obj.(*v1.Node); ok {
+			if n, ok := deleted[*v1.Node](obj); ok {
 				c.DeleteNode(n.Name)
 			}
 		},
@@ -45,10 +42,7 @@ func (c *Cache) AddEventHandlers(nodes, pods toolscache.SharedIndexInformer) (to
 		AddFunc:    func(obj any) { c.OnPod(obj) },
 		UpdateFunc: func(_, newObj any) { c.OnPod(newObj) },
 		DeleteFunc: func(obj any) {
-			if d, ok := obj.(toolscache.DeletedFinalStateUnknown); ok {
-				obj = d.Obj
-			}
-			if p, ok := obj.(*v1.Pod); ok {
+			if p, ok := deleted[*v1.Pod](obj); ok {
 				c.RemovePod(p.UID)
 			}
 		},
@@ -57,4 +51,14 @@ func (c *Cache) AddEventHandlers(nodes, pods toolscache.SharedIndexInformer) (to
 		return nil, fmt.Errorf("add pod event handler: %w", err)
 	}
 	return func() bool { return nodeReg.HasSynced() && podReg.HasSynced() }, nil
+}
+
+// deleted returns the object of a delete notification, unwrapping the
+// tombstone an informer hands over when it missed the deletion.
+func deleted[T any](obj any) (T, bool) {
+	if d, ok := obj.(toolscache.DeletedFinalStateUnknown); ok {
+		obj = d.Obj
+	}
+	t, ok := obj.(T)
+	return t, ok
 }
