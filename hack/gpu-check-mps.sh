@@ -282,21 +282,23 @@ if grep -q HOLDING "$WORK/holder.out"; then
 
 	# ---- 6: private /dev/shm, read-only pipe directory ----------------------------------
 	if command -v unshare >/dev/null; then
-		OUT_SHM=$(unshare --mount --propagation private -- /bin/sh -c \
-			'mount -t tmpfs -o size=64m tmpfs /dev/shm && exec "$@"' sh \
-			env -i "${BASE_ENV[@]}" \
-			CUDA_MPS_PIPE_DIRECTORY="$PIPE" CUDA_MPS_PINNED_DEVICE_MEM_LIMIT="0=${LIMIT_A}M" \
-			timeout "$CLIENT_TIMEOUT" "${CLIENT[@]}" probe "$STEP_MIB" "$BOUND_MIB" 2>"$WORK/shm.err" || true)
+		# ns_probe SCRIPT ARG0 ERRFILE: the probe client, after SCRIPT (with $0
+		# = ARG0) ran in a private mount namespace.
+		ns_probe() {
+			unshare --mount --propagation private -- /bin/sh -c "$1" "$2" \
+				env -i "${BASE_ENV[@]}" \
+				CUDA_MPS_PIPE_DIRECTORY="$PIPE" CUDA_MPS_PINNED_DEVICE_MEM_LIMIT="0=${LIMIT_A}M" \
+				timeout "$CLIENT_TIMEOUT" "${CLIENT[@]}" probe "$STEP_MIB" "$BOUND_MIB" 2>"$3" || true
+		}
+		# shellcheck disable=SC2016 # $@ and $0 expand in the inner shell.
+		OUT_SHM=$(ns_probe 'mount -t tmpfs -o size=64m tmpfs /dev/shm && exec "$@"' sh "$WORK/shm.err")
 		if grep -q '^RESULT' <<<"$OUT_SHM"; then
 			result INFO "client with a private /dev/shm" "works: MPS does not need a shared /dev/shm here (${OUT_SHM#RESULT })"
 		else
 			result INFO "client with a private /dev/shm" "fails: MPS needs the shared /dev/shm ($(tail -n 1 "$WORK/shm.err"))"
 		fi
-		OUT_RO=$(unshare --mount --propagation private -- /bin/sh -c \
-			'mount --bind "$0" "$0" && mount -o remount,bind,ro "$0" && exec "$@"' "$PIPE" \
-			env -i "${BASE_ENV[@]}" \
-			CUDA_MPS_PIPE_DIRECTORY="$PIPE" CUDA_MPS_PINNED_DEVICE_MEM_LIMIT="0=${LIMIT_A}M" \
-			timeout "$CLIENT_TIMEOUT" "${CLIENT[@]}" probe "$STEP_MIB" "$BOUND_MIB" 2>"$WORK/ro.err" || true)
+		# shellcheck disable=SC2016
+		OUT_RO=$(ns_probe 'mount --bind "$0" "$0" && mount -o remount,bind,ro "$0" && exec "$@"' "$PIPE" "$WORK/ro.err")
 		if grep -q '^RESULT' <<<"$OUT_RO"; then
 			result INFO "client with a read-only pipe directory" "works (${OUT_RO#RESULT }): ReadOnlyPipeMount can be on"
 		else

@@ -27,38 +27,32 @@ func main() {
 
 func run(ctx context.Context, root string, check bool) error {
 	// The admission copies first: the chart renders from them.
-	copies, err := chartrender.AdmissionCopies(root)
-	if err != nil {
-		return err
+	steps := []func(context.Context, string) ([]chartrender.File, error){
+		func(_ context.Context, root string) ([]chartrender.File, error) {
+			return chartrender.AdmissionCopies(root)
+		},
+		chartrender.Rendered,
+	}
+	act := chartrender.Write
+	if check {
+		act = chartrender.Stale
+	}
+	var paths []string
+	for _, step := range steps {
+		files, err := step(ctx, root)
+		if err != nil {
+			return err
+		}
+		p, err := act(root, files)
+		if err != nil {
+			return err
+		}
+		paths = append(paths, p...)
 	}
 	if check {
-		stale, err := chartrender.Stale(root, copies)
-		if err != nil {
-			return err
-		}
-		rendered, err := chartrender.Rendered(ctx, root)
-		if err != nil {
-			return err
-		}
-		more, err := chartrender.Stale(root, rendered)
-		if err != nil {
-			return err
-		}
-		return chartrender.StaleError(append(stale, more...))
+		return chartrender.StaleError(paths)
 	}
-	changed, err := chartrender.Write(root, copies)
-	if err != nil {
-		return err
-	}
-	rendered, err := chartrender.Rendered(ctx, root)
-	if err != nil {
-		return err
-	}
-	more, err := chartrender.Write(root, rendered)
-	if err != nil {
-		return err
-	}
-	for _, p := range append(changed, more...) {
+	for _, p := range paths {
 		fmt.Println("updated", p)
 	}
 	return nil
