@@ -64,15 +64,7 @@ func (r *Root) hostPath(p string) (string, error) {
 
 // ReadFile implements FS.
 func (r *Root) ReadFile(p string) ([]byte, error) {
-	hp, err := r.hostPath(p)
-	if err != nil {
-		return nil, err
-	}
-	b, err := os.ReadFile(hp)
-	if err != nil {
-		return nil, fmt.Errorf("read %s: %w", p, unwrapPathError(err))
-	}
-	return b, nil
+	return onHostPath(r, p, "read", os.ReadFile)
 }
 
 // WriteFile implements FS.
@@ -97,33 +89,41 @@ func (r *Root) WriteFile(p string, data []byte) error {
 
 // ReadDir implements FS.
 func (r *Root) ReadDir(p string) ([]string, error) {
-	hp, err := r.hostPath(p)
-	if err != nil {
-		return nil, err
-	}
-	ents, err := os.ReadDir(hp)
-	if err != nil {
-		return nil, fmt.Errorf("list %s: %w", p, unwrapPathError(err))
-	}
-	names := make([]string, 0, len(ents))
-	for _, e := range ents {
-		names = append(names, e.Name())
-	}
-	slices.Sort(names)
-	return names, nil
+	return onHostPath(r, p, "list", func(hp string) ([]string, error) {
+		ents, err := os.ReadDir(hp)
+		if err != nil {
+			return nil, err
+		}
+		names := make([]string, 0, len(ents))
+		for _, e := range ents {
+			names = append(names, e.Name())
+		}
+		slices.Sort(names)
+		return names, nil
+	})
 }
 
 // Readlink implements FS.
 func (r *Root) Readlink(p string) (string, error) {
+	return onHostPath(r, p, "read link", func(hp string) (string, error) {
+		t, err := os.Readlink(hp)
+		return filepath.ToSlash(t), err
+	})
+}
+
+// onHostPath runs op on the host path of p; its error names p, not the
+// host path.
+func onHostPath[T any](r *Root, p, verb string, op func(hp string) (T, error)) (T, error) {
+	var zero T
 	hp, err := r.hostPath(p)
 	if err != nil {
-		return "", err
+		return zero, err
 	}
-	t, err := os.Readlink(hp)
+	v, err := op(hp)
 	if err != nil {
-		return "", fmt.Errorf("read link %s: %w", p, unwrapPathError(err))
+		return zero, fmt.Errorf("%s %s: %w", verb, p, unwrapPathError(err))
 	}
-	return filepath.ToSlash(t), nil
+	return v, nil
 }
 
 // Exists implements FS.
