@@ -124,7 +124,7 @@ func ParseInventory(s string) (*Inventory, error) {
 // and MaxMemoryMiBPerGPU MiB.
 func (inv *Inventory) Validate() error {
 	if inv.Version != InventoryVersion {
-		return fmt.Errorf("inventory version %q is not supported (want %q)", inv.Version, InventoryVersion)
+		return fmt.Errorf("version %q is not supported (want %q)", inv.Version, InventoryVersion)
 	}
 	if inv.MaxGPUsPerContainer < 0 || inv.MaxGPUsPerContainer > MaxGPUsPerNode {
 		return fmt.Errorf("inventory maxGPUsPerContainer must be from 0 to %d, got %d", MaxGPUsPerNode, inv.MaxGPUsPerContainer)

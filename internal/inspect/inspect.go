@@ -139,8 +139,16 @@ func Build(nodes []corev1.Node, pods []corev1.Pod) *View {
 			v.Problems = append(v.Problems, fmt.Sprintf("pod %s: %v", key, err))
 			continue
 		}
-		if p.Spec.NodeName != "" && p.Spec.NodeName != pl.Node {
-			v.Problems = append(v.Problems, fmt.Sprintf("pod %s: placement on node %s but pod is bound to %s", key, pl.Node, p.Spec.NodeName))
+		// The extender charges a placement only when it agrees with the
+		// pod's own request (api.Placement.ConsistentWith); so does the view.
+		req, err := api.ParsePodRequest(p)
+		if err != nil {
+			v.Problems = append(v.Problems, fmt.Sprintf("pod %s: request unreadable, the extender does not charge it: %v", key, err))
+			continue
+		}
+		if err := pl.ConsistentWith(req, cmp.Or(p.Spec.NodeName, pl.Node)); err != nil {
+			v.Problems = append(v.Problems, fmt.Sprintf("pod %s: placement inconsistent with its request, the extender does not charge it: %v", key, err))
+			continue
 		}
 		ni, ok := byNode[pl.Node]
 		if !ok || v.Nodes[ni].Err != nil {

@@ -102,7 +102,7 @@ func Explain(ctx context.Context, pod *corev1.Pod, in Input, o ExplainOptions) (
 			return nil, fmt.Errorf("pod %s: %w", e.Pod, err)
 		}
 		e.Placement = pl
-		if s, _ := stalePods([]corev1.Pod{*pod}, "", in.Now); len(s) > 0 {
+		if s := stalePods([]corev1.Pod{*pod}, "", in.Now); len(s) > 0 {
 			e.Stale = s[0].Reason
 		}
 		return e, nil

@@ -131,9 +131,7 @@ func BuildReport(in Input) *Report {
 		r.Nodes = append(r.Nodes, nr)
 	}
 	r.Problems = append(r.Problems, v.Problems...)
-	stale, problems := stalePods(in.Pods, in.Node, in.Now)
-	r.Stale = stale
-	r.Problems = append(r.Problems, problems...)
+	r.Stale = stalePods(in.Pods, in.Node, in.Now)
 	var pending []string
 	if in.Node == "" {
 		pending = pendingPods(in.Pods)

@@ -34,11 +34,10 @@ const (
 )
 
 // stalePods returns the stale placements of the live pods (on node, when
-// set), ordered by pod, and problems: placements inconsistent with their
-// pod's own request, which the extender does not charge.
-func stalePods(pods []corev1.Pod, node string, now time.Time) ([]StalePod, []string) {
+// set), ordered by pod. Placements the extender does not charge are
+// internal/inspect's problems.
+func stalePods(pods []corev1.Pod, node string, now time.Time) []StalePod {
 	var stale []StalePod
-	var problems []string
 	for i := range pods {
 		p := &pods[i]
 		raw, ok := p.Annotations[api.AnnotationPlacement]
@@ -53,11 +52,6 @@ func stalePods(pods []corev1.Pod, node string, now time.Time) ([]StalePod, []str
 			continue
 		}
 		key := p.Namespace + "/" + p.Name
-		if req, err := api.ParsePodRequest(p); err != nil {
-			problems = append(problems, fmt.Sprintf("pod %s: request unreadable: %v", key, err))
-		} else if err := pl.ConsistentWith(req, p.Spec.NodeName); err != nil {
-			problems = append(problems, fmt.Sprintf("pod %s: placement inconsistent with its request, the extender does not charge it: %v", key, err))
-		}
 		sp := StalePod{Pod: key, Node: pl.Node, AssignedAt: pl.AssignedAt}
 		if !pl.AssignedAt.IsZero() && !now.IsZero() {
 			sp.Age = age(now.Sub(pl.AssignedAt))
@@ -80,7 +74,7 @@ func stalePods(pods []corev1.Pod, node string, now time.Time) ([]StalePod, []str
 		stale = append(stale, sp)
 	}
 	slices.SortFunc(stale, func(a, b StalePod) int { return cmp.Compare(a.Pod, b.Pod) })
-	return stale, problems
+	return stale
 }
 
 // difference names the first thing that differs between a placement and
