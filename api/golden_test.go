@@ -34,14 +34,16 @@ func goldenAllocation() *Allocation {
 }
 
 func goldenInventory() *Inventory {
-	return &Inventory{Version: InventoryVersion, SliceMiB: 1024, MaxGPUsPerContainer: 1, GPUs: []GPU{
-		{Index: 0, UUID: "GPU-0", Model: "NVIDIA A100-SXM4-40GB", MemoryMiB: 40960, Slices: 40, Slots: 48, CoreUnits: 100,
-			NUMANode: 0, PCIBusID: "00000000:07:00.0", Healthy: true, Isolation: IsolationMPS,
-			Links: []Link{{Peer: 1, Type: LinkNVLink, NVLinks: 12}}},
-		{Index: 1, UUID: "GPU-1", Model: "NVIDIA A100-SXM4-40GB", MemoryMiB: 40960, Slices: 40, Slots: 48, CoreUnits: 100,
-			NUMANode: -1, Healthy: false, Reason: "XID 79", Isolation: IsolationMPS,
-			Links: []Link{{Peer: 0, Type: LinkNVLink, NVLinks: 12}}},
-	}}
+	return &Inventory{Version: InventoryVersion, SliceMiB: 1024, MaxGPUsPerContainer: 1,
+		Capabilities: &Capabilities{DriverVersion: "580.65.06", CUDAVersion: "13.0", CgroupV2: true}, GPUs: []GPU{
+			{Index: 0, UUID: "GPU-0", Model: "NVIDIA A100-SXM4-40GB", MemoryMiB: 40960, Slices: 40, Slots: 48, CoreUnits: 100,
+				NUMANode: 0, PCIBusID: "00000000:07:00.0", Healthy: true, Isolation: IsolationMPS,
+				Enforcement: EnforcementCeiling, MIGMode: MIGDisabled,
+				Links: []Link{{Peer: 1, Type: LinkNVLink, NVLinks: 12}}},
+			{Index: 1, UUID: "GPU-1", Model: "NVIDIA A100-SXM4-40GB", MemoryMiB: 40960, Slices: 40, Slots: 48, CoreUnits: 100,
+				NUMANode: -1, Healthy: false, Reason: "XID 79", Isolation: IsolationMPS,
+				Links: []Link{{Peer: 0, Type: LinkNVLink, NVLinks: 12}}},
+		}}
 }
 
 // TestGoldenAnnotations checks every annotation against its golden file:

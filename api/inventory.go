@@ -75,6 +75,9 @@ type Inventory struct {
 	// span on this node. Isolation that cannot join several GPUs in one
 	// container (MPS with a control daemon per GPU) publishes 1.
 	MaxGPUsPerContainer int `json:"maxGPUsPerContainer,omitempty"`
+	// Capabilities is what the node's driver and kernel can enforce; nil
+	// when the plugin did not detect them.
+	Capabilities *Capabilities `json:"capabilities,omitempty"`
 	// GPUs lists every GPU, ordered by Index.
 	GPUs []GPU `json:"gpus"`
 }
@@ -100,6 +103,12 @@ type GPU struct {
 	Isolation IsolationMode `json:"isolation"`
 	// VGPUType is the vGPU type for IsolationVGPU.
 	VGPUType string `json:"vgpuType,omitempty"`
+	// Enforcement is what the GPU's isolation enforces on a container's
+	// share; empty in inventories that predate it (see GPU.Enforces).
+	Enforcement Enforcement `json:"enforcement,omitempty"`
+	// MIGMode is the GPU's current MIG mode (MIGEnabled, MIGDisabled), ""
+	// when the GPU does not support MIG.
+	MIGMode string `json:"migMode,omitempty"`
 	// Links describes the interconnect to every other GPU on the node.
 	Links []Link `json:"links,omitempty"`
 }
@@ -129,6 +138,11 @@ func (inv *Inventory) Validate() error {
 	if inv.MaxGPUsPerContainer < 0 || inv.MaxGPUsPerContainer > MaxGPUsPerNode {
 		return fmt.Errorf("inventory maxGPUsPerContainer must be from 0 to %d, got %d", MaxGPUsPerNode, inv.MaxGPUsPerContainer)
 	}
+	if inv.Capabilities != nil {
+		if err := inv.Capabilities.Validate(); err != nil {
+			return err
+		}
+	}
 	if inv.SliceMiB <= 0 || inv.SliceMiB > MaxMemoryMiBPerGPU {
 		return fmt.Errorf("inventory sliceMiB must be from 1 to %d, got %d", MaxMemoryMiBPerGPU, inv.SliceMiB)
 	}
@@ -155,6 +169,8 @@ func (inv *Inventory) Validate() error {
 			return fmt.Errorf("gpu %s: unknown isolation mode %q", g.UUID, g.Isolation)
 		case len(g.Links) > MaxGPUsPerNode:
 			return fmt.Errorf("gpu %s: %d links, more than %d", g.UUID, len(g.Links), MaxGPUsPerNode)
+		case g.validateEnforcement() != nil:
+			return g.validateEnforcement()
 		}
 		seenIdx[g.Index] = true
 		seenUUID[g.UUID] = true

@@ -32,6 +32,11 @@ func TestInventoryValidate(t *testing.T) {
 		{name: "memory", change: func(inv *Inventory) { inv.GPUs[0].MemoryMiB = MaxMemoryMiBPerGPU + 1 }, wantErr: "MiB, more than"},
 		{name: "numa", change: func(inv *Inventory) { inv.GPUs[0].NUMANode = -2 }, wantErr: "bad NUMA node"},
 		{name: "isolation", change: func(inv *Inventory) { inv.GPUs[0].Isolation = "mig" }, wantErr: "unknown isolation mode"},
+		{name: "enforcement", change: func(inv *Inventory) { inv.GPUs[0].Enforcement = "strong" }, wantErr: "unknown enforcement"},
+		{name: "mig mode", change: func(inv *Inventory) { inv.GPUs[0].MIGMode = "on" }, wantErr: "unknown MIG mode"},
+		{name: "memory partitioning", change: func(inv *Inventory) { inv.Capabilities.MemoryPartitioning = "uvm" }, wantErr: "unknown memory partitioning"},
+		{name: "long driver version", change: func(inv *Inventory) { inv.Capabilities.DriverVersion = strings.Repeat("9", 65) }, wantErr: "version longer than"},
+		{name: "no capabilities", change: func(inv *Inventory) { inv.Capabilities = nil }},
 		{name: "link to self", change: func(inv *Inventory) { inv.GPUs[0].Links[0].Peer = 0 }, wantErr: "link to unknown peer"},
 		{name: "link to nowhere", change: func(inv *Inventory) { inv.GPUs[0].Links[0].Peer = 7 }, wantErr: "link to unknown peer"},
 		{name: "too many GPUs", change: func(inv *Inventory) {
@@ -97,4 +102,24 @@ func FuzzParseInventory(f *testing.F) {
 			t.Fatalf("round trip (-first +second):\n%s", diff)
 		}
 	})
+}
+
+func TestEnforces(t *testing.T) {
+	tests := []struct {
+		gpu  GPU
+		want Enforcement
+	}{
+		{GPU{Isolation: IsolationMPS}, EnforcementCeiling},
+		{GPU{Isolation: IsolationMPS, Enforcement: EnforcementBinding}, EnforcementBinding},
+		{GPU{Isolation: IsolationNone}, EnforcementNone},
+		{GPU{Isolation: IsolationVGPU}, EnforcementBinding},
+		{GPU{Isolation: IsolationPassthrough}, EnforcementBinding},
+		{GPU{Isolation: "mig"}, EnforcementNone},
+		{GPU{}, EnforcementNone},
+	}
+	for _, tt := range tests {
+		if got := tt.gpu.Enforces(); got != tt.want {
+			t.Errorf("%+v.Enforces() = %q, want %q", tt.gpu, got, tt.want)
+		}
+	}
 }
