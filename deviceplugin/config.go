@@ -38,6 +38,9 @@ type Config struct {
 	ReconcileInterval time.Duration
 	// DialTimeout bounds connections to kubelet.
 	DialTimeout time.Duration
+	// Capabilities is what the node was detected to support, published in
+	// the inventory; nil when not detected.
+	Capabilities *api.Capabilities
 }
 
 // DefaultConfig returns the defaults.

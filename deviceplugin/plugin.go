@@ -139,7 +139,7 @@ func (p *Plugin) Broker() *Broker { return p.broker }
 
 // PublishInventory writes the node's inventory annotation if it differs.
 func (p *Plugin) PublishInventory(ctx context.Context) error {
-	inv := p.state.Inventory(p.cfg.SliceMiB, p.deps.Isolator.Mode())
+	inv := p.state.Inventory(p.cfg.SliceMiB, p.deps.Isolator.Mode(), p.cfg.Capabilities)
 	inv.MaxGPUsPerContainer = device.MaxGPUsPerContainer(p.deps.Isolator)
 	enc, err := inv.Encode()
 	if err != nil {

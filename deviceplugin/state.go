@@ -104,17 +104,31 @@ func (s *State) SetHealth(uuid, source string, healthy bool, reason string) bool
 	return true
 }
 
-// Inventory returns the node inventory annotation's content.
-func (s *State) Inventory(sliceMiB int64, mode api.IsolationMode) *api.Inventory {
+// Inventory returns the node inventory annotation's content: caps is what
+// the node was detected to support (nil when unknown), and every GPU
+// enforces what the isolation mode does (api.DefaultEnforcement).
+func (s *State) Inventory(sliceMiB int64, mode api.IsolationMode, caps *api.Capabilities) *api.Inventory {
 	gpus, _ := s.Snapshot()
-	inv := &api.Inventory{Version: api.InventoryVersion, SliceMiB: sliceMiB, GPUs: make([]api.GPU, 0, len(gpus))}
+	inv := &api.Inventory{Version: api.InventoryVersion, SliceMiB: sliceMiB, Capabilities: caps, GPUs: make([]api.GPU, 0, len(gpus))}
 	for _, g := range gpus {
 		inv.GPUs = append(inv.GPUs, api.GPU{
 			Index: g.Index, UUID: g.UUID, Model: g.Model, MemoryMiB: g.MemoryMiB,
 			Slices: g.Slices, Slots: g.Slots, CoreUnits: api.CoreUnitsPerGPU,
 			NUMANode: g.NUMANode, PCIBusID: g.PCIBusID, Healthy: g.Healthy, Reason: g.Reason,
-			Isolation: mode, Links: slices.Clone(g.Links),
+			Isolation: mode, Enforcement: api.DefaultEnforcement(mode), MIGMode: migMode(g.GPU),
+			Links: slices.Clone(g.Links),
 		})
 	}
 	return inv
+}
+
+// migMode is the inventory's MIG mode of a GPU: "" when it cannot do MIG.
+func migMode(g device.GPU) string {
+	switch {
+	case !g.MIGCapable:
+		return ""
+	case g.MIGEnabled:
+		return api.MIGEnabled
+	}
+	return api.MIGDisabled
 }

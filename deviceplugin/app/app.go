@@ -28,6 +28,7 @@ import (
 
 	"github.com/gpuslice/gpuslice/api"
 	"github.com/gpuslice/gpuslice/deviceplugin"
+	"github.com/gpuslice/gpuslice/deviceplugin/capability"
 	"github.com/gpuslice/gpuslice/deviceplugin/config"
 	"github.com/gpuslice/gpuslice/deviceplugin/device"
 	"github.com/gpuslice/gpuslice/deviceplugin/health"
@@ -54,6 +55,9 @@ type Options struct {
 	QPS         float32
 	Burst       int
 	Logs        *logsapi.LoggingConfiguration
+	// HostRoot is where the host's root file system is seen (the
+	// node's capabilities are read below it: sys/fs/cgroup).
+	HostRoot string
 	// VGPU is the config file's vgpu section: decoded and validated, not
 	// yet applied (issue 11).
 	VGPU *vgpu.NodeConfig
@@ -65,6 +69,7 @@ type Options struct {
 func NewOptions() *Options {
 	return &Options{
 		NodeName:    os.Getenv("NODE_NAME"),
+		HostRoot:    "/",
 		Plugin:      deviceplugin.DefaultConfig(),
 		Strategy:    string(deviceplugin.StrategyEnvVar),
 		Isolation:   string(api.IsolationNone),
@@ -118,6 +123,7 @@ func (o *Options) AddFlags(fs *pflag.FlagSet) {
 	fs.DurationVar(&o.MPS.HealthInterval, "mps-health-interval", o.MPS.HealthInterval, "How often each MPS daemon is probed (isolation mps).")
 	fs.DurationVar(&o.MPS.ProbeTimeout, "mps-probe-timeout", o.MPS.ProbeTimeout, "Bound of one MPS control-pipe round trip (isolation mps).")
 	fs.DurationVar(&o.MPS.MaxRestartBackoff, "mps-max-restart-backoff", o.MPS.MaxRestartBackoff, "Longest wait between restarts of a failed MPS daemon (isolation mps).")
+	fs.StringVar(&o.HostRoot, "host-root", o.HostRoot, "Where the host's root file system is mounted; the node's cgroup v2 controllers are read from <host-root>/sys/fs/cgroup to detect memory partitioning.")
 	fs.Float32Var(&o.QPS, "kube-api-qps", o.QPS, "QPS of the API client.")
 	fs.IntVar(&o.Burst, "kube-api-burst", o.Burst, "Burst of the API client.")
 	logsapi.AddFlags(o.Logs, fs)
@@ -193,6 +199,7 @@ func Run(ctx context.Context, o *Options) error {
 		return err
 	}
 	defer func() { _ = lib.Shutdown() }()
+	o.Plugin.Capabilities = o.detect(ctx, lib)
 	clk := clock.RealClock{}
 	iso, err := o.isolator(lib, clk)
 	if err != nil {
@@ -228,6 +235,20 @@ func Run(ctx context.Context, o *Options) error {
 	}
 	logger.Info("Starting gpuslice device plugin", "config", o.ConfigFile, "node", o.NodeName, "isolation", o.Isolation, "strategy", o.Strategy, "sliceMiB", o.Plugin.SliceMiB)
 	return p.Run(ctx)
+}
+
+// detect returns the node's capabilities, or nil (logged) when they
+// cannot be detected: the plugin still serves, its inventory just does not
+// say what the node could do.
+func (o *Options) detect(ctx context.Context, lib nvml.Library) *api.Capabilities {
+	caps, err := capability.Detect(lib, os.DirFS(o.HostRoot))
+	if err != nil {
+		klog.FromContext(ctx).Error(err, "Detecting the node's isolation capabilities")
+		return nil
+	}
+	klog.FromContext(ctx).Info("Node capabilities", "driver", caps.DriverVersion, "cuda", caps.CUDAVersion,
+		"mpsV3", caps.MPSv3, "cgroupV2", caps.CgroupV2, "memoryPartitioning", caps.MemoryPartitioning)
+	return &caps
 }
 
 // CheckReport is what Check prints as JSON.
@@ -286,7 +307,7 @@ func check(ctx context.Context, lib nvml.Library, o *Options, w io.Writer) error
 		st.SetHealth(u, deviceplugin.SourceNVML, ok, why)
 	}
 	rep.XidEvents = xidSupport(lib, uuids)
-	rep.Inventory = st.Inventory(o.Plugin.SliceMiB, iso.Mode())
+	rep.Inventory = st.Inventory(o.Plugin.SliceMiB, iso.Mode(), o.detect(ctx, lib))
 	if err := rep.Inventory.Validate(); err != nil {
 		return fmt.Errorf("discovered inventory is invalid: %w", err)
 	}

@@ -30,11 +30,6 @@ type NVML interface {
 	SystemGetCudaDriverVersion() (int, gonvml.Return)
 }
 
-// MIGDevice is the part of a GPU handle detection uses.
-type MIGDevice interface {
-	GetMigMode() (int, int, gonvml.Return)
-}
-
 // Detect returns the node's capabilities. host is the host's root file
 // system (the plugin's /host mount, or a fake tree in tests); only
 // sys/fs/cgroup is read from it. A node whose driver versions NVML cannot
@@ -70,21 +65,6 @@ func Detect(lib NVML, host fs.FS) (api.Capabilities, error) {
 		}
 	}
 	return c, nil
-}
-
-// MIGMode returns the GPU's current MIG mode (api.MIGEnabled or
-// api.MIGDisabled), or "" when the GPU does not support MIG.
-func MIGMode(d MIGDevice) (string, error) {
-	cur, _, ret := d.GetMigMode()
-	switch {
-	case ret == gonvml.ERROR_NOT_SUPPORTED:
-		return "", nil
-	case ret != gonvml.SUCCESS:
-		return "", fmt.Errorf("nvml MIG mode: %s", gonvml.ErrorString(ret))
-	case cur == gonvml.DEVICE_MIG_ENABLE:
-		return api.MIGEnabled, nil
-	}
-	return api.MIGDisabled, nil
 }
 
 // DriverMajor returns the major number of a driver version ("615.12.03").

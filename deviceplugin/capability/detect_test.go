@@ -78,28 +78,3 @@ func TestDetect(t *testing.T) {
 		})
 	}
 }
-
-func TestMIGMode(t *testing.T) {
-	dev := func(cur int, ret gonvml.Return) MIGDevice {
-		return &mock.Device{GetMigModeFunc: func() (int, int, gonvml.Return) { return cur, cur, ret }}
-	}
-	tests := []struct {
-		name    string
-		dev     MIGDevice
-		want    string
-		wantErr bool
-	}{
-		{"enabled", dev(gonvml.DEVICE_MIG_ENABLE, gonvml.SUCCESS), api.MIGEnabled, false},
-		{"disabled", dev(gonvml.DEVICE_MIG_DISABLE, gonvml.SUCCESS), api.MIGDisabled, false},
-		{"not supported", dev(0, gonvml.ERROR_NOT_SUPPORTED), "", false},
-		{"lost", dev(0, gonvml.ERROR_GPU_IS_LOST), "", true},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			got, err := MIGMode(tt.dev)
-			if (err != nil) != tt.wantErr || got != tt.want {
-				t.Errorf("MIGMode = %q, %v; want %q (error %v)", got, err, tt.want, tt.wantErr)
-			}
-		})
-	}
-}

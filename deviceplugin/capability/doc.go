@@ -1,9 +1,9 @@
 // Package capability detects what a GPU node can enforce on a container's
 // share: the driver and CUDA versions NVML reports, whether the driver
 // supports MPS v3 namespaces, whether the node runs cgroup v2 and which
-// per-cgroup device-memory accounting backend its kernel offers, and each
-// GPU's MIG mode. The device plugin publishes the result in the node
-// inventory (api.Capabilities, api.GPU.MIGMode); what each GPU then
+// per-cgroup device-memory accounting backend its kernel offers. The device
+// plugin publishes the result in the node inventory (api.Capabilities),
+// beside each GPU's MIG mode (from NVML discovery); what each GPU then
 // enforces (api.Enforcement) follows from the isolation mode the plugin
 // runs.
 package capability

@@ -21,6 +21,8 @@ type GPU struct {
 	Major, MinorCC int
 	// MIGEnabled says MIG mode is on; gpuslice does not share such a GPU.
 	MIGEnabled bool
+	// MIGCapable says the GPU supports MIG (NVML reports a MIG mode).
+	MIGCapable bool
 	// Links to every other discovered GPU (by Index), best first per peer.
 	Links []api.Link
 }

@@ -31,6 +31,7 @@ type Library interface {
 	Init() gonvml.Return
 	Shutdown() gonvml.Return
 	SystemGetDriverVersion() (string, gonvml.Return)
+	SystemGetCudaDriverVersion() (int, gonvml.Return)
 	DeviceGetCount() (int, gonvml.Return)
 	DeviceGetHandleByIndex(int) (gonvml.Device, gonvml.Return)
 	DeviceGetHandleByUUID(string) (gonvml.Device, gonvml.Return)
@@ -177,7 +178,7 @@ func (d *Discovery) describe(ctx context.Context, i int, dev gonvml.Device) (dev
 		g.Major, g.MinorCC = ma, mi
 	}
 	if cur, _, ret := dev.GetMigMode(); ret == gonvml.SUCCESS {
-		g.MIGEnabled = cur == gonvml.DEVICE_MIG_ENABLE
+		g.MIGCapable, g.MIGEnabled = true, cur == gonvml.DEVICE_MIG_ENABLE
 	}
 	if node, ret := dev.GetNumaNodeId(); ret == gonvml.SUCCESS {
 		g.NUMANode = node

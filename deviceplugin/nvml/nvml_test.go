@@ -91,7 +91,7 @@ func TestDiscoverA100(t *testing.T) {
 				want := device.GPU{
 					Index: i, UUID: s.Devices[i].(*dgxa100.Device).UUID, Model: "Mock NVIDIA A100-SXM4-40GB",
 					MemoryMiB: 40960, PCIBusID: fmt.Sprintf("0000:%02x:00.0", 0x10+i), NUMANode: i / 4,
-					Minor: i, Major: 8, MinorCC: 0, MIGEnabled: i == 3,
+					Minor: i, Major: 8, MinorCC: 0, MIGEnabled: i == 3, MIGCapable: true,
 				}
 				for j := 0; j < 8; j++ {
 					switch {

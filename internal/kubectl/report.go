@@ -173,11 +173,10 @@ func gpuReport(g inspect.GPU, ig *api.GPU) GPUReport {
 		Index: g.Index, UUID: g.UUID, Model: g.Model, MemoryMiB: g.MemoryMiB, Healthy: g.Healthy, NUMANode: -1,
 		Slices: amount(g.Slices), Core: amount(g.Core), Slots: amount(g.Slots), Overcommitted: g.Overcommitted(),
 	}
-	mode := api.IsolationMode("")
 	if ig != nil {
-		gr.NUMANode, gr.Reason, gr.VGPUType, mode = ig.NUMANode, ig.Reason, ig.VGPUType, ig.Isolation
+		gr.NUMANode, gr.Reason, gr.VGPUType = ig.NUMANode, ig.Reason, ig.VGPUType
 	}
-	gr.Isolation, gr.Enforcement = isolation(mode, gr.VGPUType)
+	gr.Isolation, gr.Enforcement = isolation(ig)
 	for _, h := range g.Holders {
 		gr.Holders = append(gr.Holders, Holder(h))
 	}
@@ -185,22 +184,34 @@ func gpuReport(g inspect.GPU, ig *api.GPU) GPUReport {
 	return gr
 }
 
-// isolation names a GPU's isolation mode and what it enforces.
-func isolation(m api.IsolationMode, vgpuType string) (mode, enforcement string) {
+// isolation names a GPU's isolation mode and what it enforces: the level
+// (api.Enforcement) and how.
+func isolation(ig *api.GPU) (mode, enforcement string) {
+	g := api.GPU{Isolation: api.IsolationNone}
+	if ig != nil {
+		g = *ig
+	}
+	m, level := g.Isolation, g.Enforces()
+	var how string
 	switch m {
 	case "", api.IsolationNone:
-		return string(api.IsolationNone), "none (time-sliced, limits not enforced)"
+		m, how = api.IsolationNone, "time-sliced"
 	case api.IsolationMPS:
-		return string(m), "memory and thread limits (MPS daemon)"
-	case api.IsolationVGPU:
-		if vgpuType != "" {
-			return string(m), "hardware partition (vGPU " + vgpuType + ")"
+		how = "MPS, env-set limits up to the daemon's ceiling"
+		if level == api.EnforcementBinding {
+			how = "MPS v3 namespace, hard memory limit"
 		}
-		return string(m), "hardware partition (vGPU)"
+	case api.IsolationVGPU:
+		how = "vGPU"
+		if g.VGPUType != "" {
+			how = "vGPU " + g.VGPUType
+		}
 	case api.IsolationPassthrough:
-		return string(m), "whole GPU (VFIO passthrough)"
+		how = "VFIO passthrough"
+	default:
+		return string(m), "unknown mode: not schedulable"
 	}
-	return string(m), "unknown mode: not schedulable"
+	return string(m), string(level) + " (" + how + ")"
 }
 
 func freeState(g GPUReport) FreeState {
