@@ -31,6 +31,13 @@ func Enforcements() []Enforcement {
 // Known reports whether e is one of the levels this version understands.
 func (e Enforcement) Known() bool { return slices.Contains(Enforcements(), e) }
 
+// AtLeast reports whether e enforces at least as much as min. An unknown
+// level enforces nothing.
+func (e Enforcement) AtLeast(min Enforcement) bool {
+	rank := func(x Enforcement) int { return len(Enforcements()) - slices.Index(Enforcements(), x) }
+	return e.Known() && rank(e) >= rank(min)
+}
+
 // DefaultEnforcement is what an isolation mode enforces when the plugin
 // does not say more: legacy MPS a ceiling, hardware partitions binding
 // limits, time slicing nothing. An unknown mode enforces nothing.

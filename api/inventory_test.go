@@ -123,3 +123,26 @@ func TestEnforces(t *testing.T) {
 		}
 	}
 }
+
+func TestEnforcementAllowed(t *testing.T) {
+	tests := []struct {
+		min  Enforcement
+		gpu  Enforcement
+		want bool
+	}{
+		{"", EnforcementNone, true},
+		{EnforcementNone, EnforcementNone, true},
+		{EnforcementCeiling, EnforcementNone, false},
+		{EnforcementCeiling, EnforcementCeiling, true},
+		{EnforcementCeiling, EnforcementBinding, true},
+		{EnforcementBinding, EnforcementCeiling, false},
+		{EnforcementBinding, EnforcementBinding, true},
+		{EnforcementNone, "bogus", false},
+	}
+	for _, tt := range tests {
+		r := &PodRequest{MinEnforcement: tt.min}
+		if got := r.EnforcementAllowed(tt.gpu); got != tt.want {
+			t.Errorf("min %q, GPU %q: allowed %v, want %v", tt.min, tt.gpu, got, tt.want)
+		}
+	}
+}

@@ -35,6 +35,9 @@ func ParsePodRequest(pod *corev1.Pod) (*PodRequest, error) {
 		return nil, err
 	}
 	r.Models = models
+	if r.MinEnforcement, err = ParseEnforcement(pod.Annotations); err != nil {
+		return nil, err
+	}
 	return r, nil
 }
 
@@ -117,6 +120,19 @@ func ParseGPUModels(annotations map[string]string) ([]string, error) {
 		out = append(out, m)
 	}
 	return out, nil
+}
+
+// ParseEnforcement reads the optional enforcement annotation from a pod's
+// annotations: "" when it is absent.
+func ParseEnforcement(annotations map[string]string) (Enforcement, error) {
+	s, ok := annotations[AnnotationEnforcement]
+	if !ok {
+		return "", nil
+	}
+	if e := Enforcement(s); e.Known() {
+		return e, nil
+	}
+	return "", fmt.Errorf("annotation %s=%q: must be one of %v", AnnotationEnforcement, s, Enforcements())
 }
 
 // IsTerminal reports whether a pod is in a terminal phase (Succeeded or

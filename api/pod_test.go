@@ -32,12 +32,13 @@ func TestParsePodRequest(t *testing.T) {
 	requestsOnly := corev1.Container{Name: "r", Resources: corev1.ResourceRequirements{
 		Requests: corev1.ResourceList{ResourceGPUMem: resource.MustParse("3")}}}
 	tests := []struct {
-		name    string
-		init    []corev1.Container
-		app     []corev1.Container
-		models  string
-		want    *PodRequest
-		wantErr string
+		name        string
+		init        []corev1.Container
+		app         []corev1.Container
+		models      string
+		enforcement string
+		want        *PodRequest
+		wantErr     string
 	}{
 		{name: "no gpu", app: []corev1.Container{ctr("a", "", "", "")}, want: &PodRequest{}},
 		{
@@ -85,12 +86,21 @@ func TestParsePodRequest(t *testing.T) {
 		{name: "slices over a GPU", app: []corev1.Container{ctr("a", "8194", "", "2")}, wantErr: "more than 4096 slices per GPU"},
 		{name: "bad init", init: []corev1.Container{ctr("i", "0.5", "", "")}, wantErr: `container "i"`},
 		{name: "bad models", app: []corev1.Container{ctr("a", "1", "", "")}, models: "A100,,", wantErr: `annotation gpuslice.io/gpu-models="A100,," has an empty model name`},
+		{
+			name: "binding enforcement", app: []corev1.Container{ctr("a", "1", "", "")}, enforcement: "binding",
+			want: &PodRequest{Containers: []ContainerRequest{{Name: "a", Slices: 1}}, MinEnforcement: EnforcementBinding},
+		},
+		{name: "bad enforcement", app: []corev1.Container{ctr("a", "1", "", "")}, enforcement: "strict", wantErr: `annotation gpuslice.io/enforcement="strict": must be one of [binding ceiling none]`},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "p"}, Spec: corev1.PodSpec{InitContainers: tc.init, Containers: tc.app}}
+			pod.Annotations = map[string]string{}
 			if tc.models != "" {
-				pod.Annotations = map[string]string{AnnotationGPUModels: tc.models}
+				pod.Annotations[AnnotationGPUModels] = tc.models
+			}
+			if tc.enforcement != "" {
+				pod.Annotations[AnnotationEnforcement] = tc.enforcement
 			}
 			got, err := ParsePodRequest(pod)
 			if tc.wantErr != "" {

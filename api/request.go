@@ -107,6 +107,9 @@ type PodRequest struct {
 	Containers []ContainerRequest
 	// Models, when not empty, restricts the pod to GPUs of these models.
 	Models []string
+	// MinEnforcement, when set, restricts the pod to GPUs that enforce at
+	// least this much (AnnotationEnforcement).
+	MinEnforcement Enforcement
 	// CPUMilli is the pod's host CPU request in milli-cores; checked only on
 	// nodes that track CPU (the trace simulator).
 	CPUMilli int64
@@ -135,6 +138,12 @@ func (r *PodRequest) Validate() error {
 // ModelAllowed reports whether a GPU model is allowed for the pod.
 func (r *PodRequest) ModelAllowed(model string) bool {
 	return len(r.Models) == 0 || slices.Contains(r.Models, model)
+}
+
+// EnforcementAllowed reports whether a GPU that enforces e is strong
+// enough for the pod.
+func (r *PodRequest) EnforcementAllowed(e Enforcement) bool {
+	return r.MinEnforcement == "" || e.AtLeast(r.MinEnforcement)
 }
 
 // Container returns the request of the named container, or nil.

@@ -21,6 +21,10 @@ const (
 	// AnnotationGPUModels is an optional pod annotation: a comma-separated
 	// list of GPU models (as in Inventory GPU.Model) the pod may run on.
 	AnnotationGPUModels = "gpuslice.io/gpu-models"
+	// AnnotationEnforcement is an optional pod annotation: the weakest
+	// enforcement (api.Enforcement) the pod accepts on its GPUs. "binding"
+	// places it only on GPUs whose isolation the container cannot loosen.
+	AnnotationEnforcement = "gpuslice.io/enforcement"
 	// AnnotationAllocated is the pod annotation the device plugin writes once
 	// kubelet has allocated the pod's containers: JSON Allocation.
 	AnnotationAllocated = "gpuslice.io/allocated"
