@@ -262,3 +262,16 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 		gauge(c.frag, frag[i], p.Name())
 	}
 }
+
+// RequestsCounter, BindsCounter, DecisionHistogram and UnplaceableCounter
+// expose instruments to tests (prometheus/testutil).
+func (m *Metrics) RequestsCounter() *prometheus.CounterVec { return m.requests }
+
+// BindsCounter: see RequestsCounter.
+func (m *Metrics) BindsCounter() *prometheus.CounterVec { return m.binds }
+
+// DecisionHistogram: see RequestsCounter.
+func (m *Metrics) DecisionHistogram() *prometheus.HistogramVec { return m.decision }
+
+// UnplaceableCounter: see RequestsCounter.
+func (m *Metrics) UnplaceableCounter() *prometheus.CounterVec { return m.unplaceable }
