@@ -105,6 +105,19 @@ func New() *Metrics {
 			Name: ReconcileDuration, Help: "Time of one reconcile pass, by result.", Buckets: prometheus.ExponentialBuckets(0.001, 2, 14),
 		}, []string{"result"}),
 	}
+	// Known label values start at zero.
+	for _, res := range []string{"gpuslice.io/gpu-mem", "gpuslice.io/gpu-core", "gpuslice.io/gpu-count"} {
+		for _, r := range []string{ResultOK, ResultRefused} {
+			m.allocate.WithLabelValues(res, r)
+			m.preferred.WithLabelValues(res, r)
+		}
+	}
+	for _, r := range []string{ResultOK, ResultRefused} {
+		m.prestart.WithLabelValues(r)
+	}
+	for _, r := range []string{ResultOK, ResultError} {
+		m.reconcile.WithLabelValues(r)
+	}
 	m.registry.MustRegister(m.allocate, m.allocateTime, m.preferred, m.preferredTime, m.prestart, m.prestartTime, m.reconcile, m.reconcileTime,
 		prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}),
 		newGPUCollector(m))

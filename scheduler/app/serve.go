@@ -70,7 +70,7 @@ func Serve(ctx context.Context, o *Options, d Deps) error {
 		return err
 	}
 	ready := extender.NewReadiness(o.LeaderElection.Enabled)
-	m := metrics.New(metrics.Source{Cache: c, Ready: func() bool { return ready.Check() == nil }, Policies: policies.All()})
+	m := metrics.New(metrics.Source{Cache: c, Ready: func() bool { return ready.Check() == nil }, Policies: policies.All(), UnplaceableReasons: extender.UnplaceableReasons()})
 	broadcaster := events.NewBroadcaster(&events.EventSinkImpl{Interface: d.Client.EventsV1()})
 	if err := broadcaster.StartRecordingToSinkWithContext(ctx); err != nil {
 		return fmt.Errorf("start event recording: %w", err)

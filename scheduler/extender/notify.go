@@ -47,6 +47,17 @@ var eventReasons = map[allocator.Reason]string{
 	allocator.ReasonSpanNotAllowed:     "GPUSpanNotAllowed",
 }
 
+// UnplaceableReasons returns every reason of the events on pods no node
+// can place, sorted.
+func UnplaceableReasons() []string {
+	out := []string{EventNoInventory, EventInvalidRequest, "Unschedulable"}
+	for _, r := range eventReasons {
+		out = append(out, r)
+	}
+	sort.Strings(out)
+	return out
+}
+
 // EventNoInventory is the reason when most nodes have no usable GPU
 // inventory (none published, unreadable, another slice size).
 const EventNoInventory = "NoGPUInventory"

@@ -70,6 +70,9 @@ type Source struct {
 	// Policies are the distinct policies in use, each measured under its
 	// own name (gpuslice_extender_fragmentation_gpus{policy}).
 	Policies []allocator.Policy
+	// UnplaceableReasons are the reasons gpuslice_extender_unplaceable_pods_total
+	// starts with at zero.
+	UnplaceableReasons []string
 }
 
 // Metrics are the extender's instruments and their registry. A nil
@@ -113,6 +116,23 @@ func New(src Source) *Metrics {
 		unplaceable: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: UnplaceableTotal, Help: "Filter calls that left a GPU pod no feasible node, by the first blocker on most nodes (event reason).",
 		}, []string{"reason"}),
+	}
+	// Known label values start at zero, so that rates and alerts see a
+	// series before its first event.
+	for _, verb := range []string{"filter", "prioritize", "preempt", "bind"} {
+		for _, r := range []string{ResultOK, ResultError, ResultBadRequest, ResultNotReady, ResultUnauthorized, ResultThrottled} {
+			m.requests.WithLabelValues(verb, r)
+		}
+	}
+	for _, r := range []string{BindBound, BindRefused, BindFailed} {
+		m.binds.WithLabelValues(r)
+	}
+	for _, p := range src.Policies {
+		m.decision.WithLabelValues(p.Name(), "filter")
+		m.decision.WithLabelValues(p.Name(), "bind")
+	}
+	for _, r := range src.UnplaceableReasons {
+		m.unplaceable.WithLabelValues(r)
 	}
 	m.registry.MustRegister(m.requests, m.duration, m.binds, m.conflicts, m.ambiguous, m.decision, m.unplaceable,
 		prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}),
@@ -190,7 +210,7 @@ func newStateCollector(src Source) *stateCollector {
 		pods:        prometheus.NewDesc(CachePods, "GPU pods holding shares in the extender's cache, by state: assumed (binding, not yet seen bound), confirmed, retired (moved shares in their grace period).", []string{"state"}, nil),
 		gpus:        prometheus.NewDesc(GPUs, "GPUs of usable nodes by state: free (nothing allocated), partial, full (no gpu-mem slice free), unhealthy.", []string{"state"}, nil),
 		frag:        prometheus.NewDesc(Fragmentation, "The fragmentation measure of each policy in use, summed over the usable nodes, in GPUs (fgd, gpuslice: expected fragmentation of the learned workload; binpack, spread: free share of partly used GPUs).", []string{"policy"}, nil),
-		allocSlices: prometheus.NewDesc(GPUAllocatedSlices, "gpu-mem slices charged on a GPU (assumed, confirmed and retired shares).", gpu, nil),
+		allocSlices: prometheus.NewDesc(GPUAllocatedSlices, "gpu-mem slices charged on a GPU of a node's inventory (assumed, confirmed and retired shares).", gpu, nil),
 		capSlices:   prometheus.NewDesc(GPUCapacitySlices, "gpu-mem slices a GPU offers.", gpu, nil),
 		allocCore:   prometheus.NewDesc(GPUAllocatedCoreUnits, "gpu-core units (percent of the GPU) charged on a GPU.", gpu, nil),
 		capCore:     prometheus.NewDesc(GPUCapacityCoreUnits, "gpu-core units a GPU offers (100).", gpu, nil),
@@ -233,6 +253,11 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 		}
 		for i := range node.Devices {
 			d := &node.Devices[i]
+			if d.Placeholder {
+				// A GPU gone from the inventory, kept for the shares pods
+				// hold on it: not a GPU one can allocate on.
+				continue
+			}
 			used := node.Used[i]
 			l := []string{node.Name, strconv.Itoa(d.Index), d.UUID, d.Model}
 			gauge(c.allocSlices, float64(used.Slices), l...)
@@ -242,7 +267,6 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 			gauge(c.allocSlots, float64(used.Slots), l...)
 			gauge(c.capSlots, float64(d.Capacity.Slots), l...)
 			switch {
-			case d.Placeholder:
 			case !d.Healthy:
 				unhealthy++
 			case used.Slices == 0 && used.Core == 0 && used.Slots == 0:
