@@ -248,15 +248,19 @@ func deviceScore(v *NodeView, p Policy, i int, d Units, cover []Units) float64 {
 }
 
 // failure returns the status of a container that found too few GPUs; the
-// counts say how far the eligible GPUs got through the checks.
+// counts say how far the GPUs got through the checks, and the reason is the
+// first check that left fewer than k GPUs.
 func failure(c ContainerRequest, d Units, k, unhealthy, wrongModel, eligible, mem, core, slot int) *Status {
-	st := &Status{Container: c.Name, GPUs: k, PerGPU: d, WithSlices: mem}
+	st := &Status{Container: c.Name, GPUs: k, PerGPU: d, Eligible: eligible, WithSlices: mem,
+		Unhealthy: unhealthy, OtherModel: wrongModel}
 	switch {
 	case eligible == 0 && wrongModel > 0:
 		st.Reason = ReasonModelNotAllowed
 	case eligible == 0:
 		st.Reason = ReasonNoHealthyGPU
-		st.Unhealthy = unhealthy
+	case eligible < k && eligible+unhealthy+wrongModel >= k:
+		// The node has the GPUs, but not enough of them may be used.
+		st.Reason = ReasonTooFewEligible
 	case mem == 0:
 		st.Reason = ReasonInsufficientMemory
 	case mem < k:

@@ -24,9 +24,12 @@ type Reason string
 // Reasons Fit returns. Their text is what users see in FailedScheduling
 // events.
 const (
-	ReasonNoGPUs             Reason = "node has no gpuslice GPUs"
-	ReasonNoHealthyGPU       Reason = "no healthy GPU"
-	ReasonModelNotAllowed    Reason = "no GPU of an allowed model"
+	ReasonNoGPUs          Reason = "node has no gpuslice GPUs"
+	ReasonNoHealthyGPU    Reason = "no healthy GPU"
+	ReasonModelNotAllowed Reason = "no GPU of an allowed model"
+	// ReasonTooFewEligible: some GPUs are healthy and of an allowed model,
+	// but fewer than the container spans.
+	ReasonTooFewEligible     Reason = "too few healthy GPUs of an allowed model"
 	ReasonInsufficientMemory Reason = "insufficient gpu-mem on every GPU"
 	ReasonInsufficientCore   Reason = "insufficient gpu-core on every GPU with enough gpu-mem"
 	ReasonNoSlots            Reason = "no free sharing slot on GPUs with enough gpu-mem and gpu-core"
@@ -49,10 +52,16 @@ type Status struct {
 	// on each.
 	GPUs   int
 	PerGPU Units
+	// Eligible is how many GPUs are healthy and of an allowed model: the
+	// ones the capacity checks ran on.
+	Eligible int
 	// WithSlices is how many eligible GPUs had the slices free.
 	WithSlices int
-	// Unhealthy is how many GPUs are unhealthy (ReasonNoHealthyGPU).
+	// Unhealthy is how many GPUs are unhealthy.
 	Unhealthy int
+	// OtherModel is how many healthy GPUs are of a model the pod does not
+	// allow.
+	OtherModel int
 	// SpanAllowed is the most GPUs the node lets one container span
 	// (ReasonSpanNotAllowed).
 	SpanAllowed int
@@ -70,10 +79,21 @@ func (s *Status) Message() string {
 	if s.Container == "" {
 		return msg
 	}
+	// The detail speaks of the check that stopped the container first, in
+	// the order Fit applies them to each GPU: health, model, gpu-mem,
+	// gpu-core, slots, then the GPU count.
 	var detail string
 	switch s.Reason {
 	case ReasonNoHealthyGPU:
 		detail = fmt.Sprintf("%d unhealthy", s.Unhealthy)
+	case ReasonModelNotAllowed:
+		detail = fmt.Sprintf("%d healthy GPU(s) of other models", s.OtherModel)
+		if s.Unhealthy > 0 {
+			detail += fmt.Sprintf(", %d unhealthy", s.Unhealthy)
+		}
+	case ReasonTooFewEligible:
+		detail = fmt.Sprintf("asks for %d GPUs, %d are healthy and of an allowed model (%d of other models, %d unhealthy)",
+			s.GPUs, s.Eligible, s.OtherModel, s.Unhealthy)
 	case ReasonSpanNotAllowed:
 		detail = fmt.Sprintf("asks for %d GPUs, the node's isolation allows %d per container", s.GPUs, s.SpanAllowed)
 	case ReasonInvalidRequest, ReasonNoGPUs, ReasonInsufficientCPU:

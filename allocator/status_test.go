@@ -1,6 +1,10 @@
 package allocator
 
-import "testing"
+import (
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+)
 
 func TestStatusMessage(t *testing.T) {
 	tests := []struct {
@@ -37,5 +41,110 @@ func TestFailureAllocatesNoText(t *testing.T) {
 	// Two Status values (the live and the empty-node attempt); no strings.
 	if allocs > 2 {
 		t.Errorf("a failing Fit allocates %.0f times, want at most 2", allocs)
+	}
+}
+
+// TestFitReasonNamesFirstBlocker: each node's reason names the check that
+// really stopped the pod there, in Fit's order (health, model, gpu-mem,
+// gpu-core, slots, GPU count), and its detail speaks of that check: a
+// model-restricted pod is not told "0 have the slices" about a node with
+// plenty of room.
+func TestFitReasonNamesFirstBlocker(t *testing.T) {
+	mixed := func() []Device {
+		d := append(gpus(2, "T4", 16, 4), gpus(2, "A100", 40, 4)...)
+		for i := range d {
+			d[i].Index = i
+		}
+		return d
+	}
+	withModels := func(r *PodRequest, m ...string) *PodRequest { r.Models = m; return r }
+	tests := []struct {
+		name     string
+		devices  func() []Device
+		used     Units // on every device
+		req      *PodRequest
+		wantCode Code
+		want     string
+	}{
+		{
+			name:     "model not allowed on an empty node",
+			devices:  func() []Device { return gpus(4, "T4", 16, 4) },
+			req:      withModels(pod(one("main", 10, 0, 0)), "A100"),
+			wantCode: UnschedulableAndUnresolvable,
+			want:     `no GPU of an allowed model (container "main": 4 healthy GPU(s) of other models)`,
+		},
+		{
+			name: "model not allowed, the rest unhealthy",
+			devices: func() []Device {
+				d := mixed()
+				d[2].Healthy, d[3].Healthy = false, false
+				return d
+			},
+			req:      withModels(pod(one("main", 1, 0, 0)), "A100"),
+			wantCode: UnschedulableAndUnresolvable,
+			want:     `no GPU of an allowed model (container "main": 2 healthy GPU(s) of other models, 2 unhealthy)`,
+		},
+		{
+			name: "unhealthy only",
+			devices: func() []Device {
+				d := gpus(2, "A100", 40, 4)
+				d[0].Healthy, d[1].Healthy = false, false
+				return d
+			},
+			req:      pod(one("main", 1, 0, 0)),
+			wantCode: UnschedulableAndUnresolvable,
+			want:     `no healthy GPU (container "main": 2 unhealthy)`,
+		},
+		{
+			name:     "too few GPUs of the allowed model for a multi-GPU container",
+			devices:  mixed,
+			req:      withModels(pod(one("main", 30, 0, 3)), "A100"),
+			wantCode: UnschedulableAndUnresolvable,
+			want:     `too few healthy GPUs of an allowed model (container "main": asks for 3 GPUs, 2 are healthy and of an allowed model (2 of other models, 0 unhealthy))`,
+		},
+		{
+			name:     "allowed model full: the memory is the blocker",
+			devices:  mixed,
+			used:     Units{Slices: 30},
+			req:      withModels(pod(one("main", 20, 0, 0)), "A100"),
+			wantCode: Unschedulable,
+			want:     `insufficient gpu-mem on every GPU (container "main": needs 1 GPU(s) with 20 slices, 0 core, 1 slot free; 0 have the slices)`,
+		},
+		{
+			name:     "core after memory",
+			devices:  func() []Device { return gpus(2, "A100", 40, 4) },
+			used:     Units{Core: 80},
+			req:      pod(one("main", 4, 50, 0)),
+			wantCode: Unschedulable,
+			want:     `insufficient gpu-core on every GPU with enough gpu-mem (container "main": needs 1 GPU(s) with 4 slices, 50 core, 1 slot free; 2 have the slices)`,
+		},
+		{
+			name:     "more GPUs than the node has",
+			devices:  func() []Device { return gpus(2, "A100", 40, 4) },
+			req:      pod(one("main", 8, 0, 4)),
+			wantCode: UnschedulableAndUnresolvable,
+			want:     `not enough GPUs with room (container "main": needs 4 GPU(s) with 2 slices, 0 core, 1 slot free; 2 have the slices)`,
+		},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			n := NewNode("n", tc.devices())
+			for i := range n.Used {
+				n.Used[i] = tc.used
+			}
+			_, st := Fit(n, tc.req, Binpack{})
+			if st.IsSuccess() {
+				t.Fatal("Fit succeeded")
+			}
+			if diff := cmp.Diff(struct {
+				Code Code
+				Msg  string
+			}{tc.wantCode, tc.want}, struct {
+				Code Code
+				Msg  string
+			}{st.Code, st.Message()}); diff != "" {
+				t.Errorf("(-want +got):\n%s", diff)
+			}
+		})
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"slices"
 	"sync"
+	"time"
 
 	"k8s.io/klog/v2"
 	pluginapi "k8s.io/kubelet/pkg/apis/deviceplugin/v1beta1"
@@ -25,6 +26,8 @@ type Broker struct {
 	iso      device.Isolator
 	pods     PodLister
 	pr       PodResources
+
+	obs observers
 
 	mu     sync.Mutex
 	ledger []*ledgerEntry
@@ -85,8 +88,20 @@ func (b *Broker) respond(c *candidate, d dist) (*pluginapi.ContainerAllocateResp
 	return containerResponse(b.strategy, b.cdiKind, uuids, edits), devs, nil
 }
 
-// Allocate handles one container request of kind k.
+// Allocate handles one container request of kind k. A refusal is counted
+// and recorded as an event on the pod it was for when the matcher knows it,
+// else on the node.
 func (b *Broker) Allocate(ctx context.Context, k Kind, ids []string) (*pluginapi.ContainerAllocateResponse, error) {
+	start := time.Now()
+	resp, err := b.allocate(ctx, k, ids)
+	b.obs.metrics.Allocate(k.Resource(), time.Since(start), err)
+	if err != nil {
+		b.refused(ctx, EventAllocateRefused, "Allocate", err)
+	}
+	return resp, err
+}
+
+func (b *Broker) allocate(ctx context.Context, k Kind, ids []string) (*pluginapi.ContainerAllocateResponse, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	logger := klog.FromContext(ctx)

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+
+	corev1 "k8s.io/api/core/v1"
 )
 
 // The matcher resolves one identity-less kubelet call (Allocate or
@@ -48,6 +50,16 @@ import (
 //
 // A call that fits no eligible container is refused; so is a call that
 // does not fit the container kubelet is already allocating.
+
+// refusal is a refused call that is known to be a given pod's: the event
+// about it is recorded on that pod.
+type refusal struct {
+	pod *corev1.Pod
+	err error
+}
+
+func (r *refusal) Error() string { return r.err.Error() }
+func (r *refusal) Unwrap() error { return r.err }
 
 // currentContainers marks, per pod, the candidate kubelet allocates next:
 // the first in allocation order that is not complete.
@@ -148,8 +160,8 @@ func (s *snapshot) eligible(k Kind) ([]*candidate, error) {
 			continue
 		}
 		if c.cp == nil {
-			return nil, fmt.Errorf("gpuslice: refusing %s on node %s: %s requests %s=%d but %s; kubelet may be admitting it, and it must not take a placed pod's share",
-				k.Resource(), s.node, c.key, k.Resource(), c.req[k], c.noPlacement)
+			return nil, &refusal{pod: c.pod, err: fmt.Errorf("gpuslice: refusing %s on node %s: %s requests %s=%d but %s; kubelet may be admitting it, and it must not take a placed pod's share",
+				k.Resource(), s.node, c.key, k.Resource(), c.req[k], c.noPlacement)}
 		}
 		out = append(out, c)
 	}
@@ -178,8 +190,8 @@ func (s *snapshot) match(k Kind, d dist) (*candidate, error) {
 		}
 	}
 	if progress != nil && (best == nil || !best.inProgress()) {
-		return nil, fmt.Errorf("gpuslice: %s is being allocated but kubelet offered %s devices on %v that do not match its request (%s=%d over %d GPUs, already on %v)",
-			progress.key, k.Resource(), d.gpus(), k.Resource(), progress.req[k], progress.gpus, progress.haveGPUs())
+		return nil, &refusal{pod: progress.pod, err: fmt.Errorf("gpuslice: %s is being allocated but kubelet offered %s devices on %v that do not match its request (%s=%d over %d GPUs, already on %v)",
+			progress.key, k.Resource(), d.gpus(), k.Resource(), progress.req[k], progress.gpus, progress.haveGPUs())}
 	}
 	if best == nil {
 		var gpus []string

@@ -6,12 +6,15 @@ import (
 	"fmt"
 	"slices"
 	"sync"
+	"time"
 
+	"k8s.io/client-go/tools/events"
 	"k8s.io/klog/v2"
 	"k8s.io/utils/clock"
 
 	"github.com/gpuslice/gpuslice/api"
 	"github.com/gpuslice/gpuslice/deviceplugin/device"
+	"github.com/gpuslice/gpuslice/deviceplugin/metrics"
 )
 
 // Discoverer finds the node's GPUs (nvml.Discovery).
@@ -43,6 +46,19 @@ type Deps struct {
 	Patcher      PodPatcher
 	Nodes        NodeAnnotator
 	Clock        clock.WithTicker
+	// Metrics, when set, counts kubelet's calls and the reconcile and
+	// reports the served GPUs at scrape time.
+	Metrics *metrics.Metrics
+	// Events, when set, records refused calls on their pods and GPU
+	// health changes on the node.
+	Events events.EventRecorder
+	// Memory, when set, reads NVML's memory use of a GPU for the metrics.
+	Memory MemoryReader
+}
+
+// MemoryReader reads a GPU's memory use (nvml.Discovery).
+type MemoryReader interface {
+	MemoryInfo(uuid string) (used, total uint64, err error)
 }
 
 // Plugin is the device plugin.
@@ -127,8 +143,46 @@ func (p *Plugin) Setup(ctx context.Context) error {
 		}
 	}
 	p.broker = NewBroker(&p.cfg, p.state, p.deps.Isolator, p.deps.Pods, p.deps.PodResources)
+	p.broker.obs = p.observers()
 	p.servers = &servers{cfg: &p.cfg, state: p.state, broker: p.broker}
+	p.deps.Metrics.SetSource(p.metricsSource())
+	served, _ := p.state.Snapshot()
+	for _, g := range served {
+		if !g.Healthy {
+			p.broker.obs.healthChanged(g)
+		}
+	}
 	return nil
+}
+
+func (p *Plugin) observers() observers {
+	return observers{metrics: p.deps.Metrics, events: p.deps.Events, node: p.cfg.NodeName}
+}
+
+// metricsSource is what the metrics collector reads at scrape time.
+func (p *Plugin) metricsSource() metrics.Source {
+	state, iso, mem := p.state, p.deps.Isolator, p.deps.Memory
+	src := metrics.Source{GPUs: func() []metrics.GPU {
+		gpus, _ := state.Snapshot()
+		out := make([]metrics.GPU, len(gpus))
+		for i, g := range gpus {
+			out[i] = metrics.GPU{Index: g.Index, UUID: g.UUID, Model: g.Model, Healthy: g.Healthy}
+		}
+		return out
+	}}
+	if iso.Mode() == api.IsolationMPS {
+		src.MPSDaemon = func(uuid string) (bool, bool) {
+			ok, _ := iso.Healthy(uuid)
+			return ok, true
+		}
+	}
+	if mem != nil {
+		src.Memory = func(uuid string) (uint64, uint64, bool) {
+			used, total, err := mem.MemoryInfo(uuid)
+			return used, total, err == nil
+		}
+	}
+	return src
 }
 
 // State returns the GPU state (after Setup).
@@ -170,7 +224,11 @@ func (p *Plugin) forwardHealth(ctx context.Context, source string, events <-chan
 			if !ok {
 				return
 			}
-			p.state.SetHealth(e.UUID, source, e.Healthy, e.Reason)
+			if p.state.SetHealth(e.UUID, source, e.Healthy, e.Reason) {
+				if g, ok := p.state.GPU(e.UUID); ok {
+					p.broker.obs.healthChanged(g)
+				}
+			}
 		}
 	}
 }
@@ -236,7 +294,10 @@ func (p *Plugin) Run(ctx context.Context) error {
 		if err := p.PublishInventory(ctx); err != nil {
 			logger.Error(err, "Inventory not published; retrying")
 		}
-		if err := p.broker.Reconcile(ctx, p.deps.Patcher, p.deps.Clock.Now()); err != nil {
+		start := time.Now()
+		err := p.broker.Reconcile(ctx, p.deps.Patcher, p.deps.Clock.Now())
+		p.deps.Metrics.Reconcile(time.Since(start), err)
+		if err != nil {
 			logger.Error(err, "Allocation reconcile failed; retrying")
 		}
 		_, changed := p.state.Snapshot()

@@ -12,6 +12,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
+	"k8s.io/client-go/tools/events"
 	pluginapi "k8s.io/kubelet/pkg/apis/deviceplugin/v1beta1"
 	testingclock "k8s.io/utils/clock/testing"
 
@@ -139,13 +140,14 @@ func TestPluginLifecycle(t *testing.T) {
 	nodes := &fakeNodes{ann: map[string]string{}}
 	hs := &fakeHealth{ch: make(chan device.HealthEvent, 4)}
 	pods := &fakePods{}
+	rec := events.NewFakeRecorder(10)
 	gpus := testGPUs(2, 4096)
 	gpus[1].Links = []api.Link{{Peer: 0, Type: api.LinkNVLink, NVLinks: 4}}
 	gpus[0].Links = []api.Link{{Peer: 1, Type: api.LinkNVLink, NVLinks: 4}}
 	p, err := New(cfg, Deps{
 		Discoverer: fakeDiscoverer(gpus), NewHealth: func([]string) HealthSource { return hs },
 		Isolator: NoIsolation{SlotsPerGPU: 4}, Pods: pods, PodResources: newFakePR(),
-		Patcher: pods, Nodes: nodes, Clock: clk,
+		Patcher: pods, Nodes: nodes, Clock: clk, Events: rec,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -213,6 +215,10 @@ func TestPluginLifecycle(t *testing.T) {
 		inv := nodes.inventory()
 		return inv != nil && !inv.GPUs[1].Healthy && inv.GPUs[1].Reason == "nvml: Xid 79"
 	})
+	// The node gets an event saying which GPU and why.
+	if e, want := <-rec.Events, "Warning GPUUnhealthy GPU 1 ("+gpuUUID(1)+", Test GPU) is unhealthy and takes no new pods: nvml: Xid 79"; e != want {
+		t.Errorf("event %q, want %q", e, want)
+	}
 
 	// Kubelet restarts: it wipes the directory and re-creates its socket.
 	kubelet.stop()

@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"time"
 
 	"k8s.io/klog/v2"
 )
@@ -14,7 +15,19 @@ import (
 // ranking (match.go; a bypassing pod is refused here already), and prefers
 // the devices of its placement, or, when an interchangeable pod took those,
 // the GPUs with room, placement's first.
+//
+// A refusal is counted and recorded as an event as Allocate's are.
 func (b *Broker) Preferred(ctx context.Context, k Kind, available, must []string, size int) ([]string, error) {
+	start := time.Now()
+	ids, err := b.preferred(ctx, k, available, must, size)
+	b.obs.metrics.Preferred(k.Resource(), time.Since(start), err)
+	if err != nil {
+		b.refused(ctx, EventAllocateRefused, "GetPreferredAllocation", err)
+	}
+	return ids, err
+}
+
+func (b *Broker) preferred(ctx context.Context, k Kind, available, must []string, size int) ([]string, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	s, err := b.snapshot(ctx)

@@ -13,6 +13,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"strings"
 	"text/tabwriter"
@@ -20,8 +21,10 @@ import (
 	gonvml "github.com/NVIDIA/go-nvml/pkg/nvml"
 	"github.com/spf13/pflag"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
+	"k8s.io/client-go/tools/events"
 	logsapi "k8s.io/component-base/logs/api/v1"
 	"k8s.io/klog/v2"
 	"k8s.io/utils/clock"
@@ -33,6 +36,7 @@ import (
 	"github.com/gpuslice/gpuslice/deviceplugin/device"
 	"github.com/gpuslice/gpuslice/deviceplugin/health"
 	"github.com/gpuslice/gpuslice/deviceplugin/kube"
+	"github.com/gpuslice/gpuslice/deviceplugin/metrics"
 	"github.com/gpuslice/gpuslice/deviceplugin/mps"
 	"github.com/gpuslice/gpuslice/deviceplugin/nvml"
 	"github.com/gpuslice/gpuslice/deviceplugin/vgpu"
@@ -54,7 +58,10 @@ type Options struct {
 	Health      health.Config
 	QPS         float32
 	Burst       int
-	Logs        *logsapi.LoggingConfiguration
+	// MetricsListenAddress is host:port of the plain-HTTP /metrics server;
+	// empty: none.
+	MetricsListenAddress string
+	Logs                 *logsapi.LoggingConfiguration
 	// HostRoot is where the host's root file system is seen (the
 	// node's capabilities are read below it: sys/fs/cgroup).
 	HostRoot string
@@ -124,6 +131,7 @@ func (o *Options) AddFlags(fs *pflag.FlagSet) {
 	fs.DurationVar(&o.MPS.ProbeTimeout, "mps-probe-timeout", o.MPS.ProbeTimeout, "Bound of one MPS control-pipe round trip (isolation mps).")
 	fs.DurationVar(&o.MPS.MaxRestartBackoff, "mps-max-restart-backoff", o.MPS.MaxRestartBackoff, "Longest wait between restarts of a failed MPS daemon (isolation mps).")
 	fs.StringVar(&o.HostRoot, "host-root", o.HostRoot, "Where the host's root file system is mounted; the node's cgroup v2 controllers are read from <host-root>/sys/fs/cgroup to detect memory partitioning.")
+	fs.StringVar(&o.MetricsListenAddress, "metrics-listen-address", o.MetricsListenAddress, "Address (host:port) of the plain-HTTP server of GET /metrics (Prometheus). Empty: no metrics server.")
 	fs.Float32Var(&o.QPS, "kube-api-qps", o.QPS, "QPS of the API client.")
 	fs.IntVar(&o.Burst, "kube-api-burst", o.Burst, "Burst of the API client.")
 	logsapi.AddFlags(o.Logs, fs)
@@ -152,6 +160,11 @@ func (o *Options) Validate() error {
 	}
 	if o.QPS <= 0 || o.Burst <= 0 {
 		errs = append(errs, errors.New("--kube-api-qps and --kube-api-burst must be positive"))
+	}
+	if o.MetricsListenAddress != "" {
+		if _, _, err := net.SplitHostPort(o.MetricsListenAddress); err != nil {
+			errs = append(errs, fmt.Errorf("--metrics-listen-address %q: %w", o.MetricsListenAddress, err))
+		}
 	}
 	return errors.Join(errs...)
 }
@@ -220,15 +233,29 @@ func Run(ctx context.Context, o *Options) error {
 	defer func() { _ = pr.Close() }()
 	disc := &nvml.Discovery{Lib: lib, Sysfs: nvml.HostSysfs{}}
 	client := kube.Client{Kube: cs}
+	broadcaster := events.NewBroadcaster(&events.EventSinkImpl{Interface: cs.EventsV1()})
+	if err := broadcaster.StartRecordingToSinkWithContext(ctx); err != nil {
+		return fmt.Errorf("start event recording: %w", err)
+	}
+	defer broadcaster.Shutdown()
+	m := metrics.New()
 	p, err := deviceplugin.New(o.Plugin, deviceplugin.Deps{
 		Discoverer: disc,
 		NewHealth: func(uuids []string) deviceplugin.HealthSource {
 			return health.NewMonitor(lib, disc, clk, o.Health, uuids)
 		},
 		Isolator: iso, Pods: pods, PodResources: pr, Patcher: client, Nodes: client, Clock: clk,
+		Metrics: m, Events: broadcaster.NewRecorder(scheme.Scheme, EventsComponent), Memory: disc,
 	})
 	if err != nil {
 		return err
+	}
+	if o.MetricsListenAddress != "" {
+		stop, err := ServeMetrics(ctx, o.MetricsListenAddress, m)
+		if err != nil {
+			return err
+		}
+		defer stop()
 	}
 	if o.VGPU != nil && len(o.VGPU.GPUs) > 0 {
 		logger.Info("The config file's vgpu section is validated but not applied yet", "entries", len(o.VGPU.GPUs))

@@ -71,6 +71,7 @@ func (o *Options) ApplyFile(fc *config.FileConfig, changed func(flag string) boo
 	i64("slots-per-gpu", fc.SlotsPerGPU, &o.SlotsPerGPU)
 	str("device-list-strategy", fc.DeviceListStrategy, &o.Strategy)
 	str("cdi-kind", fc.CDIKind, &o.Plugin.CDIKind)
+	str("metrics-listen-address", fc.MetricsListenAddress, &o.MetricsListenAddress)
 	m := fc.MPS
 	str("mps-root", m.Root, &o.MPS.Root)
 	str("mps-control-binary", m.ControlBinary, &o.MPS.ControlBinary)

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -42,7 +43,10 @@ type FileConfig struct {
 	SlotsPerGPU        *int64  `json:"slotsPerGPU,omitempty"`
 	DeviceListStrategy *string `json:"deviceListStrategy,omitempty"`
 	CDIKind            *string `json:"cdiKind,omitempty"`
-	MPS                MPSFile `json:"mps"`
+	// MetricsListenAddress is host:port of the plugin's /metrics (plain
+	// HTTP); empty: no metrics server.
+	MetricsListenAddress *string `json:"metricsListenAddress,omitempty"`
+	MPS                  MPSFile `json:"mps"`
 	// VGPU is the vGPU sizing of this node, decoded by package vgpu's strict
 	// decoder. It is read and validated but not yet applied (issue 11).
 	VGPU *vgpu.NodeConfig `json:"vgpu,omitempty"`
@@ -181,6 +185,11 @@ func (fc *FileConfig) validate() error {
 	}
 	if v := fc.CDIKind; v != nil && *v == "" {
 		bad("cdiKind", "must not be empty")
+	}
+	if v := fc.MetricsListenAddress; v != nil && *v != "" {
+		if _, _, err := net.SplitHostPort(*v); err != nil {
+			bad("metricsListenAddress", "must be host:port, got %q", *v)
+		}
 	}
 	m := fc.MPS
 	for field, p := range map[string]*string{"mps.root": m.Root, "mps.containerPipeDir": m.ContainerPipeDir} {

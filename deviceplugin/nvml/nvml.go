@@ -284,3 +284,17 @@ func (d *Discovery) Probe(uuid string) error {
 	}
 	return nil
 }
+
+// MemoryInfo returns the GPU's used and total memory in bytes as NVML
+// reports them (for the device plugin's metrics).
+func (d *Discovery) MemoryInfo(uuid string) (used, total uint64, err error) {
+	dev, ret := d.Lib.DeviceGetHandleByUUID(uuid)
+	if err := nvErr("DeviceGetHandleByUUID", ret); err != nil {
+		return 0, 0, err
+	}
+	mem, ret := dev.GetMemoryInfo()
+	if err := nvErr("GetMemoryInfo", ret); err != nil {
+		return 0, 0, err
+	}
+	return mem.Used, mem.Total, nil
+}

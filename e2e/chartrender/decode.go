@@ -24,15 +24,17 @@ type Object struct {
 	// Typed is the strictly decoded object: a client-go type, or the
 	// internal KubeSchedulerConfiguration (validated as kube-scheduler
 	// does), or a kustomize Kustomization. Nil for kinds of CRDs this
-	// package does not know (only cert-manager.io's are accepted).
+	// package does not know (only cert-manager.io's and
+	// monitoring.coreos.com's are accepted).
 	Typed any
 	// Raw is the document.
 	Raw []byte
 }
 
 // foreignGroups are API groups of CRDs the chart may render objects of
-// (cert-manager mode) but whose types are not compiled in here.
-var foreignGroups = []string{"cert-manager.io/"}
+// (cert-manager mode; the Prometheus Operator's ServiceMonitor and
+// PrometheusRule) but whose types are not compiled in here.
+var foreignGroups = []string{"cert-manager.io/", "monitoring.coreos.com/"}
 
 // DecodeStrict decodes every YAML document of b: Kubernetes objects with
 // client-go's scheme, KubeSchedulerConfigurations with kube-scheduler's,

@@ -66,6 +66,11 @@ func TestShippedYAMLDecodesStrictly(t *testing.T) {
 					t.Fatal(err)
 				}
 				return
+			case "prometheus-rules.yaml":
+				if _, err := DecodeRules(b); err != nil {
+					t.Fatal(err)
+				}
+				return
 			}
 			objs, err := DecodeStrict(rel, b)
 			if err != nil {

@@ -56,6 +56,14 @@ type Options struct {
 	// Pending bounds what the extender remembers of filtered pods until
 	// their bind.
 	Pending extender.PendingLimits
+	// MetricsListenAddress, when set, serves GET /metrics alone on a
+	// second, plain-HTTP listener, for a Prometheus without a client
+	// certificate. Empty: /metrics only on ListenAddress, behind the
+	// verbs' authentication.
+	MetricsListenAddress string
+	// PodEventInterval is how often at most one reason is recorded as an
+	// event on one pod (and logged at the default verbosity).
+	PodEventInterval time.Duration
 	// Logs holds the component-base logging flags.
 	Logs *logsapi.LoggingConfiguration
 
@@ -75,6 +83,8 @@ func NewOptions() *Options {
 		ReservationTTL: 2 * time.Minute,
 		MaxBodyBytes:   extender.DefaultMaxBodyBytes,
 		Pending:        extender.DefaultPendingLimits(),
+
+		PodEventInterval: extender.DefaultEventInterval,
 
 		MaxConcurrentBodies: extender.DefaultMaxConcurrentBodies,
 		LeaderElection:      DefaultLeaderElection(),
@@ -99,6 +109,8 @@ func (o *Options) AddFlags(fs *pflag.FlagSet) {
 	fs.DurationVar(&o.ReservationTTL, "reservation-ttl", o.ReservationTTL, "How long an assumed placement lives unless the informer confirms it.")
 	fs.Int64Var(&o.MaxBodyBytes, "max-body-bytes", o.MaxBodyBytes, "Largest request body accepted (the default fits node-names-only calls at 15,000 nodes).")
 	fs.IntVar(&o.MaxConcurrentBodies, "max-concurrent-bodies", o.MaxConcurrentBodies, "Most request bodies read and decoded at once; more answer 429 (retryable).")
+	fs.StringVar(&o.MetricsListenAddress, "metrics-listen-address", o.MetricsListenAddress, "Address (host:port) of a second, plain-HTTP listener that serves GET /metrics only, for a Prometheus without a client certificate. Empty: /metrics is served on --listen-address only, behind the same client authentication as the verbs.")
+	fs.DurationVar(&o.PodEventInterval, "pod-event-interval", o.PodEventInterval, "Most often one event reason (no node can place the pod, invalid request, failed bind) is recorded on one pod and logged at the default verbosity.")
 	o.LeaderElection.AddFlags(fs)
 	fs.DurationVar(&o.Pending.TTL, "pending-pod-ttl", o.Pending.TTL, "How long a filter's outcome stays valid: /bind accepts only a (pod UID, node) pair this process filtered and found feasible within this time.")
 	fs.IntVar(&o.Pending.MaxPods, "max-pending-pods", o.Pending.MaxPods, "Most filtered pods remembered for bind; the oldest filter is dropped first (its bind fails and kube-scheduler retries the pod).")
@@ -117,6 +129,14 @@ func (o *Options) Validate() error {
 	var errs []error
 	if _, _, err := net.SplitHostPort(o.ListenAddress); err != nil {
 		errs = append(errs, fmt.Errorf("--listen-address %q: %w", o.ListenAddress, err))
+	}
+	if o.MetricsListenAddress != "" {
+		if _, _, err := net.SplitHostPort(o.MetricsListenAddress); err != nil {
+			errs = append(errs, fmt.Errorf("--metrics-listen-address %q: %w", o.MetricsListenAddress, err))
+		}
+	}
+	if o.PodEventInterval <= 0 {
+		errs = append(errs, errors.New("--pod-event-interval must be positive"))
 	}
 	if (o.TLSCertFile == "") != (o.TLSKeyFile == "") {
 		errs = append(errs, errors.New("--tls-cert-file and --tls-private-key-file must be given together"))

@@ -26,5 +26,12 @@ func Run(ctx context.Context, o *Options, version string) error {
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", o.ListenAddress, err)
 	}
-	return Serve(ctx, o, Deps{Client: client, Listener: ln, Version: version})
+	d := Deps{Client: client, Listener: ln, Version: version}
+	if o.MetricsListenAddress != "" {
+		if d.MetricsListener, err = net.Listen("tcp", o.MetricsListenAddress); err != nil {
+			_ = ln.Close()
+			return fmt.Errorf("listen on %s: %w", o.MetricsListenAddress, err)
+		}
+	}
+	return Serve(ctx, o, d)
 }

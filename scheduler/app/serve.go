@@ -2,6 +2,7 @@ package app
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -9,12 +10,15 @@ import (
 	"time"
 
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/kubernetes/scheme"
 	toolscache "k8s.io/client-go/tools/cache"
+	"k8s.io/client-go/tools/events"
 	"k8s.io/klog/v2"
 	"k8s.io/utils/clock"
 
 	"github.com/gpuslice/gpuslice/scheduler/cache"
 	"github.com/gpuslice/gpuslice/scheduler/extender"
+	"github.com/gpuslice/gpuslice/scheduler/metrics"
 )
 
 // Deps are what Serve needs from outside: tests pass a fake clientset and a
@@ -26,7 +30,13 @@ type Deps struct {
 	// Identity names this replica in the leader Lease; empty: hostname and
 	// a random suffix.
 	Identity string
+	// MetricsListener, when set, serves GET /metrics alone over plain
+	// HTTP (--metrics-listen-address).
+	MetricsListener net.Listener
 }
+
+// eventsComponent is the reporting controller of the extender's events.
+const eventsComponent = "gpuslice-extender"
 
 // shutdownTimeout bounds the graceful shutdown of the HTTP server.
 const shutdownTimeout = 5 * time.Second
@@ -60,27 +70,45 @@ func Serve(ctx context.Context, o *Options, d Deps) error {
 		return err
 	}
 	ready := extender.NewReadiness(o.LeaderElection.Enabled)
-	ext := extender.NewExtender(c, policies, d.Client, factory.Core().V1().Pods().Lister(), clock.RealClock{}, o.Pending)
+	m := metrics.New(metrics.Source{Cache: c, Ready: func() bool { return ready.Check() == nil }, Policies: policies.All(), UnplaceableReasons: extender.UnplaceableReasons()})
+	broadcaster := events.NewBroadcaster(&events.EventSinkImpl{Interface: d.Client.EventsV1()})
+	if err := broadcaster.StartRecordingToSinkWithContext(ctx); err != nil {
+		return fmt.Errorf("start event recording: %w", err)
+	}
+	defer broadcaster.Shutdown()
+	recorder := broadcaster.NewRecorder(scheme.Scheme, eventsComponent)
+	clk := clock.RealClock{}
+	ext := extender.NewExtender(c, policies, d.Client, factory.Core().V1().Pods().Lister(), clk, o.Pending,
+		extender.WithMetrics(m), extender.WithEvents(recorder, o.PodEventInterval))
 	handler := extender.NewHandler(logger, ext, ready, extender.HandlerOptions{
 		Version:             d.Version,
 		MaxBodyBytes:        o.MaxBodyBytes,
 		MaxConcurrentBodies: o.MaxConcurrentBodies,
 		RequireClientCert:   o.ClientCAFile != "",
+		Metrics:             m,
 	})
 	srv := newHTTPServer(ctx, handler, tlsConfig, defaultServerTimeouts())
-	serveErr := make(chan error, 1)
-	go func() {
+	serveErr := make(chan error, 2)
+	serve := func(srv *http.Server, ln net.Listener, tlsConfig *tls.Config) {
 		var err error
 		if tlsConfig != nil {
-			err = srv.ServeTLS(d.Listener, "", "")
+			err = srv.ServeTLS(ln, "", "")
 		} else {
-			err = srv.Serve(d.Listener)
+			err = srv.Serve(ln)
 		}
 		if !errors.Is(err, http.ErrServerClosed) {
 			serveErr <- err
 		}
-		close(serveErr)
-	}()
+	}
+	go serve(srv, d.Listener, tlsConfig)
+	var metricsSrv *http.Server
+	if d.MetricsListener != nil {
+		mux := http.NewServeMux()
+		mux.Handle("GET /metrics", m.Handler())
+		metricsSrv = newHTTPServer(ctx, mux, nil, defaultServerTimeouts())
+		go serve(metricsSrv, d.MetricsListener, nil)
+		logger.Info("Serving /metrics without client authentication on a second listener", "address", d.MetricsListener.Addr().String())
+	}
 	if o.Unauthenticated() {
 		logger.Info("Warning: serving without client authentication on a non-loopback address (--allow-unauthenticated); anyone who reaches it may call filter and bind", "address", o.ListenAddress)
 	}
@@ -124,6 +152,11 @@ func Serve(ctx context.Context, o *Options, d Deps) error {
 	defer stop()
 	if err := srv.Shutdown(shutdownCtx); err != nil && result == nil {
 		result = fmt.Errorf("shut down server: %w", err)
+	}
+	if metricsSrv != nil {
+		if err := metricsSrv.Shutdown(shutdownCtx); err != nil && result == nil {
+			result = fmt.Errorf("shut down metrics server: %w", err)
+		}
 	}
 	if !electorDone {
 		// Wait for the elector to release the Lease; a failure after the

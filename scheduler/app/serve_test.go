@@ -155,3 +155,45 @@ func TestServeGatesVerbsUntilCachesSync(t *testing.T) {
 		t.Fatalf("filter after sync kept %v, failed %v: the held pod's 10 of 16 slices are not counted", *res.NodeNames, res.FailedNodes)
 	}
 }
+
+// --metrics-listen-address serves /metrics alone on a second, plain
+// listener.
+func TestServeMetricsListener(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	mln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, ctx := ktesting.NewTestContext(t)
+	ctx, cancel := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() {
+		done <- Serve(ctx, NewOptions(), Deps{Client: fake.NewClientset(), Listener: ln, MetricsListener: mln, Version: "test"})
+	}()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Serve: %v", err)
+		}
+	})
+	get := func(url string) (int, string) {
+		resp, err := http.Get(url)
+		if err != nil {
+			return 0, err.Error()
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	base := "http://" + mln.Addr().String()
+	testutil.Poll(t, "the metrics listener to say ready", func() bool {
+		code, body := get(base + "/metrics")
+		return code == 200 && strings.Contains(body, "gpuslice_extender_ready 1")
+	})
+	if code, _ := get(base + "/filter"); code != http.StatusNotFound && code != http.StatusMethodNotAllowed {
+		t.Errorf("the metrics listener answers /filter with %d; it must serve /metrics only", code)
+	}
+}

@@ -183,4 +183,13 @@ func TestServeMutualTLS(t *testing.T) {
 			t.Errorf("GET %s without a client certificate = %d %q %v, want 200", path, code, body, err)
 		}
 	}
+	// /metrics sits behind the verbs' authentication.
+	if code, body, err := call(anonymous, "GET", "/metrics"); err != nil || code != http.StatusUnauthorized {
+		t.Errorf("GET /metrics without a client certificate = %d %q %v, want 401", code, body, err)
+	}
+	code, body, err := call(trusted, "GET", "/metrics")
+	if err != nil || code != 200 || !strings.Contains(body, "gpuslice_extender_ready 1") ||
+		!strings.Contains(body, `gpuslice_extender_requests_total{result="unauthorized",verb="filter"} 1`) {
+		t.Errorf("GET /metrics with a trusted client certificate = %d %v, want 200 with the extender's series:\n%s", code, err, body)
+	}
 }

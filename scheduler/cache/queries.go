@@ -179,3 +179,54 @@ func (c *Cache) Stats() (assumedPods, confirmedPods int) {
 	}
 	return
 }
+
+// Counts is the size of the cache.
+type Counts struct {
+	// Nodes with a usable inventory, and Unusable nodes known without one
+	// (missing, unreadable, another slice size).
+	Nodes, Unusable int
+	// Assumed and Confirmed pods holding shares; Retired shares of moved
+	// placements still charged.
+	Assumed, Confirmed, Retired int
+}
+
+// Counts returns the size of the cache.
+func (c *Cache) Counts() Counts {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	var out Counts
+	for _, e := range c.nodes {
+		if e.alloc == nil {
+			out.Unusable++
+		} else {
+			out.Nodes++
+		}
+	}
+	for _, p := range c.pods {
+		if p.state == assumed {
+			out.Assumed++
+		} else {
+			out.Confirmed++
+		}
+	}
+	out.Retired = len(c.retired)
+	return out
+}
+
+// VisitNodes calls fn with the allocator state of every node that has a
+// usable inventory, in name order, under the cache's read lock: one
+// consistent cut. fn must not keep n nor call the cache.
+func (c *Cache) VisitNodes(fn func(n *allocator.Node)) {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	names := make([]string, 0, len(c.nodes))
+	for name, e := range c.nodes {
+		if e.alloc != nil {
+			names = append(names, name)
+		}
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		fn(c.nodes[name].alloc)
+	}
+}

@@ -14,19 +14,30 @@ import (
 	"github.com/gpuslice/gpuslice/allocator"
 	"github.com/gpuslice/gpuslice/api"
 	"github.com/gpuslice/gpuslice/scheduler/cache"
+	"github.com/gpuslice/gpuslice/scheduler/metrics"
 )
 
 // Bind chooses the GPUs on the node kube-scheduler picked, assumes them, and
-// binds the pod with the placement annotation in one Binding.
+// binds the pod with the placement annotation in one Binding. A failure is
+// counted and recorded as an event on the pod (rate-limited).
 func (e *Extender) Bind(ctx context.Context, args *extenderv1.ExtenderBindingArgs) error {
+	result, err := e.bind(ctx, args)
+	e.metrics.Bind(result)
+	if err != nil && args.PodUID != "" && args.PodName != "" && args.PodNamespace != "" {
+		e.notify.warn(podRef(args.PodNamespace, args.PodName, args.PodUID), EventFailedBind, EventActionBind, err.Error())
+	}
+	return err
+}
+
+func (e *Extender) bind(ctx context.Context, args *extenderv1.ExtenderBindingArgs) (string, error) {
 	logger := klog.FromContext(ctx)
 	if err := validateBindingArgs(args); err != nil {
-		return err
+		return metrics.BindRefused, err
 	}
 	key := args.PodNamespace + "/" + args.PodName
 	req, pol, err := e.requestFor(args)
 	if err != nil {
-		return err
+		return metrics.BindRefused, err
 	}
 	binding := &v1.Binding{
 		ObjectMeta: metav1.ObjectMeta{Name: args.PodName, Namespace: args.PodNamespace, UID: args.PodUID},
@@ -36,13 +47,13 @@ func (e *Extender) Bind(ctx context.Context, args *extenderv1.ExtenderBindingArg
 	if req.HasGPU() {
 		placement, g, err := e.assume(args, key, req, pol)
 		if err != nil {
-			return fmt.Errorf("bind %s to %s: %w", key, args.Node, err)
+			return metrics.BindRefused, fmt.Errorf("bind %s to %s: %w", key, args.Node, err)
 		}
 		gen = g
 		value, err := placement.Encode()
 		if err != nil {
 			e.cache.Forget(args.PodUID, gen)
-			return err
+			return metrics.BindFailed, err
 		}
 		binding.Annotations = map[string]string{api.AnnotationPlacement: value}
 	}
@@ -53,15 +64,16 @@ func (e *Extender) Bind(ctx context.Context, args *extenderv1.ExtenderBindingArg
 				// while this one runs there: keep the assumption until the
 				// informer confirms it or the reservation expires.
 				logger.Info("Binding failed ambiguously; keeping the GPU shares reserved", "pod", klog.KRef(args.PodNamespace, args.PodName), "node", args.Node, "err", err)
+				e.metrics.AmbiguousBind()
 			} else {
 				e.cache.Forget(args.PodUID, gen)
 			}
 		}
-		return fmt.Errorf("bind %s to %s: %w", key, args.Node, err)
+		return metrics.BindFailed, fmt.Errorf("bind %s to %s: %w", key, args.Node, err)
 	}
 	e.pending.remove(args.PodUID)
 	logger.V(2).Info("Bound pod", "pod", klog.KRef(args.PodNamespace, args.PodName), "node", args.Node)
-	return nil
+	return metrics.BindBound, nil
 }
 
 // assumeAttempts bounds how often bind chooses again when a concurrent bind
@@ -76,15 +88,20 @@ func (e *Extender) assume(args *extenderv1.ExtenderBindingArgs, key string, req 
 		if err != nil {
 			return nil, 0, err
 		}
+		start := e.clock.Now()
 		a, st := allocator.Fit(n, req, pol)
+		e.metrics.ObserveDecision(pol.Name(), "bind", e.clock.Since(start))
 		if !st.IsSuccess() {
 			return nil, 0, fmt.Errorf("pod no longer fits node %s: %s", args.Node, st.Message())
 		}
 		now := e.clock.Now()
 		placement := a.Placement(n, now)
 		gen, err := e.cache.Assume(args.PodUID, key, placement, req, now)
-		if errors.Is(err, cache.ErrConflict) && attempt < assumeAttempts {
-			continue
+		if errors.Is(err, cache.ErrConflict) {
+			e.metrics.BindConflict()
+			if attempt < assumeAttempts {
+				continue
+			}
 		}
 		return placement, gen, err
 	}

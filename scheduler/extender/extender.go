@@ -1,11 +1,15 @@
 package extender
 
 import (
+	"time"
+
 	"k8s.io/client-go/kubernetes"
 	corelisters "k8s.io/client-go/listers/core/v1"
+	"k8s.io/client-go/tools/events"
 	"k8s.io/utils/clock"
 
 	"github.com/gpuslice/gpuslice/scheduler/cache"
+	"github.com/gpuslice/gpuslice/scheduler/metrics"
 )
 
 // Extender answers kube-scheduler's extender calls. It is safe for
@@ -21,12 +25,28 @@ type Extender struct {
 	// feasible nodes bind accepts, the scores prioritize reuses, and
 	// whether the policy learned the request.
 	pending *pendingPods
+
+	metrics *metrics.Metrics // nil: none
+	notify  *notifier
+}
+
+// Option configures an Extender.
+type Option func(*Extender)
+
+// WithMetrics records the verbs' outcomes in m.
+func WithMetrics(m *metrics.Metrics) Option { return func(e *Extender) { e.metrics = m } }
+
+// WithEvents records events on pods with rec: a GPU pod no node can place
+// and a failed bind, at most once per pod and reason every interval (0:
+// DefaultEventInterval), on the extender's clock.
+func WithEvents(rec events.EventRecorder, interval time.Duration) Option {
+	return func(e *Extender) { e.notify = newNotifier(rec, e.clock, interval) }
 }
 
 // NewExtender wires an extender. pods may be nil (bind then skips the
 // lister's checks that the pod is unbound and has the filtered UID).
-func NewExtender(c *cache.Cache, policies *Policies, client kubernetes.Interface, pods corelisters.PodLister, clk clock.PassiveClock, limits PendingLimits) *Extender {
-	return &Extender{
+func NewExtender(c *cache.Cache, policies *Policies, client kubernetes.Interface, pods corelisters.PodLister, clk clock.PassiveClock, limits PendingLimits, opts ...Option) *Extender {
+	e := &Extender{
 		cache:    c,
 		policies: policies,
 		client:   client,
@@ -34,4 +54,11 @@ func NewExtender(c *cache.Cache, policies *Policies, client kubernetes.Interface
 		clock:    clk,
 		pending:  newPendingPods(limits, clk),
 	}
+	for _, o := range opts {
+		o(e)
+	}
+	if e.notify == nil {
+		e.notify = newNotifier(nil, clk, 0)
+	}
+	return e
 }

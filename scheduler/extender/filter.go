@@ -29,7 +29,15 @@ func (e *Extender) Filter(ctx context.Context, args *extenderv1.ExtenderArgs) *e
 			res.FailedAndUnresolvableNodes[n] = msg
 		}
 		setNodes(args, res, nil)
-		logger.V(2).Info("Rejected an invalid gpuslice request", "pod", klog.KObj(pod), "err", err)
+		// Logged (and recorded as an event) once per pod and interval,
+		// then only at a higher verbosity: kube-scheduler retries the pod
+		// on every cycle.
+		if e.notify.warn(pod, EventInvalidRequest, EventActionSchedule, msg) {
+			logger.Info("Rejected an invalid gpuslice request; the pod cannot be placed until it is fixed", "pod", klog.KObj(pod), "err", err)
+		} else {
+			logger.V(4).Info("Rejected an invalid gpuslice request again", "pod", klog.KObj(pod), "err", err)
+		}
+		e.metrics.Unplaceable(EventInvalidRequest)
 		return res
 	}
 	pp := &pendingPod{uid: pod.UID, namespace: pod.Namespace, name: pod.Name, req: req}
@@ -43,7 +51,9 @@ func (e *Extender) Filter(ctx context.Context, args *extenderv1.ExtenderArgs) *e
 	}
 	pp.policy = e.policies.For(pod.Spec.SchedulerName)
 	pp.observed = e.observe(pp.policy, pod.UID, req)
+	start := e.clock.Now()
 	results := e.cache.FitNodes(names, req, pp.policy)
+	e.metrics.ObserveDecision(pp.policy.Name(), "filter", e.clock.Since(start))
 	fit := make([]string, 0, len(names))
 	scores := make([]float64, 0, len(names))
 	for i, r := range results {
@@ -59,6 +69,13 @@ func (e *Extender) Filter(ctx context.Context, args *extenderv1.ExtenderArgs) *e
 	}
 	pp.nodes, pp.scores = fit, scores
 	e.pending.put(pp)
+	if len(fit) == 0 {
+		reason, note := unplaceable(results)
+		e.metrics.Unplaceable(reason)
+		if e.notify.warn(pod, reason, EventActionSchedule, note) {
+			logger.V(2).Info("No node can place the pod's GPU request", "pod", klog.KObj(pod), "reason", reason, "note", note)
+		}
+	}
 	setNodes(args, res, fit)
 	logger.V(4).Info("Filtered nodes", "pod", klog.KObj(pod), "feasible", len(fit), "failed", len(res.FailedNodes), "unresolvable", len(res.FailedAndUnresolvableNodes))
 	return res

@@ -12,6 +12,8 @@ import (
 	"github.com/julienschmidt/httprouter"
 	"k8s.io/klog/v2"
 	extenderv1 "k8s.io/kube-scheduler/extender/v1"
+
+	"github.com/gpuslice/gpuslice/scheduler/metrics"
 )
 
 // HandlerOptions configures NewHandler. Zero fields take the defaults.
@@ -32,6 +34,9 @@ type HandlerOptions struct {
 	// and /version stay open, so kubelet's HTTPS probes need no
 	// certificate.
 	RequireClientCert bool
+	// Metrics, when set, counts and times the verbs and is served on GET
+	// /metrics, behind the same client authentication as the verbs.
+	Metrics *metrics.Metrics
 }
 
 // Handler serves the extender's HTTP API.
@@ -61,17 +66,20 @@ func NewHandler(logger klog.Logger, ext *Extender, ready *Readiness, o HandlerOp
 	h := &Handler{ext: ext, ready: ready, opts: o, bodies: make(chan struct{}, o.MaxConcurrentBodies), logger: logger}
 	version := o.Version
 	r := httprouter.New()
-	r.POST("/filter", h.gated(h.filter))
-	r.POST("/prioritize", h.gated(h.prioritize))
-	r.POST("/preempt", h.gated(h.preempt))
-	r.POST("/bind", h.gated(h.bind))
+	r.POST("/filter", h.gated("filter", h.filter))
+	r.POST("/prioritize", h.gated("prioritize", h.prioritize))
+	r.POST("/preempt", h.gated("preempt", h.preempt))
+	r.POST("/bind", h.gated("bind", h.bind))
+	if o.Metrics != nil {
+		r.GET("/metrics", h.metrics(o.Metrics.Handler()))
+	}
 	r.GET("/healthz", func(w http.ResponseWriter, _ *http.Request, _ httprouter.Params) { writeText(w, http.StatusOK, "ok") })
 	r.GET("/readyz", h.readyz)
 	r.GET("/version", func(w http.ResponseWriter, _ *http.Request, _ httprouter.Params) {
 		writeJSON(w, http.StatusOK, map[string]string{"version": version})
 	})
 	r.NotFound = http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
-		writeText(w, http.StatusNotFound, fmt.Sprintf("unknown path %q: the extender serves POST /filter, /prioritize, /preempt, /bind and GET /healthz, /readyz, /version", req.URL.Path))
+		writeText(w, http.StatusNotFound, fmt.Sprintf("unknown path %q: the extender serves POST /filter, /prioritize, /preempt, /bind and GET /healthz, /readyz, /version, /metrics", req.URL.Path))
 	})
 	r.MethodNotAllowed = http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 		writeText(w, http.StatusMethodNotAllowed, fmt.Sprintf("method %s not allowed on %s", req.Method, req.URL.Path))
@@ -174,6 +182,7 @@ func (h *Handler) bind(w http.ResponseWriter, r *http.Request, _ httprouter.Para
 	if err := h.ext.Bind(h.ctx(r, "bind"), &args); err != nil {
 		// kube-scheduler reads the error from the result body.
 		res.Error = err.Error()
+		markFailed(w)
 		h.logger.V(2).Info("Bind failed", "pod", klog.KRef(args.PodNamespace, args.PodName), "node", args.Node, "err", err)
 	}
 	writeJSON(w, http.StatusOK, res)

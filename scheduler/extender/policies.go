@@ -106,3 +106,19 @@ func (ps *Policies) Describe() []string {
 	sort.Strings(out)
 	return out
 }
+
+// All returns the distinct policies in use, the default first, then by
+// name.
+func (ps *Policies) All() []allocator.Policy {
+	out := []allocator.Policy{ps.def}
+	seen := map[allocator.Policy]bool{ps.def: true}
+	var rest []allocator.Policy
+	for _, p := range ps.byProfile {
+		if !seen[p] {
+			seen[p] = true
+			rest = append(rest, p)
+		}
+	}
+	sort.Slice(rest, func(i, j int) bool { return rest[i].Name() < rest[j].Name() })
+	return append(out, rest...)
+}

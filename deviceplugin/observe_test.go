@@ -1,0 +1,84 @@
+package deviceplugin
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+	promtest "github.com/prometheus/client_golang/prometheus/testutil"
+	"k8s.io/client-go/tools/events"
+
+	"github.com/gpuslice/gpuslice/deviceplugin/metrics"
+)
+
+// TestBrokerObserved: kubelet's calls are counted per resource and result,
+// and a pod that bypassed the extender gets an event saying it was refused
+// (at GetPreferredAllocation, kubelet's first call), while the placed
+// twin's calls succeed.
+func TestBrokerObserved(t *testing.T) {
+	cfg := testConfig()
+	st := testState(t, 4, 16*1024, noIso)
+	pods := &fakePods{}
+	pods.add(makePod(podSpec{name: "a", assigned: t0, containers: []ctr{{name: "c", mem: 4, gpus: []int{0}}}}))
+	pods.add(makePod(podSpec{name: "x", noPlace: true, containers: []ctr{{name: "c", mem: 4}}}))
+	pr := newFakePR()
+	b := NewBroker(&cfg, st, noIso, pods, pr)
+	m := metrics.New()
+	rec := events.NewFakeRecorder(10)
+	b.obs = observers{metrics: m, events: rec, node: cfg.NodeName}
+	sim := newSim(t, b, pr, st)
+	if err := sim.admit(pods.get("default", "x"), nil); err == nil {
+		t.Fatal("the bypassing pod was admitted")
+	}
+	if err := sim.admit(pods.get("default", "a"), nil); err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]float64{
+		"mem ok":                promtest.ToFloat64(m.AllocateCounter().WithLabelValues(KindMem.Resource(), metrics.ResultOK)),
+		"preferred mem refused": promtest.ToFloat64(m.PreferredCounter().WithLabelValues(KindMem.Resource(), metrics.ResultRefused)),
+		"preferred mem ok":      promtest.ToFloat64(m.PreferredCounter().WithLabelValues(KindMem.Resource(), metrics.ResultOK)),
+	}
+	if diff := cmp.Diff(map[string]float64{"mem ok": 1, "preferred mem refused": 1, "preferred mem ok": 1}, got); diff != "" {
+		t.Errorf("allocate counts (-want +got):\n%s", diff)
+	}
+	select {
+	case e := <-rec.Events:
+		if !strings.HasPrefix(e, "Warning "+EventAllocateRefused+" ") || !strings.Contains(e, "default/x") {
+			t.Errorf("event %q, want a %s warning naming default/x", e, EventAllocateRefused)
+		}
+	default:
+		t.Error("no event for the refused pod")
+	}
+}
+
+// TestMetricsSourceReportsGPUs: the scrape-time series follow the state:
+// health per GPU and NVML's memory use.
+func TestMetricsSourceReportsGPUs(t *testing.T) {
+	st := testState(t, 2, 16*1024, noIso)
+	st.SetHealth(gpuUUID(1), SourceNVML, false, "Xid 79")
+	p := &Plugin{state: st, deps: Deps{Isolator: noIso, Memory: fakeMemory{}}}
+	m := metrics.New()
+	m.SetSource(p.metricsSource())
+	const want = `
+# HELP gpuslice_device_plugin_gpu_healthy 1 while the GPU is healthy (NVML health and its isolator), else 0; an unhealthy GPU takes no new pods.
+# TYPE gpuslice_device_plugin_gpu_healthy gauge
+gpuslice_device_plugin_gpu_healthy{gpu="0",model="Test GPU",uuid="GPU-00000000-0000-0000-0000-000000000000"} 1
+gpuslice_device_plugin_gpu_healthy{gpu="1",model="Test GPU",uuid="GPU-00000001-0000-0000-0000-000000000000"} 0
+# HELP gpuslice_device_plugin_gpu_memory_used_bytes GPU memory in use as NVML reports it, to compare with the allocated slices.
+# TYPE gpuslice_device_plugin_gpu_memory_used_bytes gauge
+gpuslice_device_plugin_gpu_memory_used_bytes{gpu="0",model="Test GPU",uuid="GPU-00000000-0000-0000-0000-000000000000"} 1024
+gpuslice_device_plugin_gpu_memory_used_bytes{gpu="1",model="Test GPU",uuid="GPU-00000001-0000-0000-0000-000000000000"} 1024
+`
+	if err := promtest.GatherAndCompare(m.Registry(), strings.NewReader(want), metrics.GPUHealthy, metrics.MemoryUsedBytes); err != nil {
+		t.Error(err)
+	}
+	if n := promtest.CollectAndCount(m.Registry(), metrics.MPSDaemonHealthy); n != 0 {
+		t.Errorf("%d MPS daemon series without MPS isolation, want 0", n)
+	}
+}
+
+var noIso = NoIsolation{SlotsPerGPU: 8}
+
+type fakeMemory struct{}
+
+func (fakeMemory) MemoryInfo(string) (used, total uint64, err error) { return 1024, 16 << 30, nil }
