@@ -2,6 +2,8 @@ package allocator
 
 import (
 	"sort"
+
+	"github.com/gpuslice/gpuslice/api"
 )
 
 // maxCombinations bounds the exhaustive search over GPU sets for one
@@ -175,7 +177,7 @@ func (f *Fitter) choose(v *NodeView, r *PodRequest, c ContainerRequest, p Policy
 	d, k := c.PerGPU(), c.GPUs()
 	var candBuf [16]int
 	cand := candBuf[:0]
-	var unhealthy, wrongModel, eligible, mem, core, slot int
+	var unhealthy, wrongModel, weak, eligible, mem, core, slot int
 	for i := range v.Node.Devices {
 		dev := &v.Node.Devices[i]
 		if !dev.Healthy {
@@ -184,6 +186,10 @@ func (f *Fitter) choose(v *NodeView, r *PodRequest, c ContainerRequest, p Policy
 		}
 		if !r.ModelAllowed(dev.Model) {
 			wrongModel++
+			continue
+		}
+		if !r.EnforcementAllowed(dev.Enforcement) {
+			weak++
 			continue
 		}
 		eligible++
@@ -203,7 +209,7 @@ func (f *Fitter) choose(v *NodeView, r *PodRequest, c ContainerRequest, p Policy
 		cand = append(cand, i)
 	}
 	if len(cand) < k {
-		return nil, 0, failure(c, d, k, unhealthy, wrongModel, eligible, mem, core, slot)
+		return nil, 0, failure(c, d, k, checked{unhealthy, wrongModel, weak, eligible, mem, core, slot}, r.MinEnforcement)
 	}
 	islands := v.Node.Link != nil && wholeGPU(v, cand, d)
 	if k == 1 {
@@ -247,29 +253,37 @@ func deviceScore(v *NodeView, p Policy, i int, d Units, cover []Units) float64 {
 	return s
 }
 
+// checked counts how far a node's GPUs got through the checks of choose,
+// in their order: health, model, enforcement, then capacity.
+type checked struct {
+	unhealthy, wrongModel, weak, eligible, mem, core, slot int
+}
+
 // failure returns the status of a container that found too few GPUs; the
 // counts say how far the GPUs got through the checks, and the reason is the
 // first check that left fewer than k GPUs.
-func failure(c ContainerRequest, d Units, k, unhealthy, wrongModel, eligible, mem, core, slot int) *Status {
-	st := &Status{Container: c.Name, GPUs: k, PerGPU: d, Eligible: eligible, WithSlices: mem,
-		Unhealthy: unhealthy, OtherModel: wrongModel}
+func failure(c ContainerRequest, d Units, k int, n checked, minEnf api.Enforcement) *Status {
+	st := &Status{Container: c.Name, GPUs: k, PerGPU: d, Eligible: n.eligible, WithSlices: n.mem,
+		Unhealthy: n.unhealthy, OtherModel: n.wrongModel, WeakEnforcement: n.weak, MinEnforcement: minEnf}
 	switch {
-	case eligible == 0 && wrongModel > 0:
+	case n.eligible == 0 && n.weak > 0:
+		st.Reason = ReasonEnforcementTooWeak
+	case n.eligible == 0 && n.wrongModel > 0:
 		st.Reason = ReasonModelNotAllowed
-	case eligible == 0:
+	case n.eligible == 0:
 		st.Reason = ReasonNoHealthyGPU
-	case eligible < k && eligible+unhealthy+wrongModel >= k:
+	case n.eligible < k && n.eligible+n.unhealthy+n.wrongModel+n.weak >= k:
 		// The node has the GPUs, but not enough of them may be used.
 		st.Reason = ReasonTooFewEligible
-	case mem == 0:
+	case n.mem == 0:
 		st.Reason = ReasonInsufficientMemory
-	case mem < k:
+	case n.mem < k:
 		st.Reason = ReasonNotEnoughGPUs
-	case core == 0:
+	case n.core == 0:
 		st.Reason = ReasonInsufficientCore
-	case core < k:
+	case n.core < k:
 		st.Reason = ReasonNotEnoughGPUs
-	case slot == 0:
+	case n.slot == 0:
 		st.Reason = ReasonNoSlots
 	default:
 		st.Reason = ReasonNotEnoughGPUs

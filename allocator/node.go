@@ -15,6 +15,8 @@ type Device struct {
 	Capacity Units
 	Healthy  bool
 	NUMANode int
+	// Enforcement is what the GPU's isolation enforces (api.GPU.Enforces).
+	Enforcement api.Enforcement
 	// Placeholder marks a GPU that vanished from the node's inventory while
 	// pods still hold shares on it: it keeps those shares charged, is never
 	// chosen (Healthy is false), and is not reported as over-committed.
@@ -57,6 +59,8 @@ func NodeFromInventory(name string, inv *api.Inventory) *Node {
 			Capacity: Units{Slices: g.Slices, Core: g.CoreUnits, Slots: g.Slots},
 			Healthy:  g.Healthy && (g.Isolation == "" || g.Isolation.Known()),
 			NUMANode: g.NUMANode,
+
+			Enforcement: g.Enforces(),
 		}
 		pos[g.Index] = i
 	}

@@ -1,6 +1,10 @@
 package allocator
 
-import "fmt"
+import (
+	"fmt"
+
+	"github.com/gpuslice/gpuslice/api"
+)
 
 // Code classifies the result of Fit, as kube-scheduler's framework does.
 type Code int
@@ -29,7 +33,10 @@ const (
 	ReasonModelNotAllowed Reason = "no GPU of an allowed model"
 	// ReasonTooFewEligible: some GPUs are healthy and of an allowed model,
 	// but fewer than the container spans.
-	ReasonTooFewEligible     Reason = "too few healthy GPUs of an allowed model"
+	ReasonTooFewEligible Reason = "too few healthy GPUs of an allowed model"
+	// ReasonEnforcementTooWeak: the healthy GPUs of an allowed model do not
+	// enforce what the pod requires (api.AnnotationEnforcement).
+	ReasonEnforcementTooWeak Reason = "no GPU enforces the isolation the pod requires"
 	ReasonInsufficientMemory Reason = "insufficient gpu-mem on every GPU"
 	ReasonInsufficientCore   Reason = "insufficient gpu-core on every GPU with enough gpu-mem"
 	ReasonNoSlots            Reason = "no free sharing slot on GPUs with enough gpu-mem and gpu-core"
@@ -62,6 +69,10 @@ type Status struct {
 	// OtherModel is how many healthy GPUs are of a model the pod does not
 	// allow.
 	OtherModel int
+	// WeakEnforcement is how many healthy GPUs of an allowed model enforce
+	// less than MinEnforcement, the pod's requirement.
+	WeakEnforcement int
+	MinEnforcement  api.Enforcement
 	// SpanAllowed is the most GPUs the node lets one container span
 	// (ReasonSpanNotAllowed).
 	SpanAllowed int
@@ -91,9 +102,14 @@ func (s *Status) Message() string {
 		if s.Unhealthy > 0 {
 			detail += fmt.Sprintf(", %d unhealthy", s.Unhealthy)
 		}
+	case ReasonEnforcementTooWeak:
+		detail = fmt.Sprintf("requires %s enforcement, %d GPU(s) of an allowed model enforce less", s.MinEnforcement, s.WeakEnforcement)
 	case ReasonTooFewEligible:
 		detail = fmt.Sprintf("asks for %d GPUs, %d are healthy and of an allowed model (%d of other models, %d unhealthy)",
 			s.GPUs, s.Eligible, s.OtherModel, s.Unhealthy)
+		if s.WeakEnforcement > 0 {
+			detail += fmt.Sprintf("; %d enforce less than %s", s.WeakEnforcement, s.MinEnforcement)
+		}
 	case ReasonSpanNotAllowed:
 		detail = fmt.Sprintf("asks for %d GPUs, the node's isolation allows %d per container", s.GPUs, s.SpanAllowed)
 	case ReasonInvalidRequest, ReasonNoGPUs, ReasonInsufficientCPU:

@@ -4,6 +4,8 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/gpuslice/gpuslice/api"
 )
 
 func TestStatusMessage(t *testing.T) {
@@ -119,6 +121,24 @@ func TestFitReasonNamesFirstBlocker(t *testing.T) {
 			want:     `insufficient gpu-core on every GPU with enough gpu-mem (container "main": needs 1 GPU(s) with 4 slices, 50 core, 1 slot free; 2 have the slices)`,
 		},
 		{
+			name: "binding required, the GPUs enforce a ceiling",
+			devices: func() []Device {
+				return enforcing(gpus(2, "A100", 40, 4), api.EnforcementCeiling, api.EnforcementCeiling)
+			},
+			req:      requiring(pod(one("main", 10, 0, 0)), api.EnforcementBinding),
+			wantCode: UnschedulableAndUnresolvable,
+			want:     `no GPU enforces the isolation the pod requires (container "main": requires binding enforcement, 2 GPU(s) of an allowed model enforce less)`,
+		},
+		{
+			name: "binding required, one of two GPUs binds",
+			devices: func() []Device {
+				return enforcing(gpus(2, "A100", 40, 4), api.EnforcementBinding, api.EnforcementCeiling)
+			},
+			req:      requiring(pod(one("main", 20, 0, 2)), api.EnforcementBinding),
+			wantCode: UnschedulableAndUnresolvable,
+			want:     `too few healthy GPUs of an allowed model (container "main": asks for 2 GPUs, 1 are healthy and of an allowed model (0 of other models, 0 unhealthy); 1 enforce less than binding)`,
+		},
+		{
 			name:     "more GPUs than the node has",
 			devices:  func() []Device { return gpus(2, "A100", 40, 4) },
 			req:      pod(one("main", 8, 0, 4)),
@@ -144,6 +164,45 @@ func TestFitReasonNamesFirstBlocker(t *testing.T) {
 				Msg  string
 			}{st.Code, st.Message()}); diff != "" {
 				t.Errorf("(-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+func enforcing(d []Device, e ...api.Enforcement) []Device {
+	for i := range d {
+		d[i].Enforcement = e[i]
+	}
+	return d
+}
+
+func requiring(r *PodRequest, e api.Enforcement) *PodRequest { r.MinEnforcement = e; return r }
+
+// TestFitEnforcement: a pod that requires an enforcement level gets only
+// GPUs that enforce at least that much; others are not touched.
+func TestFitEnforcement(t *testing.T) {
+	tests := []struct {
+		name string
+		enf  []api.Enforcement
+		min  api.Enforcement
+		want string // UUID chosen; "" when the pod does not fit
+	}{
+		{"binding on the binding GPU", []api.Enforcement{api.EnforcementCeiling, api.EnforcementBinding}, api.EnforcementBinding, "GPU-A100-1"},
+		{"ceiling accepts binding", []api.Enforcement{api.EnforcementNone, api.EnforcementBinding}, api.EnforcementCeiling, "GPU-A100-1"},
+		{"none accepts anything", []api.Enforcement{api.EnforcementNone, api.EnforcementNone}, api.EnforcementNone, "GPU-A100-0"},
+		{"no requirement", []api.Enforcement{api.EnforcementNone, api.EnforcementBinding}, "", "GPU-A100-0"},
+		{"nothing binds", []api.Enforcement{api.EnforcementCeiling, api.EnforcementNone}, api.EnforcementBinding, ""},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			n := NewNode("n", enforcing(gpus(2, "A100", 40, 4), tc.enf...))
+			a, st := Fit(n, requiring(pod(one("main", 10, 0, 0)), tc.min), Binpack{})
+			got := ""
+			if st.IsSuccess() {
+				got = n.Devices[a.Containers[0].Devices[0]].UUID
+			}
+			if got != tc.want {
+				t.Errorf("chose %q (status %v), want %q", got, st, tc.want)
 			}
 		})
 	}

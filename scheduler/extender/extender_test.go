@@ -90,6 +90,34 @@ func TestFilter(t *testing.T) {
 			},
 		},
 		{
+			name: "binding required: the nodes time-slice, enforcing nothing",
+			pod:  annotated(testutil.Pod("p", testutil.Container("c", 4, 0, 0)), api.AnnotationEnforcement, "binding"),
+			want: []string{},
+			wantUnresolvable: map[string]string{
+				"a100":     `no GPU enforces the isolation the pod requires (container "c": requires binding enforcement, 8 GPU(s) of an allowed model enforce less)`,
+				"t4":       `no GPU enforces the isolation the pod requires (container "c": requires binding enforcement, 4 GPU(s) of an allowed model enforce less)`,
+				"cpu-only": "node has no gpuslice GPU inventory",
+			},
+		},
+		{
+			name: "none required: any GPU will do",
+			pod:  annotated(testutil.Pod("p", testutil.Container("c", 4, 0, 0)), api.AnnotationEnforcement, "none"),
+			want: []string{"a100", "t4"},
+			wantUnresolvable: map[string]string{
+				"cpu-only": "node has no gpuslice GPU inventory",
+			},
+		},
+		{
+			name: "unknown enforcement is an invalid request",
+			pod:  annotated(testutil.Pod("p", testutil.Container("c", 4, 0, 0)), api.AnnotationEnforcement, "strict"),
+			want: []string{},
+			wantUnresolvable: map[string]string{
+				"a100":     `invalid gpuslice request: annotation gpuslice.io/enforcement="strict": must be one of [binding ceiling none]`,
+				"t4":       `invalid gpuslice request: annotation gpuslice.io/enforcement="strict": must be one of [binding ceiling none]`,
+				"cpu-only": `invalid gpuslice request: annotation gpuslice.io/enforcement="strict": must be one of [binding ceiling none]`,
+			},
+		},
+		{
 			name: "pod without gpuslice resources passes through",
 			pod:  testutil.Pod("p", testutil.Container("c", 0, 0, 0)),
 			want: []string{"a100", "t4", "cpu-only"},
@@ -466,4 +494,12 @@ func TestCacheRebuildFromAnnotations(t *testing.T) {
 	if diff := cmp.Diff(map[string][]int64{"a100": {40, 40, 40, 40, 40, 40, 40, 40}, "t4": {16, 16, 16, 16}}, testutil.FreeSlices(fresh)); diff != "" {
 		t.Fatalf("after deleting all pods (-want +got):\n%s", diff)
 	}
+}
+
+func annotated(p *v1.Pod, key, value string) *v1.Pod {
+	if p.Annotations == nil {
+		p.Annotations = map[string]string{}
+	}
+	p.Annotations[key] = value
+	return p
 }
