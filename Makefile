@@ -20,7 +20,7 @@ export CGO_CFLAGS ?= -O2 -g -Wno-deprecated-declarations
 TRACE ?= ../shared/trace/openb_pod_list_default.csv
 SEEDS ?= 42,43,44,45,46,47,48,49,50,51
 
-.PHONY: all build test unit e2e lint demo control-plane bench bench-trace clean images images-check manifests manifests-check inspect
+.PHONY: all build test unit e2e lint demo control-plane kwok bench bench-trace clean images images-check manifests manifests-check inspect
 
 all: build
 
@@ -39,6 +39,20 @@ $(E2E_BIN)/kube-apiserver $(E2E_BIN)/kube-scheduler $(E2E_BIN)/kubectl $(E2E_BIN
 	cd e2e && $(GO) build -ldflags '$(K8S_LDFLAGS)' -o bin/ ./tools/etcd \
 		k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kube-scheduler k8s.io/kubernetes/cmd/kubectl
 	@touch $(E2E_BIN)/kube-apiserver $(E2E_BIN)/kube-scheduler $(E2E_BIN)/kubectl $(E2E_BIN)/etcd
+
+## kwok: kwok (sigs.k8s.io/kwok, pinned in hack/kwok/go.mod, its own module
+## so that the e2e module's Kubernetes libraries do not move), the kubelet of
+## the demo's simulated nodes, and its default stages, into e2e/bin. Only
+## `make demo` needs it; no test does.
+KWOK_SRC := hack/kwok/go.mod hack/kwok/go.sum hack/kwok/stages/main.go
+kwok: $(E2E_BIN)/kwok $(E2E_BIN)/kwok-stages.yaml
+
+$(E2E_BIN)/kwok: $(KWOK_SRC)
+	cd hack/kwok && $(GO) build -ldflags '-s -w' -o $(E2E_BIN)/kwok sigs.k8s.io/kwok/cmd/kwok
+
+$(E2E_BIN)/kwok-stages.yaml: $(KWOK_SRC)
+	@mkdir -p $(E2E_BIN)
+	cd hack/kwok && $(GO) run ./stages > $(E2E_BIN)/kwok-stages.yaml.tmp && mv $(E2E_BIN)/kwok-stages.yaml.tmp $(E2E_BIN)/kwok-stages.yaml
 
 ## e2e: end-to-end tests on a real etcd + kube-apiserver + kube-scheduler.
 e2e: build control-plane
@@ -68,13 +82,15 @@ lint: $(TOOLS)/golangci-lint $(TOOLS)/logcheck
 ## Each build step prints a progress line first, so a cold build does not
 ## look hung.
 demo:
-	@echo "demo [1/4] building the gpuslice binaries into bin/ ..."
+	@echo "demo [1/5] building the gpuslice binaries into bin/ ..."
 	@$(MAKE) --no-print-directory build
-	@echo "demo [2/4] building etcd, kube-apiserver, kube-scheduler and kubectl into e2e/bin (first run: about 7-10 minutes on 2 cores, cached afterwards) ..."
+	@echo "demo [2/5] building etcd, kube-apiserver, kube-scheduler and kubectl into e2e/bin (first run: about 7-10 minutes on 2 cores, cached afterwards) ..."
 	@$(MAKE) --no-print-directory control-plane
-	@echo "demo [3/4] building the demo program ..."
+	@echo "demo [3/5] building kwok, the simulated nodes' kubelet, into e2e/bin (first run: a few minutes, cached afterwards) ..."
+	@$(MAKE) --no-print-directory kwok
+	@echo "demo [4/5] building the demo program ..."
 	cd e2e && $(GO) build -o bin/gpuslice-demo ./cmd/demo
-	@echo "demo [4/4] starting the control plane and the simulated GPU nodes ..."
+	@echo "demo [5/5] starting the control plane, kwok and the simulated GPU nodes ..."
 	GPUSLICE_BIN=$(BIN) K8S_BIN=$(E2E_BIN) $(E2E_BIN)/gpuslice-demo
 
 ## inspect: the per-node, per-GPU view of the cluster $$KUBECONFIG points at

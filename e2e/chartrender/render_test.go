@@ -166,14 +166,15 @@ func TestRenderValues(t *testing.T) {
 			if cm.Data["slice-mib"] != "512" {
 				t.Errorf("slice-mib = %q", cm.Data["slice-mib"])
 			}
-			for _, spec := range []corev1.PodSpec{
-				find(objs, "Deployment", "gpuslice-extender").(*appsv1.Deployment).Spec.Template.Spec,
-				find(objs, "DaemonSet", "gpuslice-device-plugin-default").(*appsv1.DaemonSet).Spec.Template.Spec,
-			} {
-				c := spec.Containers[0]
-				if !containsString(c.Args, "--slice-mib=$(GPUSLICE_SLICE_MIB)") || envFromConfigMap(c, "GPUSLICE_SLICE_MIB") != "gpuslice-sharing/slice-mib" {
-					t.Errorf("%s does not read slice-mib from the sharing ConfigMap: args %v", c.Name, c.Args)
-				}
+			ext := find(objs, "Deployment", "gpuslice-extender").(*appsv1.Deployment).Spec.Template.Spec.Containers[0]
+			if !containsString(ext.Args, "--slice-mib=$(GPUSLICE_SLICE_MIB)") || envFromConfigMap(ext, "GPUSLICE_SLICE_MIB") != "gpuslice-sharing/slice-mib" {
+				t.Errorf("the extender does not read slice-mib from the sharing ConfigMap: args %v", ext.Args)
+			}
+			// The device plugin reads it from its pool's config file
+			// (TestPoolConfigs decodes it).
+			fc := poolConfig(t, objs, "gpuslice-device-plugin-default")
+			if fc.SliceMiB == nil || *fc.SliceMiB != 512 {
+				t.Errorf("the device plugin's config has sliceMiB %v, want 512", fc.SliceMiB)
 			}
 		},
 	}, {
@@ -185,7 +186,7 @@ func TestRenderValues(t *testing.T) {
 			if sc := mps.Containers[0].SecurityContext; sc.Privileged == nil || !*sc.Privileged {
 				t.Errorf("mps pool not privileged: %+v", sc)
 			}
-			if !containsString(mps.Containers[0].Args, "--mps-root=/run/gpuslice/mps") || !hasHostPath(mps, "/run/gpuslice/mps") {
+			if fc := poolConfig(t, objs, "gpuslice-device-plugin-a100"); fc.MPS.Root == nil || *fc.MPS.Root != "/run/gpuslice/mps" || !hasHostPath(mps, "/run/gpuslice/mps") {
 				t.Error("mps pool lacks the MPS root")
 			}
 			sc := none.Containers[0].SecurityContext
@@ -278,6 +279,7 @@ func TestRenderRejectsBadValues(t *testing.T) {
 	}{
 		{"unknown isolation", pool("hami", "privileged"), `isolation must be none or mps, not "hami"`},
 		{"mps without privilege", pool("mps", "env"), "isolation mps needs nvmlAccess privileged"},
+		{"slice size in a pool's config", withConfig(pool("none", "privileged"), map[string]any{"sliceMiB": 512}), "devicePlugin.pools[p].config.sliceMiB: set it on the pool (or sharing.sliceMiB), not in config"},
 		{"unknown tls mode", map[string]any{"tls": map[string]any{"mode": "plain"}}, `tls.mode must be secrets or cert-manager, not "plain"`},
 	}
 	for _, tt := range tests {

@@ -44,6 +44,11 @@ type Options struct {
 	Policy string
 	// ExtenderArgs are appended to the extender's command line.
 	ExtenderArgs []string
+	// HA runs the extender as several replicas with leader election behind
+	// a Front that kube-scheduler calls (see HAOptions). The zero value runs
+	// one extender, without leader election, that kube-scheduler calls
+	// directly.
+	HA HAOptions
 	// WithoutScheduler starts etcd and kube-apiserver only (no extender, no
 	// kube-scheduler), e.g. for device plugin tests.
 	WithoutScheduler bool
@@ -110,6 +115,8 @@ type Cluster struct {
 	extenderAddr string
 	extenderKube string
 	sp           *spawner
+	front        *Front
+	replicaAddrs map[string]string
 
 	mu      sync.Mutex // guards procs and stopped
 	procs   map[string]*process
@@ -187,7 +194,11 @@ func New(ctx context.Context, opts Options) (c *Cluster, err error) {
 		return c, err
 	}
 	if !opts.WithoutScheduler {
-		if err := c.StartExtender(ctx); err != nil {
+		start := c.StartExtender
+		if opts.HA.enabled() {
+			start = c.startReplicas
+		}
+		if err := start(ctx); err != nil {
 			return c, err
 		}
 		if err := c.startScheduler(ctx); err != nil {
@@ -474,6 +485,9 @@ func (c *Cluster) StartExtender(ctx context.Context) error {
 // for it to be ready: kube-scheduler may call it before its caches are
 // loaded, which is what a restart test needs. WaitExtenderReady waits.
 func (c *Cluster) LaunchExtender() error {
+	if c.opts.HA.enabled() {
+		return errors.New("the cluster runs extender replicas (Options.HA): use LaunchReplica")
+	}
 	if c.extenderAddr == "" {
 		port, err := freePort()
 		if err != nil {
@@ -481,22 +495,41 @@ func (c *Cluster) LaunchExtender() error {
 		}
 		c.extenderAddr = "127.0.0.1:" + strconv.Itoa(port)
 		c.ExtenderURL = "https://" + c.extenderAddr + "/"
-		if c.ExtenderTLS, err = writeExtenderTLS(c.Dir); err != nil {
+		if err := c.ensureExtenderTLS(); err != nil {
 			return err
-		}
-		if c.ExtenderTLS.ClientAuth, err = c.extenderHasFlag("--client-ca-file"); err != nil {
-			return err
-		}
-		if !c.ExtenderTLS.ClientAuth {
-			c.logf("harness: WARNING: %s has no --client-ca-file: serving TLS without client authentication", Extender)
 		}
 	}
 	if p := c.proc(Extender); p != nil && p.running() {
 		return errors.New("extender is already running")
 	}
+	_, err := c.run(Extender, filepath.Join(c.gpusliceBin, Extender), c.extenderArgs(c.extenderAddr))
+	return err
+}
+
+// ensureExtenderTLS makes the extender's mutual TLS material once.
+func (c *Cluster) ensureExtenderTLS() error {
+	if c.ExtenderTLS != nil {
+		return nil
+	}
+	x, err := writeExtenderTLS(c.Dir)
+	if err != nil {
+		return err
+	}
+	if x.ClientAuth, err = c.extenderHasFlag("--client-ca-file"); err != nil {
+		return err
+	}
+	if !x.ClientAuth {
+		c.logf("harness: WARNING: %s has no --client-ca-file: serving TLS without client authentication", Extender)
+	}
+	c.ExtenderTLS = x
+	return nil
+}
+
+// extenderArgs is the extender's command line for serving on addr.
+func (c *Cluster) extenderArgs(addr string) []string {
 	args := []string{
 		"--kubeconfig=" + c.extenderKube,
-		"--listen-address=" + c.extenderAddr,
+		"--listen-address=" + addr,
 		"--tls-cert-file=" + c.ExtenderTLS.ServingCert,
 		"--tls-private-key-file=" + c.ExtenderTLS.ServingKey,
 	}
@@ -510,9 +543,7 @@ func (c *Cluster) LaunchExtender() error {
 		"--reservation-ttl=2m",
 		"-v=2",
 	)
-	args = append(args, c.opts.ExtenderArgs...)
-	_, err := c.run(Extender, filepath.Join(c.gpusliceBin, Extender), args)
-	return err
+	return append(args, c.opts.ExtenderArgs...)
 }
 
 // WaitExtenderReady waits until the running extender's /readyz answers
@@ -706,6 +737,9 @@ func (c *Cluster) Stop() {
 
 	for _, p := range procs {
 		p.stop(c.opts.StopGrace)
+	}
+	if c.front != nil {
+		c.front.Close()
 	}
 	if c.sp != nil {
 		c.sp.close()

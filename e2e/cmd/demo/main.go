@@ -1,9 +1,11 @@
 // Command demo is `make demo`, gpuslice's main job: it starts a local
 // control plane (etcd, kube-apiserver, the gpuslice extender and
 // kube-scheduler, see package harness) with three simulated GPU nodes
-// (8x A100-40GB, 8x H100-80GB, 4x T4-16GB), creates the example pods from
-// manifests/examples/, waits until each is bound or has a FailedScheduling
-// event, prints the per-node, per-GPU inspect view, and then keeps the
+// (8x A100-40GB, 8x H100-80GB, 4x T4-16GB) whose kubelet is kwok
+// (sigs.k8s.io/kwok: bound pods go Running, and a deleted pod goes away),
+// creates the example pods from manifests/examples/, waits until each is
+// Running or has a FailedScheduling event, prints the per-node, per-GPU
+// inspect view, and then keeps the
 // cluster running, with a kubectl command line to look at it, until Ctrl-C.
 // With DEMO_EXIT=1 it stops right after the view.
 //
@@ -80,12 +82,17 @@ func run(ctx context.Context, out io.Writer, exit bool) error {
 		fmt.Fprintln(out, "Stopping the control plane...")
 		c.Stop()
 	}()
+	fmt.Fprintln(out, "Starting kwok, the kubelet of the simulated nodes...")
+	if err := c.StartKwok(startCtx); err != nil {
+		return fmt.Errorf("start kwok: %w", err)
+	}
 
 	for _, n := range []struct {
 		name  string
 		shape harness.Shape
 	}{{"gpu-a100-0", harness.A100x8()}, {"gpu-h100-0", harness.H100x8()}, {"gpu-t4-0", harness.T4x4()}} {
-		if _, err := c.AddGPUNode(ctx, harness.GPUNode{Name: n.name, Inventory: n.shape.Inventory(n.name, c.SliceMiB)}); err != nil {
+		node := harness.GPUNode{Name: n.name, Inventory: n.shape.Inventory(n.name, c.SliceMiB), Labels: map[string]string{harness.KwokNodeLabel: "fake"}}
+		if _, err := c.AddGPUNode(ctx, node); err != nil {
 			return err
 		}
 		fmt.Fprintf(out, "node %s: %d x %s\n", n.name, n.shape.GPUs, n.shape.Model)
@@ -118,6 +125,7 @@ func run(ctx context.Context, out io.Writer, exit bool) error {
 	}
 
 	fmt.Fprintf(out, "\nLook at the cluster with:\n\n  KUBECONFIG=%s %s get pods -o wide\n\n", c.KubeconfigPath, c.KubectlPath())
+	fmt.Fprintf(out, "Delete a pod (kwok plays the kubelet, so the delete completes and frees its shares):\n\n  KUBECONFIG=%s %s delete pod share-8g\n\n", c.KubeconfigPath, c.KubectlPath())
 	fmt.Fprintf(out, "Show the per-GPU view again (while the cluster runs):\n\n  KUBECONFIG=%s make inspect\n\n", c.KubeconfigPath)
 	fmt.Fprintf(out, "Component logs: %s/*.log\n", c.Dir)
 	if exit {
@@ -127,7 +135,7 @@ func run(ctx context.Context, out io.Writer, exit bool) error {
 	fmt.Fprintln(out, "The cluster keeps running until Ctrl-C.")
 	// Block until interrupted, or until a component dies.
 	err = wait.PollUntilContextCancel(ctx, time.Second, false, func(context.Context) (bool, error) {
-		for _, name := range []string{harness.Etcd, harness.KubeAPIServer, harness.Extender, harness.KubeScheduler} {
+		for _, name := range []string{harness.Etcd, harness.KubeAPIServer, harness.Extender, harness.KubeScheduler, harness.Kwok} {
 			if !c.Running(name) {
 				return false, fmt.Errorf("%s exited; see %s", name, c.LogPath(name))
 			}
@@ -194,8 +202,9 @@ func examplePods(repo string) ([]*corev1.Pod, error) {
 	return pods, nil
 }
 
-// waitSettled waits until every pod is bound or has a FailedScheduling
-// event, and returns one status line per pod.
+// waitSettled waits until every pod is Running on its node (kwok runs it)
+// or is pending with a FailedScheduling event, and returns one status line
+// per pod.
 func waitSettled(ctx context.Context, c *harness.Cluster, pods []*corev1.Pod, timeout time.Duration) ([]string, error) {
 	var lines []string
 	var pending []string
@@ -207,7 +216,11 @@ func waitSettled(ctx context.Context, c *harness.Cluster, pods []*corev1.Pod, ti
 				return false, fmt.Errorf("get pod %s: %w", want.Name, err)
 			}
 			if p.Spec.NodeName != "" {
-				lines = append(lines, fmt.Sprintf("%-16s bound to %s: %s", p.Name, p.Spec.NodeName, describePlacement(p)))
+				if p.Status.Phase != corev1.PodRunning {
+					pending = append(pending, p.Name+" (bound, "+string(p.Status.Phase)+")")
+					continue
+				}
+				lines = append(lines, fmt.Sprintf("%-16s Running on %s: %s", p.Name, p.Spec.NodeName, describePlacement(p)))
 				continue
 			}
 			evs, err := c.Client.CoreV1().Events(namespace).List(ctx, metav1.ListOptions{FieldSelector: "involvedObject.name=" + p.Name + ",reason=FailedScheduling"})

@@ -1,0 +1,278 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/wait"
+
+	"github.com/gpuslice/gpuslice/api"
+	"github.com/gpuslice/gpuslice/e2e/harness"
+)
+
+// Sizes of TestExtenderFailover: 3-slice pods on T4x4 nodes fill every
+// 16-slice GPU with exactly 5 (the node totals would admit 21 a node, so
+// the extender's per-GPU fit decides), and the burst is exactly what fits:
+// a share counted twice after a failover leaves a pod pending, a share
+// forgotten over-commits a GPU.
+const (
+	foNodes    = 40
+	foPerPod   = 3
+	foCapacity = foNodes * 4 * (16 / foPerPod) // 800
+	foBurst    = foCapacity
+	foRuns     = 2
+)
+
+// TestExtenderFailover runs the extender as the chart does: two replicas
+// with leader election on a Lease in the real API server, behind a stand-in
+// for their Service (harness.Front: new connections go to the replica whose
+// /readyz passed its last probe), which kube-scheduler calls over mutual
+// TLS. In each of two runs a burst of 800 pods that exactly fills the
+// nodes is created, and the leader is SIGKILLed twice while kube-scheduler
+// places it (after 10% and after 45% are bound): the first time the other
+// replica must take over, the second time the new leader dies and the
+// restarted first replica (a follower by then) takes over again.
+//
+// Checked: the follower answers /readyz and the verbs with 503 "not
+// ready: this replica is not the leader" (kube-scheduler retries); the
+// Lease changes holder within the lease duration plus the retry slack
+// after the kill, and the new leader serves soon after; at every poll no
+// GPU is over-committed (the independent ledger of invariant_test.go) and
+// every bound pod's placement is valid; once bound, a pod's node and
+// placement never change (bound exactly once); and all 800 pods end up
+// bound (none lost, no share leaked).
+func TestExtenderFailover(t *testing.T) {
+	c := startCluster(t, harness.Options{HA: harness.HAOptions{Replicas: 2}})
+	for run := range foRuns {
+		t.Run(fmt.Sprintf("run-%d", run), func(t *testing.T) {
+			failoverOnce(t, c)
+		})
+		if t.Failed() {
+			return
+		}
+	}
+	routed, refused := c.Front().Stats()
+	t.Logf("front: connections per replica %v, %d refused while no replica was ready; readiness changes: %d", routed, refused, len(c.Front().History()))
+}
+
+// failover is one kill of the leader and what it took to recover.
+type failover struct {
+	killed, leader      string
+	boundAtKill         int
+	leaseTakeover       time.Duration // kill -> Lease names another holder
+	serving             time.Duration // kill -> the new leader's /readyz 200 through the front
+	followerBackInReady time.Duration // kill -> the killed replica is back, answering as a follower
+}
+
+func failoverOnce(t *testing.T, c *harness.Cluster) {
+	ha := c.HA()
+	shapes := make([]harness.Shape, foNodes)
+	for i := range shapes {
+		shapes[i] = harness.T4x4()
+	}
+	e := newEnv(t, c, shapes...)
+	leader, err := c.WaitLeader(e.ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range c.Replicas() {
+		if r != leader {
+			checkFollower(e.ctx, t, c, r)
+		}
+	}
+
+	begin := time.Now()
+	var pods []*corev1.Pod
+	for i := range foBurst {
+		pods = append(pods, e.one(fmt.Sprintf("f-%04d", i), foPerPod, 0, 0))
+	}
+	created := make(chan error, 1)
+	go func() { created <- e.createAll(pods, 50) }()
+
+	// Each kill runs in its own goroutine, which reports when the cluster
+	// has recovered from it; the next kill waits for that.
+	kills := []int{foBurst * 10 / 100, foBurst * 45 / 100}
+	recovered := make(chan failover, 1)
+	recoverErr := make(chan error, 1)
+	var done []failover
+	inFlight := false
+	bindings := map[types.UID]string{} // node and placement of every pod seen bound
+	var counts string
+	e.poll("burst bound after two leader kills", 200*time.Millisecond, 4*time.Minute, func(ctx context.Context) (bool, error) {
+		select {
+		case f := <-recovered:
+			done, inFlight = append(done, f), false
+		case err := <-recoverErr:
+			t.Fatal(err)
+		default:
+		}
+		ps, err := e.list(ctx)
+		if err != nil {
+			return false, err
+		}
+		e.check(ctx, ps)
+		e.invariant(ctx, nil)
+		bound := 0
+		for i := range ps {
+			p := &ps[i]
+			if p.Spec.NodeName == "" {
+				continue
+			}
+			bound++
+			b := p.Spec.NodeName + " " + p.Annotations[api.AnnotationPlacement]
+			if prev, ok := bindings[p.UID]; ok && prev != b {
+				t.Fatalf("pod %s bound twice: first %s, now %s", p.Name, prev, b)
+			}
+			bindings[p.UID] = b
+		}
+		counts = fmt.Sprintf("%d created, %d bound", len(ps), bound)
+		if n := len(done); !inFlight && n < len(kills) && bound >= kills[n] {
+			if bound == foBurst {
+				t.Fatalf("the burst was bound before kill %d (%s)", n+1, counts)
+			}
+			inFlight = true
+			go killLeader(e.ctx, c, bound, recovered, recoverErr)
+		}
+		if len(done) < len(kills) {
+			return false, fmt.Errorf("%s; %d of %d failovers done", counts, len(done), len(kills))
+		}
+		return len(ps) == foBurst && bound == foBurst, fmt.Errorf("%s", counts)
+	})
+	if err := <-created; err != nil {
+		t.Fatal(err)
+	}
+	if len(bindings) != foBurst {
+		t.Fatalf("%d distinct pods seen bound, want %d", len(bindings), foBurst)
+	}
+	// The lease is taken at the first retry after it expired: a follower
+	// last saw it renewed at most one jittered retry (2.2 retry periods)
+	// before the kill, and tries again at most one jittered retry after it
+	// expired; a little more for the API calls of a loaded machine.
+	leaseBound := ha.LeaseDuration + 5*ha.RetryPeriod
+	// Serving also waits for the front's probe and the new leader's pod
+	// and node lists.
+	servingBound := leaseBound + 2*ha.ProbePeriod + 10*time.Second
+	for i, f := range done {
+		t.Logf("failover %d: %s SIGKILLed with %d of %d bound; Lease taken by the follower after %v (bound %v), %s serving through the front after %v; %s back as a follower after %v",
+			i+1, f.killed, f.boundAtKill, foBurst, f.leaseTakeover.Round(time.Millisecond), leaseBound, f.leader, f.serving.Round(time.Millisecond), f.killed, f.followerBackInReady.Round(time.Millisecond))
+		if f.leaseTakeover > leaseBound {
+			t.Errorf("failover %d: the follower took the Lease %v after the kill, want at most %v (lease duration %v, retry period %v)", i+1, f.leaseTakeover, leaseBound, ha.LeaseDuration, ha.RetryPeriod)
+		}
+		if f.serving > servingBound {
+			t.Errorf("failover %d: the new leader served %v after the kill, want at most %v", i+1, f.serving, servingBound)
+		}
+	}
+	t.Logf("run done in %v: %s", time.Since(begin).Round(time.Millisecond), counts)
+}
+
+// killLeader SIGKILLs the replica that leads now, measures until the Lease
+// names another holder and that replica serves through the front, then
+// starts the killed one again (as kubelet restarts a container) and waits
+// until it answers as a follower. It reports on recovered, or on errs.
+func killLeader(ctx context.Context, c *harness.Cluster, bound int, recovered chan<- failover, errs chan<- error) {
+	fail := func(format string, args ...any) { errs <- fmt.Errorf(format, args...) }
+	leases := c.Client.CoordinationV1().Leases(harness.SystemNamespace)
+	old, err := leases.Get(ctx, harness.LeaseName, metav1.GetOptions{})
+	if err != nil {
+		fail("get the Lease before the kill: %v", err)
+		return
+	}
+	var killed string
+	for _, r := range c.Replicas() {
+		if c.Running(r) && c.ReplicaReady(ctx, r) {
+			killed = r
+		}
+	}
+	if killed == "" || old.Spec.HolderIdentity == nil {
+		fail("no ready replica or no Lease holder to kill (Lease %+v)", old.Spec)
+		return
+	}
+	if err := c.KillReplica(killed); err != nil {
+		fail("%v", err)
+		return
+	}
+	at := time.Now()
+	f := failover{killed: killed, boundAtKill: bound}
+	if err := wait.PollUntilContextTimeout(ctx, 20*time.Millisecond, time.Minute, true, func(ctx context.Context) (bool, error) {
+		l, err := leases.Get(ctx, harness.LeaseName, metav1.GetOptions{})
+		if err != nil {
+			return false, nil // retried until the deadline
+		}
+		h := l.Spec.HolderIdentity
+		return h != nil && *h != "" && *h != *old.Spec.HolderIdentity, nil
+	}); err != nil {
+		fail("the Lease still names %s a minute after its holder was killed: %v", *old.Spec.HolderIdentity, err)
+		return
+	}
+	f.leaseTakeover = time.Since(at)
+	if f.leader, err = c.WaitLeader(ctx); err != nil {
+		fail("after killing %s: %v", killed, err)
+		return
+	}
+	f.serving = time.Since(at)
+	if f.leader == killed {
+		fail("%s leads again although it is dead", killed)
+		return
+	}
+	if err := c.LaunchReplica(killed); err != nil {
+		fail("restart %s: %v", killed, err)
+		return
+	}
+	var last string
+	if err := wait.PollUntilContextTimeout(ctx, 50*time.Millisecond, time.Minute, true, func(ctx context.Context) (bool, error) {
+		code, body, err := c.ReplicaReadyz(ctx, killed)
+		if err != nil {
+			last = err.Error()
+			return false, nil
+		}
+		last = fmt.Sprintf("%d %s", code, body)
+		return code == http.StatusServiceUnavailable && strings.Contains(body, "not the leader"), nil
+	}); err != nil {
+		fail("restarted %s does not answer as a follower: %v (last: %s)", killed, err, last)
+		return
+	}
+	f.followerBackInReady = time.Since(at)
+	recovered <- f
+}
+
+// checkFollower checks that a follower fails /readyz and answers a verb
+// with the retryable 503, saying it is not the leader.
+func checkFollower(ctx context.Context, t *testing.T, c *harness.Cluster, name string) {
+	t.Helper()
+	code, body, err := c.ReplicaReadyz(ctx, name)
+	if err != nil || code != http.StatusServiceUnavailable || !strings.Contains(body, "not the leader") {
+		t.Fatalf("follower %s /readyz = %d %q (%v), want 503 not the leader", name, code, body, err)
+	}
+	cert, err := c.ExtenderTLS.SchedulerCert()
+	if err != nil {
+		t.Fatal(err)
+	}
+	client := c.ExtenderTLS.HTTPClient(cert)
+	defer client.CloseIdleConnections()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.ReplicaURL(name)+"filter", strings.NewReader(`{"pod":{},"nodenames":[]}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := client.Do(req)
+	if err != nil {
+		t.Fatalf("filter on follower %s: %v", name, err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusServiceUnavailable || !strings.Contains(string(b), "not ready: this replica is not the leader") {
+		t.Fatalf("filter on follower %s = %d %s, want 503 not ready: this replica is not the leader", name, resp.StatusCode, b)
+	}
+	if ready := c.Front().Ready(); slices.Contains(ready, name) {
+		t.Fatalf("the front routes to follower %s (ready: %v)", name, ready)
+	}
+}
