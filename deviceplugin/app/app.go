@@ -28,6 +28,7 @@ import (
 
 	"github.com/gpuslice/gpuslice/api"
 	"github.com/gpuslice/gpuslice/deviceplugin"
+	"github.com/gpuslice/gpuslice/deviceplugin/cdi"
 	"github.com/gpuslice/gpuslice/deviceplugin/config"
 	"github.com/gpuslice/gpuslice/deviceplugin/device"
 	"github.com/gpuslice/gpuslice/deviceplugin/health"
@@ -66,7 +67,7 @@ func NewOptions() *Options {
 	return &Options{
 		NodeName:    os.Getenv("NODE_NAME"),
 		Plugin:      deviceplugin.DefaultConfig(),
-		Strategy:    string(deviceplugin.StrategyEnvVar),
+		Strategy:    string(deviceplugin.StrategyCDI),
 		Isolation:   string(api.IsolationNone),
 		SlotsPerGPU: 16,
 		MPS: mps.Config{
@@ -141,6 +142,11 @@ func (o *Options) Validate() error {
 	default:
 		errs = append(errs, fmt.Errorf("--isolation %q: want none or mps", o.Isolation))
 	}
+	if o.Plugin.Strategy == deviceplugin.StrategyCDI {
+		if err := cdi.ValidateKind(o.Plugin.CDIKind); err != nil {
+			errs = append(errs, fmt.Errorf("--cdi-kind: %w", err))
+		}
+	}
 	if o.Health.ProbeInterval <= 0 || o.Health.TransientHold <= 0 {
 		errs = append(errs, errors.New("health intervals must be positive"))
 	}
@@ -212,6 +218,7 @@ func Run(ctx context.Context, o *Options) error {
 	}
 	defer func() { _ = pr.Close() }()
 	disc := &nvml.Discovery{Lib: lib, Sysfs: nvml.HostSysfs{}}
+	checkStrategy(ctx, o, disc)
 	client := kube.Client{Kube: cs}
 	p, err := deviceplugin.New(o.Plugin, deviceplugin.Deps{
 		Discoverer: disc,
@@ -228,6 +235,46 @@ func Run(ctx context.Context, o *Options) error {
 	}
 	logger.Info("Starting gpuslice device plugin", "config", o.ConfigFile, "node", o.NodeName, "isolation", o.Isolation, "strategy", o.Strategy, "sliceMiB", o.Plugin.SliceMiB)
 	return p.Run(ctx)
+}
+
+// EnvVarWarning is logged at start under the envvar strategy.
+const EnvVarWarning = "WARNING: device list strategy envvar: any unprivileged pod that sets NVIDIA_VISIBLE_DEVICES itself sees every GPU of the node," +
+	" unless the NVIDIA container toolkit's config.toml has accept-nvidia-visible-devices-envvar-when-unprivileged = false" +
+	" (the admission policy gpuslice-gpu-env rejects such pods, but only where it is installed); prefer --device-list-strategy=cdi"
+
+// checkStrategy logs what the device list strategy depends on: the envvar
+// warning, or whether the node's CDI specs resolve every GPU (a missing
+// device makes the runtime refuse the container; the plugin still starts,
+// since the spec may be generated after it).
+func checkStrategy(ctx context.Context, o *Options, disc *nvml.Discovery) {
+	logger := klog.FromContext(ctx)
+	switch o.Plugin.Strategy {
+	case deviceplugin.StrategyEnvVar:
+		logger.Info(EnvVarWarning, "toolkitSetting", "accept-nvidia-visible-devices-envvar-when-unprivileged")
+	case deviceplugin.StrategyCDI:
+		found, err := disc.Discover(ctx)
+		if err != nil {
+			logger.Error(err, "Cannot list the GPUs to verify the CDI specs")
+			return
+		}
+		var uuids []string
+		for _, g := range found {
+			if !g.MIGEnabled {
+				uuids = append(uuids, g.UUID)
+			}
+		}
+		rep, err := cdi.Verify(o.Plugin.CDIKind, uuids)
+		switch {
+		case err != nil:
+			logger.Error(err, "Cannot verify the CDI specs", "kind", o.Plugin.CDIKind)
+		case len(rep.Dirs) == 0:
+			logger.Info("WARNING: no CDI spec directory is visible to the plugin; cannot verify that the runtime resolves the GPUs (mount /etc/cdi and /var/run/cdi read-only)", "kind", o.Plugin.CDIKind)
+		case len(rep.Missing) > 0:
+			logger.Info("WARNING: the node's CDI specs do not resolve these GPUs; the runtime will refuse their containers until the toolkit's spec names them", "missing", rep.Missing, "specErrors", rep.SpecErrors, "generate", cdi.GenerateHint)
+		default:
+			logger.Info("CDI specs resolve every GPU", "kind", o.Plugin.CDIKind, "dirs", rep.Dirs, "gpus", len(uuids))
+		}
+	}
 }
 
 // CheckReport is what Check prints as JSON.

@@ -66,7 +66,7 @@ func TestOptionsDefaults(t *testing.T) {
 			if diff := cmp.Diff(want, o, ignoreLogs); diff != "" {
 				t.Errorf("options (-want +got):\n%s", diff)
 			}
-			if o.Plugin.SliceMiB != api.DefaultSliceMiB || o.Isolation != "none" || o.Strategy != "envvar" || o.SlotsPerGPU != 16 {
+			if o.Plugin.SliceMiB != api.DefaultSliceMiB || o.Isolation != "none" || o.Strategy != "cdi" || o.SlotsPerGPU != 16 {
 				t.Errorf("defaults: slice %d, isolation %q, strategy %q, slots %d", o.Plugin.SliceMiB, o.Isolation, o.Strategy, o.SlotsPerGPU)
 			}
 		})
