@@ -15,6 +15,7 @@ import (
 	"io"
 	"os"
 	"strings"
+	"sync"
 	"text/tabwriter"
 
 	gonvml "github.com/NVIDIA/go-nvml/pkg/nvml"
@@ -32,6 +33,7 @@ import (
 	"github.com/gpuslice/gpuslice/deviceplugin/config"
 	"github.com/gpuslice/gpuslice/deviceplugin/device"
 	"github.com/gpuslice/gpuslice/deviceplugin/health"
+	"github.com/gpuslice/gpuslice/deviceplugin/hostdev"
 	"github.com/gpuslice/gpuslice/deviceplugin/kube"
 	"github.com/gpuslice/gpuslice/deviceplugin/mps"
 	"github.com/gpuslice/gpuslice/deviceplugin/nvml"
@@ -58,6 +60,10 @@ type Options struct {
 	// VGPU is the config file's vgpu section: decoded and validated, not
 	// yet applied (issue 11).
 	VGPU *vgpu.NodeConfig
+	// HostDevices are the config file's hostDevices; FuseCount (--fuse-count)
+	// adds or replaces the fuse entry.
+	HostDevices []hostdev.Device
+	FuseCount   int
 }
 
 // NewOptions returns the defaults: the one place they are set. The flags
@@ -97,6 +103,7 @@ func (o *Options) AddFlags(fs *pflag.FlagSet) {
 	fs.Int64Var(&o.Plugin.SliceMiB, "slice-mib", o.Plugin.SliceMiB, fmt.Sprintf("Cluster-wide gpu-mem slice size in MiB (at least %d); must equal the extender's.", api.MinSliceMiB))
 	fs.StringVar(&o.Strategy, "device-list-strategy", o.Strategy, fmt.Sprintf("How containers get their GPUs, one of %v (see docs/device-plugin.md for the security notes).", deviceplugin.Strategies()))
 	fs.StringVar(&o.Plugin.CDIKind, "cdi-kind", o.Plugin.CDIKind, "CDI device kind of the NVIDIA container toolkit's spec (strategy cdi).")
+	fs.IntVar(&o.FuseCount, "fuse-count", o.FuseCount, fmt.Sprintf("Serve /dev/fuse as %s to this many containers of the node at once (0: as the config file's hostDevices say).", hostdev.Fuse(0).Resource()))
 	fs.StringVar(&o.Isolation, "isolation", o.Isolation, "Isolation mode: none (share without enforcement) or mps.")
 	fs.Int64Var(&o.SlotsPerGPU, "slots-per-gpu", o.SlotsPerGPU, "Sharing slots per GPU in isolation mode none.")
 	fs.StringVar(&o.Plugin.PluginDir, "device-plugin-dir", o.Plugin.PluginDir, "kubelet's device plugin directory.")
@@ -142,6 +149,12 @@ func (o *Options) Validate() error {
 	default:
 		errs = append(errs, fmt.Errorf("--isolation %q: want none or mps", o.Isolation))
 	}
+	if o.FuseCount < 0 || o.FuseCount > hostdev.MaxCount {
+		errs = append(errs, fmt.Errorf("--fuse-count: must be 0..%d, got %d", hostdev.MaxCount, o.FuseCount))
+	}
+	if err := hostdev.ValidateAll(o.hostDevices()); err != nil {
+		errs = append(errs, err)
+	}
 	if o.Plugin.Strategy == deviceplugin.StrategyCDI {
 		if err := cdi.ValidateKind(o.Plugin.CDIKind); err != nil {
 			errs = append(errs, fmt.Errorf("--cdi-kind: %w", err))
@@ -154,6 +167,42 @@ func (o *Options) Validate() error {
 		errs = append(errs, errors.New("--kube-api-qps and --kube-api-burst must be positive"))
 	}
 	return errors.Join(errs...)
+}
+
+// hostDevices returns the host devices to serve: the config file's, with
+// --fuse-count's fuse entry in place of the file's.
+func (o *Options) hostDevices() []hostdev.Device {
+	var out []hostdev.Device
+	for _, d := range o.HostDevices {
+		if o.FuseCount > 0 && d.Name == "fuse" {
+			continue
+		}
+		out = append(out, d)
+	}
+	if o.FuseCount > 0 {
+		out = append(out, hostdev.Fuse(o.FuseCount))
+	}
+	return out
+}
+
+// runHostDevices serves every host device until ctx ends.
+func (o *Options) runHostDevices(ctx context.Context) (wait func(), err error) {
+	var servers []*hostdev.Server
+	for _, d := range o.hostDevices() {
+		s, err := hostdev.NewServer(d, hostdev.Config{
+			PluginDir: o.Plugin.PluginDir, KubeletSocket: o.Plugin.KubeletSocket, SocketPrefix: o.Plugin.SocketPrefix,
+			WatchInterval: o.Plugin.WatchInterval, DialTimeout: o.Plugin.DialTimeout,
+		})
+		if err != nil {
+			return nil, err
+		}
+		servers = append(servers, s)
+	}
+	var wg sync.WaitGroup
+	for _, s := range servers {
+		wg.Go(func() { _ = s.Run(ctx) })
+	}
+	return wg.Wait, nil
 }
 
 func (o *Options) isolator(lib nvml.Library, clk clock.WithTicker) (device.Isolator, error) {
@@ -234,6 +283,14 @@ func Run(ctx context.Context, o *Options) error {
 		logger.Info("The config file's vgpu section is validated but not applied yet", "entries", len(o.VGPU.GPUs))
 	}
 	logger.Info("Starting gpuslice device plugin", "config", o.ConfigFile, "node", o.NodeName, "isolation", o.Isolation, "strategy", o.Strategy, "sliceMiB", o.Plugin.SliceMiB)
+	hostCtx, stopHost := context.WithCancel(ctx)
+	waitHost, err := o.runHostDevices(hostCtx)
+	if err != nil {
+		stopHost()
+		return err
+	}
+	defer waitHost()
+	defer stopHost()
 	return p.Run(ctx)
 }
 

@@ -16,6 +16,8 @@ import (
 
 	"github.com/gpuslice/gpuslice/api"
 	"github.com/gpuslice/gpuslice/deviceplugin"
+	"github.com/gpuslice/gpuslice/deviceplugin/cdi"
+	"github.com/gpuslice/gpuslice/deviceplugin/hostdev"
 	"github.com/gpuslice/gpuslice/deviceplugin/mps"
 	"github.com/gpuslice/gpuslice/deviceplugin/vgpu"
 )
@@ -43,6 +45,10 @@ type FileConfig struct {
 	DeviceListStrategy *string `json:"deviceListStrategy,omitempty"`
 	CDIKind            *string `json:"cdiKind,omitempty"`
 	MPS                MPSFile `json:"mps"`
+	// HostDevices are host character devices served as their own
+	// resources (gpuslice.io/<name>), e.g. /dev/fuse as gpuslice.io/fuse;
+	// package deviceplugin/hostdev.
+	HostDevices []hostdev.Device `json:"hostDevices,omitempty"`
 	// VGPU is the vGPU sizing of this node, decoded by package vgpu's strict
 	// decoder. It is read and validated but not yet applied (issue 11).
 	VGPU *vgpu.NodeConfig `json:"vgpu,omitempty"`
@@ -179,8 +185,13 @@ func (fc *FileConfig) validate() error {
 	if v := fc.DeviceListStrategy; v != nil && !deviceplugin.Strategy(*v).Known() {
 		bad("deviceListStrategy", "must be one of %v, got %q", deviceplugin.Strategies(), *v)
 	}
-	if v := fc.CDIKind; v != nil && *v == "" {
-		bad("cdiKind", "must not be empty")
+	if v := fc.CDIKind; v != nil {
+		if err := cdi.ValidateKind(*v); err != nil {
+			bad("cdiKind", "%v", err)
+		}
+	}
+	if err := hostdev.ValidateAll(fc.HostDevices); err != nil {
+		errs = append(errs, err)
 	}
 	m := fc.MPS
 	for field, p := range map[string]*string{"mps.root": m.Root, "mps.containerPipeDir": m.ContainerPipeDir} {
