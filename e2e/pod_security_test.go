@@ -195,7 +195,7 @@ func TestPodSecurity(t *testing.T) {
 // once and in CEL once, and this keeps the two the same.
 func testRequestShape(ctx context.Context, t *testing.T, c *harness.Cluster, ns string) {
 	type res = map[corev1.ResourceName]string
-	mem, core, count := api.ResourceGPUMem, api.ResourceGPUCore, api.ResourceGPUCount
+	mem, core, count := corev1.ResourceName(api.ResourceGPUMem), corev1.ResourceName(api.ResourceGPUCore), corev1.ResourceName(api.ResourceGPUCount)
 	big := func(n int64) string { return fmt.Sprint(n) }
 	cases := []struct {
 		name   string
