@@ -47,7 +47,7 @@ type Config struct {
 func DefaultConfig() Config {
 	return Config{
 		SliceMiB:           api.DefaultSliceMiB,
-		Strategy:           StrategyEnvVar,
+		Strategy:           StrategyCDI,
 		CDIKind:            "nvidia.com/gpu",
 		PluginDir:          pluginapi.DevicePluginPath,
 		KubeletSocket:      filepath.Base(pluginapi.KubeletSocket),

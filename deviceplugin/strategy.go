@@ -21,7 +21,8 @@ type Strategy string
 const (
 	// StrategyEnvVar sets NVIDIA_VISIBLE_DEVICES=<uuids>. An unprivileged
 	// pod can set that variable itself and see any GPU unless the toolkit's
-	// accept-nvidia-visible-devices-envvar-when-unprivileged is false.
+	// accept-nvidia-visible-devices-envvar-when-unprivileged is false. An
+	// explicit opt-in: the plugin warns at start.
 	StrategyEnvVar Strategy = "envvar"
 	// StrategyVolumeMounts mounts /dev/null at
 	// /var/run/nvidia-container-devices/<uuid> per GPU (the toolkit's
@@ -29,6 +30,7 @@ const (
 	StrategyVolumeMounts Strategy = "volume-mounts"
 	// StrategyCDI returns CDI device names (<kind>=<uuid>) in CdiDevices
 	// (kubelet >= 1.31 passes them to the runtime); pods cannot forge them.
+	// The default.
 	StrategyCDI Strategy = "cdi"
 )
 
@@ -44,6 +46,11 @@ const (
 	EnvCUDAVisibleDevices   = "CUDA_VISIBLE_DEVICES"
 	VolumeMountsRoot        = "/var/run/nvidia-container-devices"
 )
+
+// CDIName is the qualified CDI device name of the GPU uuid under kind
+// (vendor/class=uuid); package deviceplugin/cdi checks at start that the
+// node's specs resolve it.
+func CDIName(kind, uuid string) string { return kind + "=" + uuid }
 
 // containerResponse builds the Allocate response of a container that gets
 // the GPUs uuids, in CUDA order, plus the isolator's edits.
@@ -62,7 +69,7 @@ func containerResponse(s Strategy, cdiKind string, uuids []string, iso *device.C
 		// own (for example NVIDIA_VISIBLE_DEVICES=all baked into CUDA images).
 		r.Envs[EnvNVIDIAVisibleDevices] = "void"
 		for _, u := range uuids {
-			r.CdiDevices = append(r.CdiDevices, &pluginapi.CDIDevice{Name: cdiKind + "=" + u})
+			r.CdiDevices = append(r.CdiDevices, &pluginapi.CDIDevice{Name: CDIName(cdiKind, u)})
 		}
 	}
 	// CUDA accepts UUIDs here; listing them fixes the CUDA order to the

@@ -220,10 +220,12 @@ func TestDevicePlugin(t *testing.T) {
 					if err != nil {
 						t.Fatalf("run options of %s/%s: %v", name, cs.list[i].Name, err)
 					}
-					for _, ev := range opts.Envs {
-						if ev.Name == deviceplugin.EnvNVIDIAVisibleDevices {
-							envs[fmt.Sprint(cs.init, cs.list[i].Name)] = strings.Split(ev.Value, ",")
-						}
+					gpus, err := visibleGPUs(opts)
+					if err != nil {
+						t.Fatalf("%s/%s: %v", name, cs.list[i].Name, err)
+					}
+					if gpus != nil {
+						envs[fmt.Sprint(cs.init, cs.list[i].Name)] = gpus
 					}
 				}
 			}
@@ -251,7 +253,7 @@ func TestDevicePlugin(t *testing.T) {
 			for _, ac := range alloc.Containers {
 				want := containerGPUs(alloc.Containers, ac.Name, ac.Init)
 				if got := envs[fmt.Sprint(ac.Init, ac.Name)]; !slices.Equal(got, want) {
-					t.Errorf("pod %s container %s: NVIDIA_VISIBLE_DEVICES %v, allocation %v", name, ac.Name, got, want)
+					t.Errorf("pod %s container %s: visible GPUs %v, allocation %v", name, ac.Name, got, want)
 				}
 			}
 			t.Logf("pod %s allocated: %+v", name, alloc.Containers)

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"path/filepath"
 	"slices"
-	"strings"
 	"testing"
 	"time"
 
@@ -13,7 +12,6 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/gpuslice/gpuslice/api"
-	"github.com/gpuslice/gpuslice/deviceplugin"
 	"github.com/gpuslice/gpuslice/e2e/harness"
 )
 
@@ -50,7 +48,8 @@ func startDPNode(t *testing.T, c *harness.Cluster) *dpNode {
 }
 
 // containerEnvs admits a pod through the device manager and returns each
-// container's NVIDIA_VISIBLE_DEVICES, keyed "init/name" or "app/name".
+// container's GPUs as the runtime gets them (visibleGPUs), keyed
+// "init/name" or "app/name".
 func (d *dpNode) admit(p *corev1.Pod) (map[string][]string, error) {
 	if err := d.kl.admit(d.ctx, p); err != nil {
 		return nil, err
@@ -65,10 +64,12 @@ func (d *dpNode) admit(p *corev1.Pod) (map[string][]string, error) {
 			if err != nil {
 				return nil, fmt.Errorf("run options of %s/%s: %w", p.Name, cs.list[i].Name, err)
 			}
-			for _, ev := range opts.Envs {
-				if ev.Name == deviceplugin.EnvNVIDIAVisibleDevices {
-					envs[cs.kind+"/"+cs.list[i].Name] = strings.Split(ev.Value, ",")
-				}
+			gpus, err := visibleGPUs(opts)
+			if err != nil {
+				return nil, fmt.Errorf("%s/%s: %w", p.Name, cs.list[i].Name, err)
+			}
+			if gpus != nil {
+				envs[cs.kind+"/"+cs.list[i].Name] = gpus
 			}
 		}
 	}
@@ -116,7 +117,7 @@ func (d *dpNode) admitChecked(name string) *corev1.Pod {
 			kind = "init/"
 		}
 		if want := containerGPUs(alloc.Containers, ac.Name, ac.Init); !slices.Equal(envs[kind+ac.Name], want) {
-			d.t.Errorf("pod %s container %s%s: NVIDIA_VISIBLE_DEVICES %v, allocation %v", name, kind, ac.Name, envs[kind+ac.Name], want)
+			d.t.Errorf("pod %s container %s%s: visible GPUs %v, allocation %v", name, kind, ac.Name, envs[kind+ac.Name], want)
 		}
 	}
 	d.t.Logf("pod %s admitted: %+v", name, alloc.Containers)

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"strings"
 	"sync"
 	"testing"
 
@@ -20,6 +21,8 @@ import (
 	"k8s.io/kubernetes/pkg/kubelet/cm/devicemanager"
 	"k8s.io/kubernetes/pkg/kubelet/cm/topologymanager"
 	"k8s.io/kubernetes/pkg/kubelet/lifecycle"
+
+	"github.com/gpuslice/gpuslice/deviceplugin"
 )
 
 // dpKubelet is the part of a kubelet the device plugin talks to, run
@@ -231,4 +234,37 @@ func (noResources) GetPodMemory(klog.Logger, string) []*podresourcesv1.Container
 func (noResources) GetAllocatableMemory(klog.Logger) []*podresourcesv1.ContainerMemory { return nil }
 func (noResources) GetDynamicResources(klog.Logger, *corev1.Pod, *corev1.Container) []*podresourcesv1.DynamicResource {
 	return nil
+}
+
+// visibleGPUs returns the GPUs the runtime would give a container, from
+// what kubelet's device manager passes it: under the plugin's default cdi
+// strategy the CDI devices (<kind>=<uuid>, with NVIDIA_VISIBLE_DEVICES
+// void so that a legacy toolkit hook adds none), under envvar the
+// variable. A container without gpuslice devices returns nil.
+func visibleGPUs(opts *devicemanager.DeviceRunContainerOptions) ([]string, error) {
+	var env string
+	for _, ev := range opts.Envs {
+		if ev.Name == deviceplugin.EnvNVIDIAVisibleDevices {
+			env = ev.Value
+		}
+	}
+	if len(opts.CDIDevices) == 0 {
+		if env == "" || env == "void" {
+			return nil, nil
+		}
+		return strings.Split(env, ","), nil
+	}
+	if env != "void" {
+		return nil, fmt.Errorf("CDI devices %v with NVIDIA_VISIBLE_DEVICES=%q, want void", opts.CDIDevices, env)
+	}
+	kind := deviceplugin.DefaultConfig().CDIKind
+	var out []string
+	for _, d := range opts.CDIDevices {
+		u, ok := strings.CutPrefix(d.Name, kind+"=")
+		if !ok {
+			return nil, fmt.Errorf("CDI device %q is not of kind %s", d.Name, kind)
+		}
+		out = append(out, u)
+	}
+	return out, nil
 }

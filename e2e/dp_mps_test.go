@@ -265,7 +265,9 @@ func TestMPSIsolation(t *testing.T) {
 		}
 		want := mpsView{
 			Envs: map[string]string{
-				deviceplugin.EnvNVIDIAVisibleDevices: uuid,
+				// The plugin's default cdi strategy: the GPU comes as a
+				// CDI device (checked below), the variable is void.
+				deviceplugin.EnvNVIDIAVisibleDevices: "void",
 				deviceplugin.EnvCUDAVisibleDevices:   uuid,
 				mps.EnvPipeDirectory:                 mps.DefaultContainerPipeDir,
 				mps.EnvPinnedDeviceMemLimit:          fmt.Sprintf("0=%dM", tc.mem*c.SliceMiB),
@@ -278,6 +280,9 @@ func TestMPSIsolation(t *testing.T) {
 		}
 		if diff := cmp.Diff(want, got); diff != "" {
 			t.Errorf("pod %s (%d slices, %d core) on %s: container options (-want +got):\n%s", tc.name, tc.mem, tc.core, uuid, diff)
+		}
+		if gpus, err := visibleGPUs(opts); err != nil || !slices.Equal(gpus, []string{uuid}) {
+			t.Errorf("pod %s: visible GPUs %v (%v), want [%s]", tc.name, gpus, err, uuid)
 		}
 		limits[tc.name] = got.Envs[mps.EnvPinnedDeviceMemLimit] + " " + got.Envs[mps.EnvActiveThreadPercentage] + "%"
 		t.Logf("pod %s on %s: %s=%s %s=%s", tc.name, uuid, mps.EnvPinnedDeviceMemLimit, got.Envs[mps.EnvPinnedDeviceMemLimit],

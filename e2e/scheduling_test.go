@@ -153,9 +153,29 @@ func testUnschedulable(t *testing.T, c *harness.Cluster) {
 		{e.one("too-many-gpus", 8, 0, 8), []string{string(allocator.ReasonNotEnoughGPUs)}},
 		{wrongModel, []string{string(allocator.ReasonModelNotAllowed)}},
 	}
-	var pods []*corev1.Pod
+	// The admission policy rejects the requests that break the contract at
+	// create; with it suspended they reach the extender, which must still
+	// say why (defence in depth: the policy may be off or bypassed).
+	invalid := map[string]bool{"uneven-split": true, "count-without-mem": true, "core-over-100": true}
+	var pods, shapeless []*corev1.Pod
 	for _, tc := range cases {
+		if invalid[tc.pod.Name] {
+			if _, err := c.Client.CoreV1().Pods(e.ns).Create(e.ctx, tc.pod, metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}}); err == nil ||
+				!strings.Contains(err.Error(), harness.PolicyRequestShape) || !strings.Contains(err.Error(), tc.want[1]) {
+				t.Errorf("create %s: %v; want %s to reject it saying %q", tc.pod.Name, err, harness.PolicyRequestShape, tc.want[1])
+			}
+			shapeless = append(shapeless, tc.pod)
+			continue
+		}
 		pods = append(pods, tc.pod)
+	}
+	restore, err := c.SuspendPolicy(e.ctx, harness.PolicyRequestShape)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.create(shapeless, len(shapeless))
+	if err := restore(e.ctx); err != nil {
+		t.Fatal(err)
 	}
 	e.create(pods, len(pods))
 	for _, tc := range cases {

@@ -16,6 +16,7 @@ import (
 	"net"
 	"os"
 	"strings"
+	"sync"
 	"text/tabwriter"
 
 	gonvml "github.com/NVIDIA/go-nvml/pkg/nvml"
@@ -32,9 +33,11 @@ import (
 	"github.com/gpuslice/gpuslice/api"
 	"github.com/gpuslice/gpuslice/deviceplugin"
 	"github.com/gpuslice/gpuslice/deviceplugin/capability"
+	"github.com/gpuslice/gpuslice/deviceplugin/cdi"
 	"github.com/gpuslice/gpuslice/deviceplugin/config"
 	"github.com/gpuslice/gpuslice/deviceplugin/device"
 	"github.com/gpuslice/gpuslice/deviceplugin/health"
+	"github.com/gpuslice/gpuslice/deviceplugin/hostdev"
 	"github.com/gpuslice/gpuslice/deviceplugin/kube"
 	"github.com/gpuslice/gpuslice/deviceplugin/metrics"
 	"github.com/gpuslice/gpuslice/deviceplugin/mps"
@@ -68,6 +71,10 @@ type Options struct {
 	// VGPU is the config file's vgpu section: decoded and validated, not
 	// yet applied (issue 11).
 	VGPU *vgpu.NodeConfig
+	// HostDevices are the config file's hostDevices; FuseCount (--fuse-count)
+	// adds or replaces the fuse entry.
+	HostDevices []hostdev.Device
+	FuseCount   int
 }
 
 // NewOptions returns the defaults: the one place they are set. The flags
@@ -78,7 +85,7 @@ func NewOptions() *Options {
 		NodeName:    os.Getenv("NODE_NAME"),
 		HostRoot:    "/",
 		Plugin:      deviceplugin.DefaultConfig(),
-		Strategy:    string(deviceplugin.StrategyEnvVar),
+		Strategy:    string(deviceplugin.StrategyCDI),
 		Isolation:   string(api.IsolationNone),
 		SlotsPerGPU: 16,
 		MPS: mps.Config{
@@ -108,6 +115,7 @@ func (o *Options) AddFlags(fs *pflag.FlagSet) {
 	fs.Int64Var(&o.Plugin.SliceMiB, "slice-mib", o.Plugin.SliceMiB, fmt.Sprintf("Cluster-wide gpu-mem slice size in MiB (at least %d); must equal the extender's.", api.MinSliceMiB))
 	fs.StringVar(&o.Strategy, "device-list-strategy", o.Strategy, fmt.Sprintf("How containers get their GPUs, one of %v (see docs/device-plugin.md for the security notes).", deviceplugin.Strategies()))
 	fs.StringVar(&o.Plugin.CDIKind, "cdi-kind", o.Plugin.CDIKind, "CDI device kind of the NVIDIA container toolkit's spec (strategy cdi).")
+	fs.IntVar(&o.FuseCount, "fuse-count", o.FuseCount, fmt.Sprintf("Serve /dev/fuse as %s to this many containers of the node at once (0: as the config file's hostDevices say).", hostdev.Fuse(0).Resource()))
 	fs.StringVar(&o.Isolation, "isolation", o.Isolation, "Isolation mode: none (share without enforcement) or mps.")
 	fs.Int64Var(&o.SlotsPerGPU, "slots-per-gpu", o.SlotsPerGPU, "Sharing slots per GPU in isolation mode none.")
 	fs.StringVar(&o.Plugin.PluginDir, "device-plugin-dir", o.Plugin.PluginDir, "kubelet's device plugin directory.")
@@ -155,6 +163,17 @@ func (o *Options) Validate() error {
 	default:
 		errs = append(errs, fmt.Errorf("--isolation %q: want none or mps", o.Isolation))
 	}
+	if o.FuseCount < 0 || o.FuseCount > hostdev.MaxCount {
+		errs = append(errs, fmt.Errorf("--fuse-count: must be 0..%d, got %d", hostdev.MaxCount, o.FuseCount))
+	}
+	if err := hostdev.ValidateAll(o.hostDevices()); err != nil {
+		errs = append(errs, err)
+	}
+	if o.Plugin.Strategy == deviceplugin.StrategyCDI {
+		if err := cdi.ValidateKind(o.Plugin.CDIKind); err != nil {
+			errs = append(errs, fmt.Errorf("--cdi-kind: %w", err))
+		}
+	}
 	if o.Health.ProbeInterval <= 0 || o.Health.TransientHold <= 0 {
 		errs = append(errs, errors.New("health intervals must be positive"))
 	}
@@ -167,6 +186,42 @@ func (o *Options) Validate() error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// hostDevices returns the host devices to serve: the config file's, with
+// --fuse-count's fuse entry in place of the file's.
+func (o *Options) hostDevices() []hostdev.Device {
+	var out []hostdev.Device
+	for _, d := range o.HostDevices {
+		if o.FuseCount > 0 && d.Name == "fuse" {
+			continue
+		}
+		out = append(out, d)
+	}
+	if o.FuseCount > 0 {
+		out = append(out, hostdev.Fuse(o.FuseCount))
+	}
+	return out
+}
+
+// runHostDevices serves every host device until ctx ends.
+func (o *Options) runHostDevices(ctx context.Context) (wait func(), err error) {
+	var servers []*hostdev.Server
+	for _, d := range o.hostDevices() {
+		s, err := hostdev.NewServer(d, hostdev.Config{
+			PluginDir: o.Plugin.PluginDir, KubeletSocket: o.Plugin.KubeletSocket, SocketPrefix: o.Plugin.SocketPrefix,
+			WatchInterval: o.Plugin.WatchInterval, DialTimeout: o.Plugin.DialTimeout,
+		})
+		if err != nil {
+			return nil, err
+		}
+		servers = append(servers, s)
+	}
+	var wg sync.WaitGroup
+	for _, s := range servers {
+		wg.Go(func() { _ = s.Run(ctx) })
+	}
+	return wg.Wait, nil
 }
 
 func (o *Options) isolator(lib nvml.Library, clk clock.WithTicker) (device.Isolator, error) {
@@ -232,6 +287,7 @@ func Run(ctx context.Context, o *Options) error {
 	}
 	defer func() { _ = pr.Close() }()
 	disc := &nvml.Discovery{Lib: lib, Sysfs: nvml.HostSysfs{}}
+	checkStrategy(ctx, o, disc)
 	client := kube.Client{Kube: cs}
 	broadcaster := events.NewBroadcaster(&events.EventSinkImpl{Interface: cs.EventsV1()})
 	if err := broadcaster.StartRecordingToSinkWithContext(ctx); err != nil {
@@ -261,6 +317,14 @@ func Run(ctx context.Context, o *Options) error {
 		logger.Info("The config file's vgpu section is validated but not applied yet", "entries", len(o.VGPU.GPUs))
 	}
 	logger.Info("Starting gpuslice device plugin", "config", o.ConfigFile, "node", o.NodeName, "isolation", o.Isolation, "strategy", o.Strategy, "sliceMiB", o.Plugin.SliceMiB)
+	hostCtx, stopHost := context.WithCancel(ctx)
+	waitHost, err := o.runHostDevices(hostCtx)
+	if err != nil {
+		stopHost()
+		return err
+	}
+	defer waitHost()
+	defer stopHost()
 	return p.Run(ctx)
 }
 
@@ -276,6 +340,46 @@ func (o *Options) detect(ctx context.Context, lib nvml.Library) *api.Capabilitie
 	klog.FromContext(ctx).Info("Node capabilities", "driver", caps.DriverVersion, "cuda", caps.CUDAVersion,
 		"mpsV3", caps.MPSv3, "cgroupV2", caps.CgroupV2, "memoryPartitioning", caps.MemoryPartitioning)
 	return &caps
+}
+
+// EnvVarWarning is logged at start under the envvar strategy.
+const EnvVarWarning = "WARNING: device list strategy envvar: any unprivileged pod that sets NVIDIA_VISIBLE_DEVICES itself sees every GPU of the node," +
+	" unless the NVIDIA container toolkit's config.toml has accept-nvidia-visible-devices-envvar-when-unprivileged = false" +
+	" (the admission policy gpuslice-gpu-env rejects such pods, but only where it is installed); prefer --device-list-strategy=cdi"
+
+// checkStrategy logs what the device list strategy depends on: the envvar
+// warning, or whether the node's CDI specs resolve every GPU (a missing
+// device makes the runtime refuse the container; the plugin still starts,
+// since the spec may be generated after it).
+func checkStrategy(ctx context.Context, o *Options, disc *nvml.Discovery) {
+	logger := klog.FromContext(ctx)
+	switch o.Plugin.Strategy {
+	case deviceplugin.StrategyEnvVar:
+		logger.Info(EnvVarWarning, "toolkitSetting", "accept-nvidia-visible-devices-envvar-when-unprivileged")
+	case deviceplugin.StrategyCDI:
+		found, err := disc.Discover(ctx)
+		if err != nil {
+			logger.Error(err, "Cannot list the GPUs to verify the CDI specs")
+			return
+		}
+		var uuids []string
+		for _, g := range found {
+			if !g.MIGEnabled {
+				uuids = append(uuids, g.UUID)
+			}
+		}
+		rep, err := cdi.Verify(o.Plugin.CDIKind, uuids)
+		switch {
+		case err != nil:
+			logger.Error(err, "Cannot verify the CDI specs", "kind", o.Plugin.CDIKind)
+		case len(rep.Dirs) == 0:
+			logger.Info("WARNING: no CDI spec directory is visible to the plugin; cannot verify that the runtime resolves the GPUs (mount /etc/cdi and /var/run/cdi read-only)", "kind", o.Plugin.CDIKind)
+		case len(rep.Missing) > 0:
+			logger.Info("WARNING: the node's CDI specs do not resolve these GPUs; the runtime will refuse their containers until the toolkit's spec names them", "missing", rep.Missing, "specErrors", rep.SpecErrors, "generate", cdi.GenerateHint)
+		default:
+			logger.Info("CDI specs resolve every GPU", "kind", o.Plugin.CDIKind, "dirs", rep.Dirs, "gpus", len(uuids))
+		}
+	}
 }
 
 // CheckReport is what Check prints as JSON.

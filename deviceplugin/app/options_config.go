@@ -9,6 +9,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/gpuslice/gpuslice/deviceplugin/config"
+	"github.com/gpuslice/gpuslice/deviceplugin/hostdev"
 	"github.com/gpuslice/gpuslice/deviceplugin/mps"
 )
 
@@ -88,6 +89,7 @@ func (o *Options) ApplyFile(fc *config.FileConfig, changed func(flag string) boo
 	dur("mps-probe-timeout", m.ProbeTimeout, &o.MPS.ProbeTimeout)
 	dur("mps-max-restart-backoff", m.MaxRestartBackoff, &o.MPS.MaxRestartBackoff)
 	o.VGPU = fc.VGPU
+	o.HostDevices = append([]hostdev.Device(nil), fc.HostDevices...)
 }
 
 // validateMPS checks the merged MPS options; each error names the flag and

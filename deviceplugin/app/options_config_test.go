@@ -13,6 +13,7 @@ import (
 
 	"github.com/gpuslice/gpuslice/api"
 	"github.com/gpuslice/gpuslice/deviceplugin/mps"
+	"github.com/gpuslice/gpuslice/deviceplugin/hostdev"
 	"github.com/gpuslice/gpuslice/deviceplugin/vgpu"
 )
 
@@ -66,7 +67,7 @@ func TestOptionsDefaults(t *testing.T) {
 			if diff := cmp.Diff(want, o, ignoreLogs); diff != "" {
 				t.Errorf("options (-want +got):\n%s", diff)
 			}
-			if o.Plugin.SliceMiB != api.DefaultSliceMiB || o.Isolation != "none" || o.Strategy != "envvar" || o.SlotsPerGPU != 16 {
+			if o.Plugin.SliceMiB != api.DefaultSliceMiB || o.Isolation != "none" || o.Strategy != "cdi" || o.SlotsPerGPU != 16 {
 				t.Errorf("defaults: slice %d, isolation %q, strategy %q, slots %d", o.Plugin.SliceMiB, o.Isolation, o.Strategy, o.SlotsPerGPU)
 			}
 		})
@@ -90,6 +91,7 @@ func TestOptionsFileAndFlags(t *testing.T) {
 			{Select: vgpu.Selector{Model: "Tesla T4"}, Mode: vgpu.ModeVGPU, Type: "GRID T4-4Q", Instances: 4},
 			{Select: vgpu.Selector{BDF: "0000:81:00.0"}, Mode: vgpu.ModePassthrough, BindVFIO: true},
 		}}
+		o.HostDevices = []hostdev.Device{hostdev.Fuse(32)}
 		return o
 	}
 	tests := []struct {
@@ -177,4 +179,24 @@ func matches(err error, want string) bool {
 		return err == nil
 	}
 	return err != nil && strings.Contains(err.Error(), want)
+}
+
+// TestFuseCount: --fuse-count replaces the config file's fuse entry, keeps
+// its other host devices, and is validated.
+func TestFuseCount(t *testing.T) {
+	o := NewOptions()
+	o.NodeName = "n"
+	o.HostDevices = []hostdev.Device{hostdev.Fuse(32), {Name: "tun", Path: "/dev/net/tun", Count: 2}}
+	o.FuseCount = 4
+	want := []hostdev.Device{{Name: "tun", Path: "/dev/net/tun", Count: 2}, hostdev.Fuse(4)}
+	if diff := cmp.Diff(want, o.hostDevices()); diff != "" {
+		t.Errorf("host devices (-want +got):\n%s", diff)
+	}
+	if err := o.Validate(); err != nil {
+		t.Errorf("Validate: %v", err)
+	}
+	o.FuseCount = hostdev.MaxCount + 1
+	if err := o.Validate(); err == nil || !strings.Contains(err.Error(), "--fuse-count: must be 0..1024") {
+		t.Errorf("Validate = %v, want the --fuse-count bound", err)
+	}
 }

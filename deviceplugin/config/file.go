@@ -17,6 +17,8 @@ import (
 
 	"github.com/gpuslice/gpuslice/api"
 	"github.com/gpuslice/gpuslice/deviceplugin"
+	"github.com/gpuslice/gpuslice/deviceplugin/cdi"
+	"github.com/gpuslice/gpuslice/deviceplugin/hostdev"
 	"github.com/gpuslice/gpuslice/deviceplugin/mps"
 	"github.com/gpuslice/gpuslice/deviceplugin/vgpu"
 )
@@ -47,6 +49,10 @@ type FileConfig struct {
 	// HTTP); empty: no metrics server.
 	MetricsListenAddress *string `json:"metricsListenAddress,omitempty"`
 	MPS                  MPSFile `json:"mps"`
+	// HostDevices are host character devices served as their own
+	// resources (gpuslice.io/<name>), e.g. /dev/fuse as gpuslice.io/fuse;
+	// package deviceplugin/hostdev.
+	HostDevices []hostdev.Device `json:"hostDevices,omitempty"`
 	// VGPU is the vGPU sizing of this node, decoded by package vgpu's strict
 	// decoder. It is read and validated but not yet applied (issue 11).
 	VGPU *vgpu.NodeConfig `json:"vgpu,omitempty"`
@@ -183,8 +189,13 @@ func (fc *FileConfig) validate() error {
 	if v := fc.DeviceListStrategy; v != nil && !deviceplugin.Strategy(*v).Known() {
 		bad("deviceListStrategy", "must be one of %v, got %q", deviceplugin.Strategies(), *v)
 	}
-	if v := fc.CDIKind; v != nil && *v == "" {
-		bad("cdiKind", "must not be empty")
+	if v := fc.CDIKind; v != nil {
+		if err := cdi.ValidateKind(*v); err != nil {
+			bad("cdiKind", "%v", err)
+		}
+	}
+	if err := hostdev.ValidateAll(fc.HostDevices); err != nil {
+		errs = append(errs, err)
 	}
 	if v := fc.MetricsListenAddress; v != nil && *v != "" {
 		if _, _, err := net.SplitHostPort(*v); err != nil {

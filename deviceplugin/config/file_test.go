@@ -8,6 +8,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/gpuslice/gpuslice/deviceplugin/hostdev"
 	"github.com/gpuslice/gpuslice/deviceplugin/vgpu"
 )
 
@@ -27,7 +28,8 @@ func TestDecodeConfigFileExample(t *testing.T) {
 	want := &FileConfig{
 		APIVersion: ConfigAPIVersion, Kind: ConfigKind,
 		SliceMiB: ptr[int64](512), Isolation: ptr("mps"), SlotsPerGPU: ptr[int64](16),
-		DeviceListStrategy: ptr("envvar"), CDIKind: ptr("nvidia.com/gpu"),
+		DeviceListStrategy: ptr("cdi"), CDIKind: ptr("nvidia.com/gpu"),
+		HostDevices:        []hostdev.Device{{Name: "fuse", Path: "/dev/fuse", Permissions: "rw", Count: 32}},
 		MPS: MPSFile{
 			Root: ptr("/run/gpuslice/mps"), ControlBinary: ptr("nvidia-cuda-mps-control"),
 			ContainerPipeDir: ptr("/run/gpuslice/mps"), Scope: ptr("gpu"), ClientCap: ptr[int64](0),
@@ -91,6 +93,11 @@ func TestDecodeConfigFileErrors(t *testing.T) {
 		{"isolation", header + "isolation: vgpu\n", `isolation: must be one of [none mps], got "vgpu"`},
 		{"slots", header + "slotsPerGPU: 0\n", "slotsPerGPU: must be positive, got 0"},
 		{"strategy", header + "deviceListStrategy: env\n", `deviceListStrategy: must be one of [envvar volume-mounts cdi], got "env"`},
+		{"cdi kind", header + "cdiKind: nvidia.com\n", `cdiKind: CDI kind "nvidia.com": want vendor/class`},
+		{"host device path", header + "hostDevices:\n- {name: fuse, path: /etc/fuse, count: 1}\n", `hostDevices[0]: path: must be a clean absolute path under /dev/, got "/etc/fuse"`},
+		{"host device count", header + "hostDevices:\n- {name: fuse, path: /dev/fuse, count: 0}\n", "hostDevices[0]: count: must be 1..1024, got 0"},
+		{"host device twice", header + "hostDevices:\n- {name: fuse, path: /dev/fuse, count: 1}\n- {name: fuse, path: /dev/fuse, count: 2}\n", `hostDevices[1].name: "fuse" is listed twice`},
+		{"host device unknown field", header + "hostDevices:\n- {name: fuse, pth: /dev/fuse, count: 1}\n", `hostDevices[0].pth: unknown field`},
 		{"vgpu unknown field", header + "vgpu:\n  gpus:\n  - select: {index: 0}\n    mode: none\n    instnces: 2\n", `vgpu: vGPU config: unknown field "gpus[0].instnces"`},
 		{"vgpu invalid", header + "vgpu:\n  gpus:\n  - select: {index: 0}\n    mode: vgpu\n", "vgpu: vGPU config: gpus[0].type: required"},
 	}

@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+	admissionv1 "k8s.io/api/admissionregistration/v1"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	"sigs.k8s.io/yaml"
@@ -258,6 +259,38 @@ func TestRenderValues(t *testing.T) {
 			img := find(objs, "Deployment", "gpuslice-scheduler").(*appsv1.Deployment).Spec.Template.Spec.Containers[0].Image
 			if img != "registry.k8s.io/kube-scheduler:v1.35.4" {
 				t.Errorf("image %s", img)
+			}
+		},
+	}, {
+		name: "defaults: no schedulerName mutation, no FUSE",
+		check: func(t *testing.T, objs []Object) {
+			if find(objs, "MutatingAdmissionPolicy", "gpuslice-scheduler-name") != nil {
+				t.Error("gpuslice-scheduler-name rendered with admission.setSchedulerName off")
+			}
+			ds := find(objs, "DaemonSet", "gpuslice-device-plugin-default").(*appsv1.DaemonSet)
+			for _, a := range ds.Spec.Template.Spec.Containers[0].Args {
+				if strings.HasPrefix(a, "--fuse-count") {
+					t.Errorf("device plugin arg %s with fuseCount 0", a)
+				}
+			}
+		},
+	}, {
+		name: "setSchedulerName and fuseCount",
+		values: map[string]any{
+			"admission":    map[string]any{"setSchedulerName": map[string]any{"enabled": true}},
+			"devicePlugin": map[string]any{"fuseCount": 16},
+		},
+		check: func(t *testing.T, objs []Object) {
+			p, _ := find(objs, "MutatingAdmissionPolicy", "gpuslice-scheduler-name").(*admissionv1.MutatingAdmissionPolicy)
+			if p == nil || len(p.Spec.Mutations) != 1 || !strings.Contains(p.Spec.Mutations[0].ApplyConfiguration.Expression, "schedulerName: 'gpuslice-scheduler'") {
+				t.Errorf("gpuslice-scheduler-name: %+v", p)
+			}
+			if find(objs, "MutatingAdmissionPolicyBinding", "gpuslice-scheduler-name") == nil {
+				t.Error("no binding gpuslice-scheduler-name")
+			}
+			ds := find(objs, "DaemonSet", "gpuslice-device-plugin-default").(*appsv1.DaemonSet)
+			if !slices.Contains(ds.Spec.Template.Spec.Containers[0].Args, "--fuse-count=16") {
+				t.Errorf("device plugin args %v lack --fuse-count=16", ds.Spec.Template.Spec.Containers[0].Args)
 			}
 		},
 	}}

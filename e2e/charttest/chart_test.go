@@ -103,7 +103,7 @@ func TestChartOnControlPlane(t *testing.T) {
 			t.Errorf("get %s %s: %v", o.Kind, u.GetName(), err)
 			continue
 		}
-		if got.GetUID() == "" || got.GetLabels()["app.kubernetes.io/name"] != "gpuslice" && o.Kind != "ValidatingAdmissionPolicy" && o.Kind != "ValidatingAdmissionPolicyBinding" {
+		if got.GetUID() == "" || got.GetLabels()["app.kubernetes.io/name"] != "gpuslice" && !strings.Contains(o.Kind, "AdmissionPolicy") {
 			t.Errorf("%s %s stored without the chart's labels: %v", o.Kind, u.GetName(), got.GetLabels())
 		}
 	}
@@ -113,7 +113,7 @@ func TestChartOnControlPlane(t *testing.T) {
 	}
 	admission := kinds["ValidatingAdmissionPolicy"] > 0
 	for k := range kinds {
-		if strings.HasPrefix(k, "ValidatingAdmissionPolicy") {
+		if strings.HasPrefix(k, "ValidatingAdmissionPolicy") || strings.HasPrefix(k, "MutatingAdmissionPolicy") {
 			want[k] = kinds[k]
 		}
 	}
@@ -166,7 +166,7 @@ func TestChartOnControlPlane(t *testing.T) {
 			t.Skip("no admission policy in manifests/admission/ yet")
 		}
 		for _, o := range objs {
-			if o.Kind != "ValidatingAdmissionPolicy" {
+			if o.Kind != "ValidatingAdmissionPolicy" && o.Kind != "MutatingAdmissionPolicy" {
 				continue
 			}
 			var last error

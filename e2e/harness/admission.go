@@ -18,14 +18,30 @@ import (
 	"github.com/gpuslice/gpuslice/api"
 )
 
-// The admission policies of manifests/admission/policy.yaml (each has a
-// binding of the same name).
+// The admission policies of manifests/admission/ (each has a binding of
+// the same name).
 const (
 	// PolicyAnnotations guards the gpuslice.io/* pod annotations.
 	PolicyAnnotations = "gpuslice-annotations"
 	// PolicyNoPresetNode rejects GPU pods created with spec.nodeName.
 	PolicyNoPresetNode = "gpuslice-no-preset-node"
+	// PolicyHostAccess rejects gpuslice pods that are privileged, add
+	// SYS_ADMIN or mount the host's /dev.
+	PolicyHostAccess = "gpuslice-host-access"
+	// PolicyGPUEnv rejects GPU containers that set the GPU variables, and
+	// GPU-less ones that set NVIDIA_VISIBLE_DEVICES other than void.
+	PolicyGPUEnv = "gpuslice-gpu-env"
+	// PolicyRequestShape rejects requests that break the resource contract.
+	PolicyRequestShape = "gpuslice-request-shape"
+	// PolicyGPUVisibility (a MutatingAdmissionPolicy) sets
+	// NVIDIA_VISIBLE_DEVICES=void on containers that request no GPU.
+	PolicyGPUVisibility = "gpuslice-gpu-visibility"
 )
+
+// ValidatingPolicies lists the shipped ValidatingAdmissionPolicies.
+func ValidatingPolicies() []string {
+	return []string{PolicyAnnotations, PolicyNoPresetNode, PolicyHostAccess, PolicyGPUEnv, PolicyRequestShape}
+}
 
 // AdmissionPolicyPath returns manifests/admission/policy.yaml of the
 // checkout.
@@ -33,17 +49,39 @@ func (c *Cluster) AdmissionPolicyPath() string {
 	return filepath.Join(c.repoRoot, "manifests", "admission", "policy.yaml")
 }
 
-// applyAdmissionPolicy creates the shipped policies and bindings and waits
-// until the API server enforces both.
+// AdmissionDir returns manifests/admission of the checkout: every YAML
+// file there is applied at start.
+func (c *Cluster) AdmissionDir() string {
+	return filepath.Join(c.repoRoot, "manifests", "admission")
+}
+
+// applyAdmissionPolicy creates the shipped policies and bindings (every
+// file of manifests/admission/) and waits until the API server enforces
+// each.
 func (c *Cluster) applyAdmissionPolicy(ctx context.Context) error {
-	objs, err := DecodeManifest(c.AdmissionPolicyPath())
+	files, err := filepath.Glob(filepath.Join(c.AdmissionDir(), "*.yaml"))
 	if err != nil {
-		return err
+		return fmt.Errorf("admission manifests: %w", err)
 	}
-	if err := c.CreateObjects(ctx, "", objs); err != nil {
-		return err
+	var names []string
+	for _, f := range files {
+		objs, err := DecodeManifest(f)
+		if err != nil {
+			return err
+		}
+		if err := c.CreateObjects(ctx, "", objs); err != nil {
+			return err
+		}
+		for _, o := range objs {
+			switch p := o.(type) {
+			case *admissionv1.ValidatingAdmissionPolicy:
+				names = append(names, p.Name)
+			case *admissionv1.MutatingAdmissionPolicy:
+				names = append(names, p.Name)
+			}
+		}
 	}
-	for _, p := range []string{PolicyAnnotations, PolicyNoPresetNode} {
+	for _, p := range names {
 		if err := c.waitPolicy(ctx, p, true); err != nil {
 			return err
 		}
@@ -51,26 +89,55 @@ func (c *Cluster) applyAdmissionPolicy(ctx context.Context) error {
 	return nil
 }
 
-// probePod is a pod that exactly one policy rejects.
+// probePod is a pod that exactly one policy rejects (or, for the mutating
+// policy, changes).
 func probePod(policy string) *corev1.Pod {
 	p := &corev1.Pod{
 		ObjectMeta: metav1.ObjectMeta{Name: "gpuslice-admission-probe", Namespace: SystemNamespace},
 		Spec:       corev1.PodSpec{Containers: []corev1.Container{{Name: "c", Image: "registry.k8s.io/pause:3.10"}}},
 	}
+	gpu := corev1.ResourceList{api.ResourceGPUMem: resource.MustParse("1")}
 	switch policy {
 	case PolicyAnnotations:
 		p.Annotations = map[string]string{api.AnnotationPlacement: "{}"}
 	case PolicyNoPresetNode:
 		p.Spec.NodeName = "gpuslice-admission-probe"
-		p.Spec.Containers[0].Resources.Limits = corev1.ResourceList{api.ResourceGPUMem: resource.MustParse("1")}
+		p.Spec.Containers[0].Resources.Limits = gpu
+	case PolicyHostAccess:
+		p.Spec.Containers[0].Resources.Limits = gpu
+		p.Spec.Containers[0].SecurityContext = &corev1.SecurityContext{Privileged: ptr(true)}
+	case PolicyGPUEnv:
+		p.Spec.Containers[0].Resources.Limits = gpu
+		p.Spec.Containers[0].Env = []corev1.EnvVar{{Name: "CUDA_MPS_PINNED_DEVICE_MEM_LIMIT", Value: "0=80G"}}
+	case PolicyRequestShape:
+		p.Spec.Containers[0].Resources.Limits = corev1.ResourceList{api.ResourceGPUMem: resource.MustParse("3"), api.ResourceGPUCount: resource.MustParse("2")}
+	case PolicyGPUVisibility:
+		// Created in the default namespace: gpuslice's own is exempt.
+		p.Namespace = metav1.NamespaceDefault
 	}
 	return p
 }
 
+func ptr[T any](v T) *T { return &v }
+
 // PolicyEnforced reports whether the API server rejects a dry-run create
-// that only the named policy forbids.
+// that only the named policy forbids, or, for the mutating policy, whether
+// a dry-run create of a GPU-less pod comes back with
+// NVIDIA_VISIBLE_DEVICES=void.
 func (c *Cluster) PolicyEnforced(ctx context.Context, policy string) (bool, error) {
-	_, err := c.Client.CoreV1().Pods(SystemNamespace).Create(ctx, probePod(policy), metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}})
+	probe := probePod(policy)
+	got, err := c.Client.CoreV1().Pods(probe.Namespace).Create(ctx, probe, metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}})
+	if policy == PolicyGPUVisibility {
+		if err != nil {
+			return false, fmt.Errorf("admission probe for %s: %w", policy, err)
+		}
+		for _, e := range got.Spec.Containers[0].Env {
+			if e.Name == "NVIDIA_VISIBLE_DEVICES" && e.Value == "void" {
+				return true, nil
+			}
+		}
+		return false, nil
+	}
 	switch {
 	case err == nil:
 		return false, nil

@@ -63,7 +63,8 @@ func stripComments(doc []byte) []byte {
 // namespace, or in namespace when they name none). Objects that exist
 // already are left alone. Supported kinds: Namespace, ServiceAccount,
 // ClusterRole, ClusterRoleBinding, Role, RoleBinding, Pod,
-// ValidatingAdmissionPolicy, ValidatingAdmissionPolicyBinding.
+// ValidatingAdmissionPolicy, ValidatingAdmissionPolicyBinding,
+// MutatingAdmissionPolicy, MutatingAdmissionPolicyBinding.
 func (c *Cluster) CreateObjects(ctx context.Context, namespace string, objs []runtime.Object) error {
 	ns := func(m metav1.Object) string {
 		if m.GetNamespace() != "" {
@@ -90,6 +91,10 @@ func (c *Cluster) CreateObjects(ctx context.Context, namespace string, objs []ru
 			_, err = c.Client.AdmissionregistrationV1().ValidatingAdmissionPolicies().Create(ctx, o, metav1.CreateOptions{})
 		case *admissionv1.ValidatingAdmissionPolicyBinding:
 			_, err = c.Client.AdmissionregistrationV1().ValidatingAdmissionPolicyBindings().Create(ctx, o, metav1.CreateOptions{})
+		case *admissionv1.MutatingAdmissionPolicy:
+			_, err = c.Client.AdmissionregistrationV1().MutatingAdmissionPolicies().Create(ctx, o, metav1.CreateOptions{})
+		case *admissionv1.MutatingAdmissionPolicyBinding:
+			_, err = c.Client.AdmissionregistrationV1().MutatingAdmissionPolicyBindings().Create(ctx, o, metav1.CreateOptions{})
 		case *corev1.Pod:
 			_, err = c.Client.CoreV1().Pods(ns(o)).Create(ctx, o, metav1.CreateOptions{})
 		default:
