@@ -129,7 +129,7 @@ func dpInventory(t *testing.T, sliceMiB int64) *api.Inventory {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return deviceplugin.NewState(gpus).Inventory(sliceMiB, api.IsolationNone)
+	return deviceplugin.NewState(gpus).Inventory(sliceMiB, api.IsolationNone, nil)
 }
 
 // containerGPUs returns the GPU UUIDs of a container in a placement or

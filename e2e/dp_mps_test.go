@@ -139,7 +139,7 @@ func TestMPSIsolation(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	inv := deviceplugin.NewState(gpus).Inventory(c.SliceMiB, api.IsolationMPS)
+	inv := deviceplugin.NewState(gpus).Inventory(c.SliceMiB, api.IsolationMPS, nil)
 	if _, err := c.AddGPUNode(e.ctx, harness.GPUNode{Name: node, Inventory: inv, Labels: map[string]string{groupLabel: e.group}}); err != nil {
 		t.Fatal(err)
 	}

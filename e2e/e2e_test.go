@@ -273,23 +273,9 @@ func (e *env) waitFailedScheduling(name string, timeout time.Duration, want ...s
 	e.t.Helper()
 	var msg string
 	e.poll("FailedScheduling event for "+name, 100*time.Millisecond, timeout, func(ctx context.Context) (bool, error) {
-		evs, err := e.c.Client.CoreV1().Events(e.ns).List(ctx, metav1.ListOptions{FieldSelector: "involvedObject.name=" + name + ",reason=FailedScheduling"})
-		if err != nil {
-			return false, fmt.Errorf("list events: %w", err)
-		}
-		var seen []string
-		for _, ev := range evs.Items {
-			ok := true
-			for _, w := range want {
-				ok = ok && strings.Contains(ev.Message, w)
-			}
-			if ok {
-				msg = ev.Message
-				return true, nil
-			}
-			seen = append(seen, ev.Message)
-		}
-		return false, fmt.Errorf("events so far: %q", seen)
+		var err error
+		msg, err = e.failedScheduling(ctx, name, want)
+		return msg != "", err
 	})
 	p, err := e.c.Client.CoreV1().Pods(e.ns).Get(e.ctx, name, metav1.GetOptions{})
 	if err != nil {
@@ -316,24 +302,34 @@ func (e *env) waitPending(name string, trusted map[types.UID]string, timeout tim
 		if p.Spec.NodeName != "" {
 			e.t.Fatalf("pod %s bound to %s (placement %s); want it pending", name, p.Spec.NodeName, p.Annotations[api.AnnotationPlacement])
 		}
-		evs, err := e.c.Client.CoreV1().Events(e.ns).List(ctx, metav1.ListOptions{FieldSelector: "involvedObject.name=" + name + ",reason=FailedScheduling"})
-		if err != nil {
-			return false, fmt.Errorf("list events: %w", err)
+		msg, err := e.failedScheduling(ctx, name, want)
+		if msg != "" {
+			e.t.Logf("pod %s pending: %s", name, msg)
 		}
-		var seen []string
-		for _, ev := range evs.Items {
-			ok := true
-			for _, w := range want {
-				ok = ok && strings.Contains(ev.Message, w)
-			}
-			if ok {
-				e.t.Logf("pod %s pending: %s", name, ev.Message)
-				return true, nil
-			}
-			seen = append(seen, ev.Message)
-		}
-		return false, fmt.Errorf("events so far: %q", seen)
+		return msg != "", err
 	})
+}
+
+// failedScheduling returns the message of the pod's first FailedScheduling
+// event that contains every want string, or "" and an error listing the
+// messages seen so far.
+func (e *env) failedScheduling(ctx context.Context, name string, want []string) (string, error) {
+	evs, err := e.c.Client.CoreV1().Events(e.ns).List(ctx, metav1.ListOptions{FieldSelector: "involvedObject.name=" + name + ",reason=FailedScheduling"})
+	if err != nil {
+		return "", fmt.Errorf("list events: %w", err)
+	}
+	var seen []string
+	for _, ev := range evs.Items {
+		ok := true
+		for _, w := range want {
+			ok = ok && strings.Contains(ev.Message, w)
+		}
+		if ok {
+			return ev.Message, nil
+		}
+		seen = append(seen, ev.Message)
+	}
+	return "", fmt.Errorf("events so far: %q", seen)
 }
 
 // check validates every bound pod's placement against its request and the
