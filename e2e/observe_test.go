@@ -234,8 +234,10 @@ func TestObserve(t *testing.T) {
 				}
 				// Touch a node: kube-scheduler retries the pod.
 				patch := fmt.Sprintf(`{"metadata":{"labels":{"e2e.gpuslice.io/touch":"%d-%d"}}}`, cycle, time.Now().UnixNano())
-				_, err = c.Client.CoreV1().Nodes().Patch(ctx, d.group+"-a100-0", types.MergePatchType, []byte(patch), metav1.PatchOptions{})
-				return false, fmt.Errorf("%v unplaceable filters so far (patch: %v)", n, err)
+				if _, err := c.Client.CoreV1().Nodes().Patch(ctx, d.group+"-a100-0", types.MergePatchType, []byte(patch), metav1.PatchOptions{}); err != nil {
+					return false, fmt.Errorf("touch node: %w", err)
+				}
+				return false, fmt.Errorf("%v unplaceable filters so far", n)
 			})
 		}
 		if prev < 3 {
