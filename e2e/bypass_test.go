@@ -11,6 +11,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/gpuslice/gpuslice/api"
+	"github.com/gpuslice/gpuslice/deviceplugin"
 	"github.com/gpuslice/gpuslice/e2e/harness"
 )
 
@@ -121,6 +122,9 @@ func TestBypass(t *testing.T) {
 		if devs := d.kl.manager().GetDevices(string(created.UID), "main"); len(devs) > 0 {
 			t.Errorf("the refused pod keeps kubelet devices %v", devs)
 		}
+		// The refusal is an event on the pod, as `kubectl get events`
+		// shows it.
+		waitEvent(t, d.env, ns, "bypass", deviceplugin.EventAllocateRefused, "gpuslice-device-plugin")
 		// The placed pod of the same shape still gets what its placement says.
 		got := d.admitChecked("placed")
 		if got.Annotations[api.AnnotationAllocated] == "" {

@@ -11,6 +11,8 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/tools/events"
 	"k8s.io/klog/v2"
 	"k8s.io/utils/clock"
 
@@ -18,6 +20,7 @@ import (
 	"github.com/gpuslice/gpuslice/deviceplugin"
 	"github.com/gpuslice/gpuslice/deviceplugin/device"
 	"github.com/gpuslice/gpuslice/deviceplugin/kube"
+	dpmetrics "github.com/gpuslice/gpuslice/deviceplugin/metrics"
 	"github.com/gpuslice/gpuslice/e2e/harness"
 )
 
@@ -30,6 +33,11 @@ const (
 func dpUUID(i int) string { return fmt.Sprintf("GPU-e2e0000%d-0000-4000-8000-00000000000%d", i, i) }
 
 type dpDiscoverer struct{}
+
+// MemoryInfo is NVML's memory use of a fake GPU: a quarter used.
+func (dpDiscoverer) MemoryInfo(string) (used, total uint64, err error) {
+	return dpMemMiB << 18, dpMemMiB << 20, nil
+}
 
 func (dpDiscoverer) Discover(context.Context) ([]device.GPU, error) {
 	var out []device.GPU
@@ -58,6 +66,8 @@ type dpPlugin struct {
 	cancel context.CancelFunc
 	done   chan error
 	health *dpHealth
+	// metrics are the plugin's; scrape serves them over HTTP.
+	metrics *dpmetrics.Metrics
 }
 
 func startDP(t *testing.T, c *harness.Cluster, node, prSock string) *dpPlugin {
@@ -88,17 +98,27 @@ func startDPWith(t *testing.T, c *harness.Cluster, node, prSock string, iso devi
 	}
 	h := &dpHealth{ch: make(chan device.HealthEvent, 4)}
 	client := kube.Client{Kube: c.DevicePluginClient}
+	// Events and metrics as the binary wires them (deviceplugin/app).
+	broadcaster := events.NewBroadcaster(&events.EventSinkImpl{Interface: c.DevicePluginClient.EventsV1()})
+	if err := broadcaster.StartRecordingToSinkWithContext(ctx); err != nil {
+		cancel()
+		t.Fatal(err)
+	}
+	m := dpmetrics.New()
 	p, err := deviceplugin.New(cfg, deviceplugin.Deps{
 		Discoverer: dpDiscoverer{}, NewHealth: func([]string) deviceplugin.HealthSource { return h },
 		Isolator: iso, Pods: pods, PodResources: pr,
 		Patcher: client, Nodes: client, Clock: clock.RealClock{},
+		Metrics: m, Events: broadcaster.NewRecorder(scheme.Scheme, "gpuslice-device-plugin"), Memory: dpDiscoverer{},
 	})
 	if err != nil {
 		cancel()
+		broadcaster.Shutdown()
 		t.Fatal(err)
 	}
-	d := &dpPlugin{cancel: cancel, done: make(chan error, 1), health: h}
+	d := &dpPlugin{cancel: cancel, done: make(chan error, 1), health: h, metrics: m}
 	go func() {
+		defer broadcaster.Shutdown()
 		err := p.Run(ctx)
 		if stopped != nil {
 			stopped()

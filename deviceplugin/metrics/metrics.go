@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
 
@@ -119,7 +120,7 @@ func New() *Metrics {
 		m.reconcile.WithLabelValues(r)
 	}
 	m.registry.MustRegister(m.allocate, m.allocateTime, m.preferred, m.preferredTime, m.prestart, m.prestartTime, m.reconcile, m.reconcileTime,
-		prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}),
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		newGPUCollector(m))
 	return m
 }
@@ -187,17 +188,16 @@ func (m *Metrics) Reconcile(d time.Duration, err error) {
 	m.reconcileTime.WithLabelValues(r).Observe(d.Seconds())
 }
 
-// AllocateCounter, PreStartCounter and ReconcileCounter expose instruments
-// to tests (prometheus/testutil).
+// AllocateCounter exposes an instrument to tests (prometheus/testutil).
 func (m *Metrics) AllocateCounter() *prometheus.CounterVec { return m.allocate }
 
-// PreferredCounter: see AllocateCounter.
+// PreferredCounter exposes an instrument to tests (prometheus/testutil).
 func (m *Metrics) PreferredCounter() *prometheus.CounterVec { return m.preferred }
 
-// PreStartCounter: see AllocateCounter.
+// PreStartCounter exposes an instrument to tests (prometheus/testutil).
 func (m *Metrics) PreStartCounter() *prometheus.CounterVec { return m.prestart }
 
-// ReconcileCounter: see AllocateCounter.
+// ReconcileCounter exposes an instrument to tests (prometheus/testutil).
 func (m *Metrics) ReconcileCounter() *prometheus.CounterVec { return m.reconcile }
 
 // gpuCollector reads the served GPUs at scrape time.

@@ -2,6 +2,7 @@ package charttest
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -109,7 +110,7 @@ func TestChartOnControlPlane(t *testing.T) {
 	}
 	want := map[string]int{
 		"Namespace": 1, "ServiceAccount": 3, "ConfigMap": 2, "ClusterRole": 2, "ClusterRoleBinding": 4,
-		"Role": 2, "RoleBinding": 3, "Service": 1, "Deployment": 2, "DaemonSet": 1, "PodDisruptionBudget": 1,
+		"Role": 2, "RoleBinding": 3, "Service": 3 /* the extender and two headless metrics Services */, "Deployment": 2, "DaemonSet": 1, "PodDisruptionBudget": 1,
 	}
 	admission := kinds["ValidatingAdmissionPolicy"] > 0
 	for k := range kinds {
@@ -231,8 +232,8 @@ func checkExtenderDeployment(t *testing.T, d *appsv1.Deployment) {
 	if tlsSecret != "gpuslice-extender-tls" {
 		t.Errorf("serving secret %q", tlsSecret)
 	}
-	if len(ctr.Ports) != 1 || ctr.Ports[0].Name != "https" {
-		t.Errorf("ports %+v", ctr.Ports)
+	if len(ctr.Ports) != 2 || ctr.Ports[0].Name != "https" || ctr.Ports[1].Name != "metrics" || !slices.Contains(ctr.Args, fmt.Sprintf("--metrics-listen-address=:%d", ctr.Ports[1].ContainerPort)) {
+		t.Errorf("ports %+v, want https and the metrics listener", ctr.Ports)
 	}
 }
 
@@ -295,6 +296,13 @@ func checkRBAC(ctx context.Context, t *testing.T, c *harness.Cluster) {
 		{ext, "patch", "", "pods", "", "default", "", false},
 		{ext, "patch", "", "nodes", "", "", "", false},
 		{ext, "get", "", "secrets", "", ns, "", false},
+		{ext, "create", "events.k8s.io", "events", "", "default", "", true},
+		{ext, "patch", "events.k8s.io", "events", "", "default", "", true},
+		{ext, "delete", "events.k8s.io", "events", "", "default", "", false},
+		{ext, "create", "", "events", "", "default", "", false},
+		{dp, "create", "events.k8s.io", "events", "", "default", "", true},
+		{dp, "patch", "events.k8s.io", "events", "", "default", "", true},
+		{dp, "update", "events.k8s.io", "events", "", "default", "", false},
 		{dp, "patch", "", "pods", "", "default", "", true},
 		{dp, "patch", "", "nodes", "", "", "", true},
 		{dp, "watch", "", "pods", "", "", "", true},

@@ -69,7 +69,7 @@ func (e *Extender) Filter(ctx context.Context, args *extenderv1.ExtenderArgs) *e
 	}
 	pp.nodes, pp.scores = fit, scores
 	e.pending.put(pp)
-	if len(fit) == 0 {
+	if len(fit) == 0 && len(names) > 0 {
 		reason, note := unplaceable(results)
 		e.metrics.Unplaceable(reason)
 		if e.notify.warn(pod, reason, EventActionSchedule, note) {

@@ -95,7 +95,7 @@ func TestMetricsCountVerbsAndBinds(t *testing.T) {
 	want := map[string]float64{
 		"filter ok": 1, "filter bad_request": 1, "prioritize ok": 1, "bind ok": 1, "bind error": 1,
 		"binds bound": 1, "binds refused": 1,
-		"policy decisions":     2, // binpack/filter and binpack/bind
+		"policy decisions":     2,  // binpack/filter and binpack/bind
 		"request series count": 24, // every verb and result starts at zero
 	}
 	if diff := cmp.Diff(want, got); diff != "" {

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/gpuslice/gpuslice/allocator"
@@ -135,7 +136,7 @@ func New(src Source) *Metrics {
 		m.unplaceable.WithLabelValues(r)
 	}
 	m.registry.MustRegister(m.requests, m.duration, m.binds, m.conflicts, m.ambiguous, m.decision, m.unplaceable,
-		prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}),
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		newStateCollector(src))
 	return m
 }
@@ -287,15 +288,14 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 }
 
-// RequestsCounter, BindsCounter, DecisionHistogram and UnplaceableCounter
-// expose instruments to tests (prometheus/testutil).
+// RequestsCounter exposes an instrument to tests (prometheus/testutil).
 func (m *Metrics) RequestsCounter() *prometheus.CounterVec { return m.requests }
 
-// BindsCounter: see RequestsCounter.
+// BindsCounter exposes an instrument to tests (prometheus/testutil).
 func (m *Metrics) BindsCounter() *prometheus.CounterVec { return m.binds }
 
-// DecisionHistogram: see RequestsCounter.
+// DecisionHistogram exposes an instrument to tests (prometheus/testutil).
 func (m *Metrics) DecisionHistogram() *prometheus.HistogramVec { return m.decision }
 
-// UnplaceableCounter: see RequestsCounter.
+// UnplaceableCounter exposes an instrument to tests (prometheus/testutil).
 func (m *Metrics) UnplaceableCounter() *prometheus.CounterVec { return m.unplaceable }
