@@ -100,7 +100,7 @@ func TestLeaderElectIdentityFlag(t *testing.T) {
 	o := NewOptions()
 	fs := pflag.NewFlagSet("test", pflag.ContinueOnError)
 	o.AddFlags(fs)
-	if err := fs.Parse([]string{"--leader-elect", "--leader-elect-identity=replica-a_1", "--leader-elect-lease-duration=3s",
+	if err := fs.Parse([]string{"--listen-address=127.0.0.1:0", "--leader-elect", "--leader-elect-identity=replica-a_1", "--leader-elect-lease-duration=3s",
 		"--leader-elect-renew-deadline=2s", "--leader-elect-retry-period=100ms"}); err != nil {
 		t.Fatal(err)
 	}
