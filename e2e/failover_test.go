@@ -199,11 +199,11 @@ func killLeader(ctx context.Context, c *harness.Cluster, countBound func(context
 	leases := c.Client.CoordinationV1().Leases(harness.SystemNamespace)
 	// The leader: the replica the Lease names, once it serves.
 	if _, err := c.WaitLeader(ctx); err != nil {
-		return f, fmt.Errorf("before the kill: %v", err)
+		return f, fmt.Errorf("before the kill: %w", err)
 	}
 	old, err := leases.Get(ctx, harness.LeaseName, metav1.GetOptions{})
 	if err != nil {
-		return f, fmt.Errorf("get the Lease before the kill: %v", err)
+		return f, fmt.Errorf("get the Lease before the kill: %w", err)
 	}
 	var killed string
 	if old.Spec.HolderIdentity != nil {
@@ -213,12 +213,12 @@ func killLeader(ctx context.Context, c *harness.Cluster, countBound func(context
 		return f, fmt.Errorf("the Lease names no running replica: %+v", old.Spec)
 	}
 	if err := c.KillReplica(killed); err != nil {
-		return f, fmt.Errorf("%v", err)
+		return f, err
 	}
 	at := time.Now()
 	f.killed = killed
 	if f.boundAtKill, err = countBound(ctx); err != nil {
-		return f, fmt.Errorf("%v", err)
+		return f, err
 	}
 	if f.boundAtKill == foBurst {
 		return f, fmt.Errorf("the whole burst was bound when %s was killed: nothing was left for the new leader", killed)
@@ -231,18 +231,18 @@ func killLeader(ctx context.Context, c *harness.Cluster, countBound func(context
 		h := l.Spec.HolderIdentity
 		return h != nil && *h != "" && *h != *old.Spec.HolderIdentity, nil
 	}); err != nil {
-		return f, fmt.Errorf("the Lease still names %s a minute after its holder was killed: %v", *old.Spec.HolderIdentity, err)
+		return f, fmt.Errorf("the Lease still names %s a minute after its holder was killed: %w", *old.Spec.HolderIdentity, err)
 	}
 	f.leaseTakeover = time.Since(at)
 	if f.leader, err = c.WaitLeader(ctx); err != nil {
-		return f, fmt.Errorf("after killing %s: %v", killed, err)
+		return f, fmt.Errorf("after killing %s: %w", killed, err)
 	}
 	f.serving = time.Since(at)
 	if f.leader == killed {
 		return f, fmt.Errorf("%s leads again although it is dead", killed)
 	}
 	if err := c.LaunchReplica(killed); err != nil {
-		return f, fmt.Errorf("restart %s: %v", killed, err)
+		return f, fmt.Errorf("restart %s: %w", killed, err)
 	}
 	var last string
 	if err := wait.PollUntilContextTimeout(ctx, 50*time.Millisecond, time.Minute, true, func(ctx context.Context) (bool, error) {
@@ -254,7 +254,7 @@ func killLeader(ctx context.Context, c *harness.Cluster, countBound func(context
 		last = fmt.Sprintf("%d %s", code, body)
 		return code == http.StatusServiceUnavailable && strings.Contains(body, "not the leader"), nil
 	}); err != nil {
-		return f, fmt.Errorf("restarted %s does not answer as a follower: %v (last: %s)", killed, err, last)
+		return f, fmt.Errorf("restarted %s does not answer as a follower: %w (last: %s)", killed, err, last)
 	}
 	f.followerBackInReady = time.Since(at)
 	return f, nil
