@@ -118,11 +118,17 @@ type Cluster struct {
 	front        *Front
 	replicaAddrs map[string]string
 
-	mu      sync.Mutex // guards procs and stopped
-	procs   map[string]*process
-	order   []string // start order; stopped in reverse
-	stopped bool
-	stopCh  chan struct{}
+	mu    sync.Mutex // guards procs, stopped and the replica maps below
+	procs map[string]*process
+	// launches counts each replica's launches, held marks the replicas
+	// KillReplica killed (not restarted by the supervisor), restarts counts
+	// the supervisor's restarts.
+	launches map[string]int
+	held     map[string]bool
+	restarts map[string]int
+	order    []string // start order; stopped in reverse
+	stopped  bool
+	stopCh   chan struct{}
 }
 
 // Start starts a cluster for a test and registers Stop with t.Cleanup. It

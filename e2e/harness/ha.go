@@ -84,6 +84,7 @@ func (c *Cluster) startReplicas(ctx context.Context) error {
 		return err
 	}
 	c.replicaAddrs = map[string]string{}
+	c.launches, c.held, c.restarts = map[string]int{}, map[string]bool{}, map[string]int{}
 	var backends []frontBackend
 	for _, name := range c.Replicas() {
 		port, err := freePort()
@@ -115,17 +116,28 @@ func (c *Cluster) startReplicas(ctx context.Context) error {
 }
 
 // LaunchReplica starts a replica (again, after KillReplica) on its own
-// address and returns at once.
+// address and returns at once. Its Lease identity is
+// <name>_<launch number> (ReplicaIdentity). A replica that exits by itself
+// (a leader that could not renew its Lease in time exits, to restart as a
+// follower) is started again half a second later, as kubelet restarts the
+// container; one that KillReplica killed stays down until LaunchReplica.
 func (c *Cluster) LaunchReplica(name string) error {
 	addr, ok := c.replicaAddrs[name]
 	if !ok {
 		return fmt.Errorf("no extender replica %q", name)
 	}
-	if p := c.proc(name); p != nil && p.running() {
+	c.mu.Lock()
+	if p := c.procs[name]; p != nil && p.running() {
+		c.mu.Unlock()
 		return fmt.Errorf("%s is already running", name)
 	}
+	c.launches[name]++
+	c.held[name] = false
+	id := ReplicaIdentity(name, c.launches[name])
+	c.mu.Unlock()
 	h := c.HA()
 	args := append(c.extenderArgs(addr),
+		"--leader-elect-identity="+id,
 		"--leader-elect=true",
 		"--leader-elect-namespace="+SystemNamespace,
 		"--leader-elect-lease-name="+LeaseName,
@@ -133,16 +145,81 @@ func (c *Cluster) LaunchReplica(name string) error {
 		"--leader-elect-renew-deadline="+h.RenewDeadline.String(),
 		"--leader-elect-retry-period="+h.RetryPeriod.String(),
 	)
-	_, err := c.run(name, filepath.Join(c.gpusliceBin, Extender), args)
-	return err
+	p, err := c.run(name, filepath.Join(c.gpusliceBin, Extender), args)
+	if err != nil {
+		return err
+	}
+	go c.superviseReplica(name, p)
+	return nil
 }
 
-// KillReplica SIGKILLs a replica and waits until it is gone.
+// ReplicaIdentity is the Lease identity of a replica's nth launch.
+func ReplicaIdentity(name string, launch int) string { return name + "_" + strconv.Itoa(launch) }
+
+// ReplicaOf returns the replica a Lease identity names ("" if none).
+func (c *Cluster) ReplicaOf(identity string) string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for name, n := range c.launches {
+		if identity == ReplicaIdentity(name, n) {
+			return name
+		}
+	}
+	return ""
+}
+
+// ReplicaRestarts returns how often each replica exited by itself and was
+// started again.
+func (c *Cluster) ReplicaRestarts() map[string]int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := make(map[string]int, len(c.restarts))
+	for k, v := range c.restarts {
+		out[k] = v
+	}
+	return out
+}
+
+// superviseReplica starts the replica again when it exits by itself.
+func (c *Cluster) superviseReplica(name string, p *process) {
+	select {
+	case <-p.exited:
+	case <-c.stopCh:
+		return
+	}
+	c.mu.Lock()
+	again := !c.stopped && !c.held[name] && c.procs[name] == p
+	if again {
+		c.restarts[name]++
+	}
+	c.mu.Unlock()
+	if !again {
+		return
+	}
+	c.logf("harness: %s exited by itself (%v); starting it again, as kubelet would", name, p.err)
+	t := time.NewTimer(500 * time.Millisecond)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-c.stopCh:
+		return
+	}
+	if err := c.LaunchReplica(name); err != nil {
+		c.logf("harness: restart %s: %v", name, err)
+	}
+}
+
+// KillReplica SIGKILLs a replica and waits until it is gone; it stays
+// down until LaunchReplica.
 func (c *Cluster) KillReplica(name string) error {
-	p := c.proc(name)
+	c.mu.Lock()
+	p := c.procs[name]
 	if p == nil || !p.running() {
+		c.mu.Unlock()
 		return fmt.Errorf("%s is not running", name)
 	}
+	c.held[name] = true
+	c.mu.Unlock()
 	p.stop(0)
 	c.logf("harness: %s killed (SIGKILL)", name)
 	return nil

@@ -26,6 +26,9 @@ func lead(ctx context.Context, l LeaderElection, d Deps, ready *extender.Readine
 	logger := klog.FromContext(ctx)
 	id := d.Identity
 	if id == "" {
+		id = l.Identity
+	}
+	if id == "" {
 		host, err := os.Hostname()
 		if err != nil {
 			return fmt.Errorf("leader election identity: %w", err)

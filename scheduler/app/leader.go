@@ -19,6 +19,9 @@ type LeaderElection struct {
 	// LeaseDuration, RenewDeadline and RetryPeriod are client-go's
 	// leaderelection timings.
 	LeaseDuration, RenewDeadline, RetryPeriod time.Duration
+	// Identity names this replica in the Lease; empty: the hostname and a
+	// random suffix (Deps.Identity wins over it).
+	Identity string
 }
 
 // DefaultLeaderElection returns the defaults (off; kube-scheduler's
@@ -41,6 +44,7 @@ func (l *LeaderElection) AddFlags(fs *pflag.FlagSet) {
 	fs.DurationVar(&l.LeaseDuration, "leader-elect-lease-duration", l.LeaseDuration, "How long followers wait after the last renewal before taking the Lease.")
 	fs.DurationVar(&l.RenewDeadline, "leader-elect-renew-deadline", l.RenewDeadline, "How long the leader retries renewing before it gives up leading.")
 	fs.DurationVar(&l.RetryPeriod, "leader-elect-retry-period", l.RetryPeriod, "How often candidates try to take or renew the Lease.")
+	fs.StringVar(&l.Identity, "leader-elect-identity", l.Identity, "This replica's name in the Lease (holderIdentity). Empty: the hostname and a random suffix. Give every process its own: a process that finds its own name in the Lease leads at once.")
 }
 
 // Validate checks the leader-election options.

@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/spf13/pflag"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes/fake"
 	"k8s.io/klog/v2/ktesting"
 
@@ -90,4 +92,45 @@ func TestServeLeaderElection(t *testing.T) {
 		code, _ := readyz(follower.base)
 		return code == 200
 	})
+}
+
+// --leader-elect-identity names the replica in the Lease.
+func TestLeaderElectIdentityFlag(t *testing.T) {
+	client := fake.NewClientset(testutil.GPUNode(t, "n1", 1, "T4", 16, 48))
+	o := NewOptions()
+	fs := pflag.NewFlagSet("test", pflag.ContinueOnError)
+	o.AddFlags(fs)
+	if err := fs.Parse([]string{"--listen-address=127.0.0.1:0", "--leader-elect", "--leader-elect-identity=replica-a_1", "--leader-elect-lease-duration=3s",
+		"--leader-elect-renew-deadline=2s", "--leader-elect-retry-period=100ms"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := o.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, ctx := ktesting.NewTestContext(t)
+	ctx, cancel := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- Serve(ctx, o, Deps{Client: client, Listener: ln, Version: "test"}) }()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Serve: %v", err)
+		}
+	}()
+	var holder string
+	testutil.Poll(t, "the Lease to name the replica", func() bool {
+		l, err := client.CoordinationV1().Leases("gpuslice-system").Get(ctx, "gpuslice-extender", metav1.GetOptions{})
+		if err != nil || l.Spec.HolderIdentity == nil {
+			return false
+		}
+		holder = *l.Spec.HolderIdentity
+		return true
+	})
+	if holder != "replica-a_1" {
+		t.Errorf("Lease holder %q, want replica-a_1", holder)
+	}
 }
