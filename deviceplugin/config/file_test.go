@@ -29,7 +29,7 @@ func TestDecodeConfigFileExample(t *testing.T) {
 		APIVersion: ConfigAPIVersion, Kind: ConfigKind,
 		SliceMiB: ptr[int64](512), Isolation: ptr("mps"), SlotsPerGPU: ptr[int64](16),
 		DeviceListStrategy: ptr("cdi"), CDIKind: ptr("nvidia.com/gpu"),
-		HostDevices:        []hostdev.Device{{Name: "fuse", Path: "/dev/fuse", Permissions: "rw", Count: 32}},
+		HostDevices: []hostdev.Device{{Name: "fuse", Path: "/dev/fuse", Permissions: "rw", Count: 32}},
 		MPS: MPSFile{
 			Root: ptr("/run/gpuslice/mps"), ControlBinary: ptr("nvidia-cuda-mps-control"),
 			ContainerPipeDir: ptr("/run/gpuslice/mps"), Scope: ptr("gpu"), ClientCap: ptr[int64](0),
