@@ -169,3 +169,29 @@ func FuzzParseContainerRequest(f *testing.F) {
 		}
 	})
 }
+
+// FuzzParseGPUModels feeds arbitrary gpu-models annotations (a user may set
+// any value): parsing never panics, an error names the annotation, and an
+// accepted list has no empty or untrimmed model name.
+func FuzzParseGPUModels(f *testing.F) {
+	for _, s := range []string{"A100-SXM4-40GB", "A100-SXM4-40GB, H100-80GB", "", ",", " ", "a,,b", "\x00", strings.Repeat("x,", 1000)} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		models, err := ParseGPUModels(map[string]string{AnnotationGPUModels: s})
+		if err != nil {
+			if !strings.HasPrefix(err.Error(), "annotation "+AnnotationGPUModels+"=") {
+				t.Fatalf("error does not name the annotation: %v", err)
+			}
+			return
+		}
+		if len(models) == 0 {
+			t.Fatalf("%q accepted as an empty list", s)
+		}
+		for _, m := range models {
+			if m == "" || m != strings.TrimSpace(m) {
+				t.Fatalf("%q accepted with model %q", s, m)
+			}
+		}
+	})
+}

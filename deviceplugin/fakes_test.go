@@ -37,9 +37,14 @@ func testGPUs(n int, memMiB int64) []device.GPU {
 	return out
 }
 
+// testConfig is the default configuration with the envvar strategy: the
+// hand-off tests read a container's GPUs from NVIDIA_VISIBLE_DEVICES. The
+// default cdi strategy answers the same GPUs as CDI devices
+// (TestStrategies; e2e TestDevicePlugin checks them through kubelet).
 func testConfig() Config {
 	c := DefaultConfig()
 	c.NodeName = testNode
+	c.Strategy = StrategyEnvVar
 	return c
 }
 

@@ -187,6 +187,39 @@ func TestPodSecurity(t *testing.T) {
 	})
 
 	t.Run("RequestShape", func(t *testing.T) { testRequestShape(ctx, t, c, plain) })
+
+	t.Run("ExemptionLabelsNeedAnAdmin", func(t *testing.T) {
+		tenant, err := c.TenantAdminClient(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// The tenant admin may create and label namespaces, but not with
+		// an exemption label.
+		if _, err := tenant.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "sec-tenant", Labels: map[string]string{"team": "a"}}}, metav1.CreateOptions{}); err != nil {
+			t.Fatalf("tenant admin cannot create a namespace: %v", err)
+		}
+		ns, err := tenant.CoreV1().Namespaces().Get(ctx, "sec-tenant", metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ns.Labels[labelAllowFuseWithGPU] = "true"
+		_, err = tenant.CoreV1().Namespaces().Update(ctx, ns, metav1.UpdateOptions{})
+		checkDenied(t, err, harness.PolicyNamespaceExemptions, []string{"may not set or remove " + labelAllowFuseWithGPU, "namespaceexemptions.gpuslice.io"})
+		// Nor remove one a cluster admin set.
+		host, err := tenant.CoreV1().Namespaces().Get(ctx, "sec-host", metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		delete(host.Labels, labelAllowHostAccess)
+		_, err = tenant.CoreV1().Namespaces().Update(ctx, host, metav1.UpdateOptions{})
+		checkDenied(t, err, harness.PolicyNamespaceExemptions, []string{labelAllowHostAccess})
+		// Other labels stay the tenant's.
+		host.Labels[labelAllowHostAccess] = "true"
+		host.Labels["team"] = "b"
+		if _, err := tenant.CoreV1().Namespaces().Update(ctx, host, metav1.UpdateOptions{}); err != nil {
+			t.Errorf("tenant admin cannot change an unrelated label: %v", err)
+		}
+	})
 }
 
 // testRequestShape creates pods of many request shapes (dry run) and checks

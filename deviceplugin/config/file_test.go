@@ -29,7 +29,7 @@ func TestDecodeConfigFileExample(t *testing.T) {
 		APIVersion: ConfigAPIVersion, Kind: ConfigKind,
 		SliceMiB: ptr[int64](512), Isolation: ptr("mps"), SlotsPerGPU: ptr[int64](16),
 		DeviceListStrategy: ptr("cdi"), CDIKind: ptr("nvidia.com/gpu"),
-		HostDevices:        []hostdev.Device{{Name: "fuse", Path: "/dev/fuse", Permissions: "rw", Count: 32}},
+		HostDevices: []hostdev.Device{{Name: "fuse", Path: "/dev/fuse", Permissions: "rw", Count: 32}},
 		MPS: MPSFile{
 			Root: ptr("/run/gpuslice/mps"), ControlBinary: ptr("nvidia-cuda-mps-control"),
 			ContainerPipeDir: ptr("/run/gpuslice/mps"), Scope: ptr("gpu"), ClientCap: ptr[int64](0),
@@ -133,6 +133,8 @@ func FuzzDecodeConfigFile(f *testing.F) {
 	f.Add([]byte(header + "mps:\n  maxClientMemoryPercent: 150\n"))
 	f.Add([]byte(header + "mps: [1]\nvgpu: {gpus: [{select: {}}]}\n"))
 	f.Add([]byte(`{"apiVersion":"gpuslice.io/v1alpha1","kind":"DevicePluginConfig","sliceMiB":1e99}`))
+	f.Add([]byte(header + "hostDevices:\n- {name: fuse, path: /dev/fuse, permissions: rwm, count: 1024}\n- {name: x, path: /dev/../etc, count: -1}\n"))
+	f.Add([]byte(header + "cdiKind: a.b/c\nhostDevices: {}\n"))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		fc, err := DecodeConfigFile(data)
 		if err != nil {

@@ -51,7 +51,9 @@ type Device struct {
 }
 
 // Fuse returns the FUSE device: /dev/fuse, read-write, count containers.
-func Fuse(count int) Device { return Device{Name: "fuse", Path: "/dev/fuse", Permissions: "rw", Count: count} }
+func Fuse(count int) Device {
+	return Device{Name: "fuse", Path: "/dev/fuse", Permissions: "rw", Count: count}
+}
 
 // Resource returns the device's kubelet resource name.
 func (d Device) Resource() string { return ResourcePrefix + d.Name }

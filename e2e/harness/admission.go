@@ -10,10 +10,14 @@ import (
 
 	admissionv1 "k8s.io/api/admissionregistration/v1"
 	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
 
 	"github.com/gpuslice/gpuslice/api"
 )
@@ -33,6 +37,9 @@ const (
 	PolicyGPUEnv = "gpuslice-gpu-env"
 	// PolicyRequestShape rejects requests that break the resource contract.
 	PolicyRequestShape = "gpuslice-request-shape"
+	// PolicyNamespaceExemptions guards the gpuslice.io/allow-* namespace
+	// labels.
+	PolicyNamespaceExemptions = "gpuslice-namespace-exemptions"
 	// PolicyGPUVisibility (a MutatingAdmissionPolicy) sets
 	// NVIDIA_VISIBLE_DEVICES=void on containers that request no GPU.
 	PolicyGPUVisibility = "gpuslice-gpu-visibility"
@@ -40,7 +47,7 @@ const (
 
 // ValidatingPolicies lists the shipped ValidatingAdmissionPolicies.
 func ValidatingPolicies() []string {
-	return []string{PolicyAnnotations, PolicyNoPresetNode, PolicyHostAccess, PolicyGPUEnv, PolicyRequestShape}
+	return []string{PolicyAnnotations, PolicyNoPresetNode, PolicyHostAccess, PolicyGPUEnv, PolicyRequestShape, PolicyNamespaceExemptions}
 }
 
 // AdmissionPolicyPath returns manifests/admission/policy.yaml of the
@@ -125,6 +132,9 @@ func ptr[T any](v T) *T { return &v }
 // a dry-run create of a GPU-less pod comes back with
 // NVIDIA_VISIBLE_DEVICES=void.
 func (c *Cluster) PolicyEnforced(ctx context.Context, policy string) (bool, error) {
+	if policy == PolicyNamespaceExemptions {
+		return c.namespacePolicyEnforced(ctx)
+	}
 	probe := probePod(policy)
 	got, err := c.Client.CoreV1().Pods(probe.Namespace).Create(ctx, probe, metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}})
 	if policy == PolicyGPUVisibility {
@@ -189,4 +199,56 @@ func (c *Cluster) SuspendPolicy(ctx context.Context, policy string) (restore fun
 	}
 	c.logf("harness: admission policy %s suspended", policy)
 	return restore, nil
+}
+
+// TenantAdmin is a user the harness lets create and update namespaces
+// (as a namespace-as-a-service controller might let tenants), and nothing
+// else: the namespace-exemptions policy must stop it from setting the
+// gpuslice.io/allow-* labels.
+const TenantAdmin = "gpuslice-e2e-tenant-admin"
+
+// TenantAdminClient returns a client that impersonates TenantAdmin,
+// creating its ClusterRole and binding the first time.
+func (c *Cluster) TenantAdminClient(ctx context.Context) (kubernetes.Interface, error) {
+	role := &rbacv1.ClusterRole{
+		ObjectMeta: metav1.ObjectMeta{Name: TenantAdmin},
+		Rules:      []rbacv1.PolicyRule{{APIGroups: []string{""}, Resources: []string{"namespaces"}, Verbs: []string{"get", "create", "update", "patch"}}},
+	}
+	binding := &rbacv1.ClusterRoleBinding{
+		ObjectMeta: metav1.ObjectMeta{Name: TenantAdmin},
+		RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: TenantAdmin},
+		Subjects:   []rbacv1.Subject{{APIGroup: rbacv1.GroupName, Kind: rbacv1.UserKind, Name: TenantAdmin}},
+	}
+	if err := c.CreateObjects(ctx, "", []runtime.Object{role, binding}); err != nil {
+		return nil, err
+	}
+	cfg := rest.CopyConfig(c.RESTConfig)
+	cfg.Impersonate = rest.ImpersonationConfig{UserName: TenantAdmin}
+	cs, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("tenant admin client: %w", err)
+	}
+	return cs, nil
+}
+
+// namespacePolicyEnforced reports whether the tenant admin's dry-run create
+// of a namespace with an exemption label is rejected by the policy.
+func (c *Cluster) namespacePolicyEnforced(ctx context.Context) (bool, error) {
+	cs, err := c.TenantAdminClient(ctx)
+	if err != nil {
+		return false, err
+	}
+	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "gpuslice-admission-probe", Labels: map[string]string{"gpuslice.io/allow-host-access": "true"}}}
+	_, err = cs.CoreV1().Namespaces().Create(ctx, ns, metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}})
+	switch {
+	case err == nil:
+		return false, nil
+	case apierrors.IsForbidden(err) && strings.Contains(err.Error(), PolicyNamespaceExemptions):
+		return true, nil
+	case apierrors.IsForbidden(err):
+		// RBAC of the fresh ClusterRole not seen yet.
+		return false, nil
+	default:
+		return false, fmt.Errorf("admission probe for %s: %w", PolicyNamespaceExemptions, err)
+	}
 }
