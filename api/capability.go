@@ -31,11 +31,11 @@ func Enforcements() []Enforcement {
 // Known reports whether e is one of the levels this version understands.
 func (e Enforcement) Known() bool { return slices.Contains(Enforcements(), e) }
 
-// AtLeast reports whether e enforces at least as much as min. An unknown
+// AtLeast reports whether e enforces at least as much as floor. An unknown
 // level enforces nothing.
-func (e Enforcement) AtLeast(min Enforcement) bool {
+func (e Enforcement) AtLeast(floor Enforcement) bool {
 	rank := func(x Enforcement) int { return len(Enforcements()) - slices.Index(Enforcements(), x) }
-	return e.Known() && rank(e) >= rank(min)
+	return e.Known() && rank(e) >= rank(floor)
 }
 
 // DefaultEnforcement is what an isolation mode enforces when the plugin
