@@ -8,33 +8,14 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
-	"syscall"
 	"time"
 
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
+
+	"github.com/gpuslice/gpuslice/deviceplugin/kubeletreg"
 	"k8s.io/klog/v2"
 	pluginapi "k8s.io/kubelet/pkg/apis/deviceplugin/v1beta1"
 )
-
-// fileID identifies one incarnation of a file (a re-created socket has a
-// new inode or change time).
-type fileID struct {
-	ino   uint64
-	ctime int64
-}
-
-func statID(path string) (fileID, bool) {
-	fi, err := os.Stat(path)
-	if err != nil {
-		return fileID{}, false
-	}
-	st, ok := fi.Sys().(*syscall.Stat_t)
-	if !ok {
-		return fileID{ctime: fi.ModTime().UnixNano()}, true
-	}
-	return fileID{ino: st.Ino, ctime: st.Ctim.Nano()}, true
-}
 
 // servers runs the three endpoints' gRPC servers and registers them with
 // kubelet.
@@ -45,13 +26,13 @@ type servers struct {
 
 	mu      sync.Mutex
 	running []*running
-	kubelet fileID
+	kubelet kubeletreg.FileID
 }
 
 type running struct {
 	kind   Kind
 	srv    *grpc.Server
-	sock   fileID
+	sock   kubeletreg.FileID
 	stop   chan struct{}
 	served chan struct{}
 }
@@ -62,7 +43,7 @@ func (s *servers) start(ctx context.Context) error {
 	defer s.mu.Unlock()
 	s.stopLocked()
 	logger := klog.FromContext(ctx)
-	kid, ok := statID(filepath.Join(s.cfg.PluginDir, s.cfg.KubeletSocket))
+	kid, ok := kubeletreg.StatID(filepath.Join(s.cfg.PluginDir, s.cfg.KubeletSocket))
 	if !ok {
 		return fmt.Errorf("kubelet registration socket %s not present", filepath.Join(s.cfg.PluginDir, s.cfg.KubeletSocket))
 	}
@@ -94,7 +75,7 @@ func (s *servers) serve(ctx context.Context, k Kind) (*running, error) {
 	if err != nil {
 		return nil, fmt.Errorf("listen on %s: %w", path, err)
 	}
-	id, _ := statID(path)
+	id, _ := kubeletreg.StatID(path)
 	r := &running{kind: k, srv: grpc.NewServer(), sock: id, stop: make(chan struct{}), served: make(chan struct{})}
 	ep := &endpoint{kind: k, state: s.state, broker: s.broker, stop: r.stop,
 		logger: klog.LoggerWithValues(klog.FromContext(ctx), "resource", k.Resource())}
@@ -108,33 +89,9 @@ func (s *servers) serve(ctx context.Context, k Kind) (*running, error) {
 	return r, nil
 }
 
-func (s *servers) dial(path string) (*grpc.ClientConn, error) {
-	conn, err := grpc.NewClient("unix://"+path, grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		return nil, fmt.Errorf("dial %s: %w", path, err)
-	}
-	return conn, nil
-}
-
 func (s *servers) register(ctx context.Context, k Kind) error {
-	conn, err := s.dial(filepath.Join(s.cfg.PluginDir, s.cfg.KubeletSocket))
-	if err != nil {
-		return err
-	}
-	defer func() { _ = conn.Close() }()
-	rctx, cancel := context.WithTimeout(ctx, s.cfg.DialTimeout)
-	defer cancel()
 	ep := &endpoint{kind: k}
-	_, err = pluginapi.NewRegistrationClient(conn).Register(rctx, &pluginapi.RegisterRequest{
-		Version:      pluginapi.Version,
-		Endpoint:     filepath.Base(s.cfg.SocketPath(k)),
-		ResourceName: k.Resource(),
-		Options:      ep.options(),
-	}, grpc.WaitForReady(true))
-	if err != nil {
-		return fmt.Errorf("register %s with kubelet: %w", k.Resource(), err)
-	}
-	return nil
+	return kubeletreg.Register(ctx, filepath.Join(s.cfg.PluginDir, s.cfg.KubeletSocket), s.cfg.SocketPath(k), k.Resource(), ep.options(), s.cfg.DialTimeout)
 }
 
 func (s *servers) stopLocked() {
@@ -159,7 +116,7 @@ func (s *servers) stopAll() {
 func (s *servers) needsRestart() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	kid, ok := statID(filepath.Join(s.cfg.PluginDir, s.cfg.KubeletSocket))
+	kid, ok := kubeletreg.StatID(filepath.Join(s.cfg.PluginDir, s.cfg.KubeletSocket))
 	if !ok {
 		return "" // kubelet is down; wait for its socket to come back
 	}
@@ -170,7 +127,7 @@ func (s *servers) needsRestart() string {
 		return "kubelet restarted"
 	}
 	for _, r := range s.running {
-		if id, ok := statID(s.cfg.SocketPath(r.kind)); !ok || id != r.sock {
+		if id, ok := kubeletreg.StatID(s.cfg.SocketPath(r.kind)); !ok || id != r.sock {
 			return "plugin socket removed"
 		}
 	}

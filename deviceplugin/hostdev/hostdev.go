@@ -21,13 +21,13 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 	"k8s.io/klog/v2"
 	pluginapi "k8s.io/kubelet/pkg/apis/deviceplugin/v1beta1"
+
+	"github.com/gpuslice/gpuslice/deviceplugin/kubeletreg"
 )
 
 // ResourcePrefix is the prefix of every host device resource name.
@@ -146,8 +146,8 @@ type Server struct {
 	mu      sync.Mutex
 	srv     *grpc.Server
 	served  chan struct{}
-	sock    fileID
-	kubelet fileID
+	sock    kubeletreg.FileID
+	kubelet kubeletreg.FileID
 	healthy bool
 	// changed is closed and replaced when health changes.
 	changed chan struct{}
@@ -226,30 +226,13 @@ func (s *Server) checkHealth(ctx context.Context) {
 	}
 }
 
-type fileID struct {
-	ino   uint64
-	ctime int64
-}
-
-func statID(path string) (fileID, bool) {
-	fi, err := os.Stat(path)
-	if err != nil {
-		return fileID{}, false
-	}
-	st, ok := fi.Sys().(*syscall.Stat_t)
-	if !ok {
-		return fileID{ctime: fi.ModTime().UnixNano()}, true
-	}
-	return fileID{ino: st.Ino, ctime: st.Ctim.Nano()}, true
-}
-
 func (s *Server) kubeletSocket() string { return filepath.Join(s.cfg.PluginDir, s.cfg.KubeletSocket) }
 
 // needsRestart says why the server must (re)start and register, or "".
 func (s *Server) needsRestart() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	kid, ok := statID(s.kubeletSocket())
+	kid, ok := kubeletreg.StatID(s.kubeletSocket())
 	switch {
 	case !ok:
 		return "" // kubelet is down; wait for its socket
@@ -258,7 +241,7 @@ func (s *Server) needsRestart() string {
 	case kid != s.kubelet:
 		return "kubelet restarted"
 	}
-	if id, ok := statID(s.SocketPath()); !ok || id != s.sock {
+	if id, ok := kubeletreg.StatID(s.SocketPath()); !ok || id != s.sock {
 		return "plugin socket removed"
 	}
 	return ""
@@ -266,7 +249,7 @@ func (s *Server) needsRestart() string {
 
 func (s *Server) start(ctx context.Context) error {
 	s.stop()
-	kid, ok := statID(s.kubeletSocket())
+	kid, ok := kubeletreg.StatID(s.kubeletSocket())
 	if !ok {
 		return fmt.Errorf("kubelet registration socket %s not present", s.kubeletSocket())
 	}
@@ -278,7 +261,7 @@ func (s *Server) start(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", path, err)
 	}
-	id, _ := statID(path)
+	id, _ := kubeletreg.StatID(path)
 	srv := grpc.NewServer()
 	pluginapi.RegisterDevicePluginServer(srv, s)
 	served := make(chan struct{})
@@ -299,23 +282,7 @@ func (s *Server) start(ctx context.Context) error {
 }
 
 func (s *Server) register(ctx context.Context) error {
-	conn, err := grpc.NewClient("unix://"+s.kubeletSocket(), grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		return fmt.Errorf("dial %s: %w", s.kubeletSocket(), err)
-	}
-	defer func() { _ = conn.Close() }()
-	rctx, cancel := context.WithTimeout(ctx, s.cfg.DialTimeout)
-	defer cancel()
-	_, err = pluginapi.NewRegistrationClient(conn).Register(rctx, &pluginapi.RegisterRequest{
-		Version:      pluginapi.Version,
-		Endpoint:     filepath.Base(s.SocketPath()),
-		ResourceName: s.dev.Resource(),
-		Options:      &pluginapi.DevicePluginOptions{},
-	}, grpc.WaitForReady(true))
-	if err != nil {
-		return fmt.Errorf("register %s with kubelet: %w", s.dev.Resource(), err)
-	}
-	return nil
+	return kubeletreg.Register(ctx, s.kubeletSocket(), s.SocketPath(), s.dev.Resource(), &pluginapi.DevicePluginOptions{}, s.cfg.DialTimeout)
 }
 
 func (s *Server) stop() {
