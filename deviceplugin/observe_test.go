@@ -82,3 +82,74 @@ var noIso = NoIsolation{SlotsPerGPU: 8}
 type fakeMemory struct{}
 
 func (fakeMemory) MemoryInfo(string) (used, total uint64, err error) { return 1024, 16 << 30, nil }
+
+// daemonsDown is an MPS-mode isolator whose daemon of one GPU is down.
+type daemonsDown struct {
+	mpsLike
+	down string
+}
+
+func (d daemonsDown) Healthy(uuid string) (bool, string) {
+	if uuid == d.down {
+		return false, "control daemon does not answer"
+	}
+	return true, ""
+}
+
+// TestMetricsSourceReportsMPSDaemons: under MPS every GPU has a daemon
+// series, 0 for the GPU whose daemon is down.
+func TestMetricsSourceReportsMPSDaemons(t *testing.T) {
+	iso := daemonsDown{down: gpuUUID(1)}
+	p := &Plugin{state: testState(t, 2, 16*1024, noIso), deps: Deps{Isolator: iso}}
+	m := metrics.New()
+	m.SetSource(p.metricsSource())
+	const want = `
+# HELP gpuslice_device_plugin_mps_daemon_healthy 1 while the GPU's MPS control daemon answers its probe, else 0 (isolation mps only).
+# TYPE gpuslice_device_plugin_mps_daemon_healthy gauge
+gpuslice_device_plugin_mps_daemon_healthy{gpu="0",model="Test GPU",uuid="GPU-00000000-0000-0000-0000-000000000000"} 1
+gpuslice_device_plugin_mps_daemon_healthy{gpu="1",model="Test GPU",uuid="GPU-00000001-0000-0000-0000-000000000000"} 0
+`
+	if err := promtest.GatherAndCompare(m.Registry(), strings.NewReader(want), metrics.MPSDaemonHealthy); err != nil {
+		t.Error(err)
+	}
+}
+
+// TestPreStartRefusalObserved: a PreStart for devices that pod-resources
+// now attributes to a pod without a placement (kubelet handed them to the
+// wrong pod) is refused, counted and recorded as an event on that pod.
+func TestPreStartRefusalObserved(t *testing.T) {
+	cfg := testConfig()
+	st := testState(t, 4, 16*1024, noIso)
+	pods := &fakePods{}
+	pods.add(makePod(podSpec{name: "a", assigned: t0, containers: []ctr{{name: "c", mem: 4, gpus: []int{0}}}}))
+	pods.add(makePod(podSpec{name: "x", noPlace: true, containers: []ctr{{name: "c", mem: 4}}}))
+	pr := newFakePR()
+	b := NewBroker(&cfg, st, noIso, pods, pr)
+	m := metrics.New()
+	rec := events.NewFakeRecorder(10)
+	b.obs = observers{metrics: m, events: rec, node: cfg.NodeName}
+	sim := newSim(t, b, pr, st)
+	if err := sim.admit(pods.get("default", "a"), nil); err != nil {
+		t.Fatal(err)
+	}
+	ids := pr.devs["default/a"]["c"][KindMem.Resource()]
+	if len(ids) == 0 {
+		t.Fatal("pod-resources has no gpu-mem devices for default/a")
+	}
+	pr.drop("default", "a")
+	pr.set("default", "x", "c", KindMem.Resource(), ids)
+	if err := b.PreStart(t.Context(), ids); err == nil {
+		t.Fatal("PreStart accepted devices now held by a pod without a placement")
+	}
+	if got := promtest.ToFloat64(m.PreStartCounter().WithLabelValues(metrics.ResultRefused)); got != 1 {
+		t.Errorf("refused PreStarts = %v, want 1", got)
+	}
+	select {
+	case e := <-rec.Events:
+		if !strings.HasPrefix(e, "Warning "+EventPreStartRefused+" ") || !strings.Contains(e, "default/x") {
+			t.Errorf("event %q, want a %s warning naming default/x", e, EventPreStartRefused)
+		}
+	default:
+		t.Error("no event for the refused PreStart")
+	}
+}
