@@ -103,6 +103,10 @@ type GPU struct {
 	Isolation IsolationMode `json:"isolation"`
 	// VGPUType is the vGPU type for IsolationVGPU.
 	VGPUType string `json:"vgpuType,omitempty"`
+	// InstanceMiB is one instance's framebuffer for the whole-instance
+	// modes (IsolationVGPU: the type's; IsolationPassthrough: the GPU's
+	// memory); 0 for shared modes. See InstanceUnits.
+	InstanceMiB int64 `json:"instanceMiB,omitempty"`
 	// Enforcement is what the GPU's isolation enforces on a container's
 	// share; empty in inventories that predate it (see GPU.Enforces).
 	Enforcement Enforcement `json:"enforcement,omitempty"`
@@ -171,6 +175,8 @@ func (inv *Inventory) Validate() error {
 			return fmt.Errorf("gpu %s: %d links, more than %d", g.UUID, len(g.Links), MaxGPUsPerNode)
 		case g.validateEnforcement() != nil:
 			return g.validateEnforcement()
+		case g.validateInstances(inv.SliceMiB) != nil:
+			return g.validateInstances(inv.SliceMiB)
 		}
 		seenIdx[g.Index] = true
 		seenUUID[g.UUID] = true

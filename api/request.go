@@ -110,6 +110,10 @@ type PodRequest struct {
 	// MinEnforcement, when set, restricts the pod to GPUs that enforce at
 	// least this much (AnnotationEnforcement).
 	MinEnforcement Enforcement
+	// Sandbox is the VM-sandbox isolation mode the pod's runtime class needs
+	// (RuntimeClassModes.ModeFor), "" for a pod that runs containers. The
+	// extender sets it from its mapping; ParsePodRequest leaves it empty.
+	Sandbox IsolationMode
 	// CPUMilli is the pod's host CPU request in milli-cores; checked only on
 	// nodes that track CPU (the trace simulator).
 	CPUMilli int64
