@@ -64,7 +64,9 @@ func (b *Broker) distribution(k Kind, ids []string) (dist, error) {
 	return d, nil
 }
 
-// respond builds the Allocate response of container c holding mem devices d.
+// respond builds the Allocate response of container c holding mem devices
+// d; on a whole-instance GPU the container's instance is the one its IDs
+// lie in (checkInstances has checked that they lie in one).
 func (b *Broker) respond(c *candidate, d dist) (*pluginapi.ContainerAllocateResponse, []device.ContainerDevice, error) {
 	pos := placementPositions(c.cp)
 	uuids := d.gpus()
@@ -80,6 +82,9 @@ func (b *Broker) respond(c *candidate, d dist) (*pluginapi.ContainerAllocateResp
 	for i, u := range uuids {
 		devs[i] = device.ContainerDevice{UUID: u, HostIndex: idx[u], ContainerIndex: i,
 			MemLimitMiB: int64(len(d[u])) * b.sliceMiB, ThreadPercentage: int(c.req[KindCore] / int64(c.gpus))}
+		if k, _ := b.instanceSize(u); k > 0 && len(d[u]) > 0 {
+			devs[i].Instance = int(unitOf(slices.Min(d[u])) / k)
+		}
 	}
 	edits, err := b.iso.ContainerEdits(devs)
 	if err != nil {
@@ -124,6 +129,10 @@ func (b *Broker) allocate(ctx context.Context, k Kind, ids []string) (*pluginapi
 	}
 	resp := &pluginapi.ContainerAllocateResponse{}
 	if k == KindMem {
+		if _, err := b.checkInstances(s, c, d); err != nil {
+			logger.Info("Allocate refused", "resource", k.Resource(), "devices", len(ids), "err", err)
+			return nil, err
+		}
 		if resp, _, err = b.respond(c, d); err != nil {
 			return nil, err
 		}

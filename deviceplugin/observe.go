@@ -28,6 +28,10 @@ const (
 	// becomes unhealthy (it takes no new pods) and when it recovers.
 	EventGPUUnhealthy = "GPUUnhealthy"
 	EventGPUHealthy   = "GPUHealthy"
+	// EventIsolationProblem: on the node, for each thing the isolation
+	// mode's start could not do (a vGPU instance it could not create, a
+	// GPU it left as it was).
+	EventIsolationProblem = "GPUIsolationProblem"
 )
 
 // observers are the broker's and the plugin's metrics and event recorder;
@@ -70,4 +74,13 @@ func (o *observers) healthChanged(g GPUState) {
 	}
 	o.events.Eventf(nodeRef(o.node), nil, corev1.EventTypeWarning, EventGPUUnhealthy, "HealthCheck",
 		"%s", fmt.Sprintf("GPU %d (%s, %s) is unhealthy and takes no new pods: %s", g.Index, g.UUID, g.Model, g.Reason))
+}
+
+// isolationProblem records one of the isolator's start problems on the
+// node.
+func (o *observers) isolationProblem(problem string) {
+	if o.events == nil {
+		return
+	}
+	o.events.Eventf(nodeRef(o.node), nil, corev1.EventTypeWarning, EventIsolationProblem, "Start", "%s", problem)
 }

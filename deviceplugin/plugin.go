@@ -84,8 +84,10 @@ func New(cfg Config, deps Deps) (*Plugin, error) {
 
 // BuildGPUs turns discovered GPUs into served GPUs: MIG-enabled GPUs are
 // skipped (logged), links to skipped GPUs dropped, capacity computed from
-// the slice size and the isolator's slots. It fails when a ListAndWatch
-// message would be too large.
+// the slice size and the isolator's slots: the GPU's memory in slices, or,
+// for an isolator that hands out whole instances (device.WholeInstancer),
+// Slots * (InstanceMiB / SliceMiB), GPUs without instances skipped. It
+// fails when a ListAndWatch message would be too large.
 func BuildGPUs(ctx context.Context, found []device.GPU, sliceMiB int64, iso device.Isolator) ([]GPUState, error) {
 	logger := klog.FromContext(ctx)
 	var gpus []GPUState
@@ -97,6 +99,18 @@ func BuildGPUs(ctx context.Context, found []device.GPU, sliceMiB int64, iso devi
 		}
 		st := GPUState{GPU: g, Slices: g.MemoryMiB / sliceMiB}
 		st.Slots = iso.Slots(g)
+		if wi, ok := iso.(device.WholeInstancer); ok {
+			inst, ok := wi.Instances(g)
+			if !ok {
+				logger.Info("Skipping GPU without instances", "gpu", g.UUID, "index", g.Index, "pciBusID", g.PCIBusID)
+				continue
+			}
+			st.Isolation, st.VGPUType, st.InstanceMiB = inst.Mode, inst.VGPUType, inst.InstanceMiB
+			if inst.MemoryMiB > 0 && st.MemoryMiB <= 0 {
+				st.MemoryMiB = inst.MemoryMiB
+			}
+			st.Slices = st.Slots * (inst.InstanceMiB / sliceMiB)
+		}
 		if st.Slices <= 0 || st.Slots <= 0 {
 			logger.Info("Skipping GPU without capacity", "gpu", g.UUID, "memoryMiB", g.MemoryMiB, "sliceMiB", sliceMiB, "slots", st.Slots)
 			continue
@@ -131,6 +145,13 @@ func (p *Plugin) Setup(ctx context.Context) error {
 	}
 	if err := p.deps.Isolator.Start(ctx, isoGPUs); err != nil {
 		return fmt.Errorf("start %s isolation: %w", p.deps.Isolator.Mode(), err)
+	}
+	if pr, ok := p.deps.Isolator.(device.ProblemReporter); ok {
+		obs := p.observers()
+		for _, problem := range pr.Problems() {
+			klog.FromContext(ctx).Info("Isolation problem", "mode", p.deps.Isolator.Mode(), "problem", problem)
+			obs.isolationProblem(problem)
+		}
 	}
 	gpus, err := BuildGPUs(ctx, found, p.cfg.SliceMiB, p.deps.Isolator)
 	if err != nil {

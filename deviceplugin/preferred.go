@@ -14,7 +14,8 @@ import (
 // picks the container the call is for with the matcher's eligibility and
 // ranking (match.go; a bypassing pod is refused here already), and prefers
 // the devices of its placement, or, when an interchangeable pod took those,
-// the GPUs with room, placement's first.
+// the GPUs with room, placement's first. On a whole-instance GPU it picks
+// gpu-mem devices inside one free instance (instance.go).
 //
 // A refusal is counted and recorded as an event as Allocate's are.
 func (b *Broker) Preferred(ctx context.Context, k Kind, available, must []string, size int) ([]string, error) {
@@ -48,10 +49,18 @@ func (b *Broker) preferred(ctx context.Context, k Kind, available, must []string
 	for _, ids := range avail {
 		slices.SortFunc(ids, compareIDs)
 	}
+	// fits reports whether GPU u can take per devices of kind k for c: on a
+	// whole-instance GPU, inside one free instance (instance.go).
+	fits := func(c *candidate, u string, have []string, per int) bool {
+		if ik, slots := b.instanceSize(u); k == KindMem && ik > 0 {
+			return b.pickInstance(s, c, u, avail[u], have, per, ik, slots) != nil
+		}
+		return len(avail[u]) >= per
+	}
 	room := func(c *candidate, gpus []string) bool {
 		per := int(c.req[k]) / c.gpus
 		for _, u := range gpus {
-			if len(avail[u]) < per {
+			if !fits(c, u, nil, per) {
 				return false
 			}
 		}
@@ -86,7 +95,7 @@ func (b *Broker) preferred(ctx context.Context, k Kind, available, must []string
 	if !room(best, targets) && !best.inProgress() {
 		var alt []string
 		for _, g := range b.gpusByIndex() {
-			if len(avail[g]) >= per && !slices.Contains(alt, g) {
+			if fits(best, g, nil, per) && !slices.Contains(alt, g) {
 				alt = append(alt, g)
 			}
 		}
@@ -96,7 +105,7 @@ func (b *Broker) preferred(ctx context.Context, k Kind, available, must []string
 		if len(order) >= best.gpus {
 			break
 		}
-		if _, ok := chosen[u]; !ok && len(avail[u]) >= per {
+		if _, ok := chosen[u]; !ok && fits(best, u, nil, per) {
 			order = append(order, u)
 			chosen[u] = nil
 		}
@@ -104,6 +113,12 @@ func (b *Broker) preferred(ctx context.Context, k Kind, available, must []string
 	var out []string
 	for _, u := range order {
 		have := chosen[u]
+		if ik, slots := b.instanceSize(u); k == KindMem && ik > 0 {
+			if ids := b.pickInstance(s, best, u, avail[u], have, per, ik, slots); ids != nil {
+				out = append(out, ids...)
+				continue
+			}
+		}
 		for _, id := range avail[u] {
 			if len(have) >= per {
 				break

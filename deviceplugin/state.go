@@ -1,6 +1,7 @@
 package deviceplugin
 
 import (
+	"cmp"
 	"maps"
 	"slices"
 	"strings"
@@ -17,6 +18,12 @@ type GPUState struct {
 	// Slices of gpu-mem and sharing Slots the GPU offers.
 	Slices int64
 	Slots  int64
+	// Isolation is the GPU's own mode where the isolator says (a
+	// whole-instance GPU: vgpu or passthrough), "" for the node's mode.
+	// VGPUType and InstanceMiB describe its instances (api.GPU).
+	Isolation   api.IsolationMode
+	VGPUType    string
+	InstanceMiB int64
 	// Healthy is false while any health source reports a problem; Reason
 	// joins their reasons.
 	Healthy bool
@@ -105,17 +112,20 @@ func (s *State) SetHealth(uuid, source string, healthy bool, reason string) bool
 }
 
 // Inventory returns the node inventory annotation's content: caps is what
-// the node was detected to support (nil when unknown), and every GPU
-// enforces what the isolation mode does (api.DefaultEnforcement).
+// the node was detected to support (nil when unknown), every GPU is of the
+// node's isolation mode unless it has its own (GPUState.Isolation), and
+// enforces what its mode does (api.DefaultEnforcement).
 func (s *State) Inventory(sliceMiB int64, mode api.IsolationMode, caps *api.Capabilities) *api.Inventory {
 	gpus, _ := s.Snapshot()
 	inv := &api.Inventory{Version: api.InventoryVersion, SliceMiB: sliceMiB, Capabilities: caps, GPUs: make([]api.GPU, 0, len(gpus))}
 	for _, g := range gpus {
+		m := cmp.Or(g.Isolation, mode)
 		inv.GPUs = append(inv.GPUs, api.GPU{
 			Index: g.Index, UUID: g.UUID, Model: g.Model, MemoryMiB: g.MemoryMiB,
 			Slices: g.Slices, Slots: g.Slots, CoreUnits: api.CoreUnitsPerGPU,
 			NUMANode: g.NUMANode, PCIBusID: g.PCIBusID, Healthy: g.Healthy, Reason: g.Reason,
-			Isolation: mode, Enforcement: api.DefaultEnforcement(mode), MIGMode: migMode(g.GPU),
+			Isolation: m, VGPUType: g.VGPUType, InstanceMiB: g.InstanceMiB,
+			Enforcement: api.DefaultEnforcement(m), MIGMode: migMode(g.GPU),
 			Links: slices.Clone(g.Links),
 		})
 	}

@@ -53,9 +53,14 @@ const (
 func CDIName(kind, uuid string) string { return kind + "=" + uuid }
 
 // containerResponse builds the Allocate response of a container that gets
-// the GPUs uuids, in CUDA order, plus the isolator's edits.
+// the GPUs uuids, in CUDA order, plus the isolator's edits. Exclusive edits
+// (VFIO instances) replace the strategy's NVIDIA toolkit edits.
 func containerResponse(s Strategy, cdiKind string, uuids []string, iso *device.ContainerEdits) *pluginapi.ContainerAllocateResponse {
 	r := &pluginapi.ContainerAllocateResponse{Envs: map[string]string{}}
+	if iso != nil && iso.Exclusive {
+		addEdits(r, iso)
+		return r
+	}
 	switch s {
 	case StrategyEnvVar:
 		r.Envs[EnvNVIDIAVisibleDevices] = strings.Join(uuids, ",")
@@ -76,14 +81,26 @@ func containerResponse(s Strategy, cdiKind string, uuids []string, iso *device.C
 	// placement's order whatever order the runtime exposes the GPUs in.
 	r.Envs[EnvCUDAVisibleDevices] = strings.Join(uuids, ",")
 	if iso != nil {
-		for _, k := range slices.Sorted(maps.Keys(iso.Envs)) {
-			r.Envs[k] = iso.Envs[k]
-		}
-		ms := slices.Clone(iso.Mounts)
-		sort.SliceStable(ms, func(i, j int) bool { return ms[i].ContainerPath < ms[j].ContainerPath })
-		for _, m := range ms {
-			r.Mounts = append(r.Mounts, &pluginapi.Mount{ContainerPath: m.ContainerPath, HostPath: m.HostPath, ReadOnly: m.ReadOnly})
-		}
+		addEdits(r, iso)
 	}
 	return r
+}
+
+// addEdits merges an isolator's edits into r: environment, mounts (by
+// container path), device nodes and CDI devices (in the isolator's order).
+func addEdits(r *pluginapi.ContainerAllocateResponse, iso *device.ContainerEdits) {
+	for _, k := range slices.Sorted(maps.Keys(iso.Envs)) {
+		r.Envs[k] = iso.Envs[k]
+	}
+	ms := slices.Clone(iso.Mounts)
+	sort.SliceStable(ms, func(i, j int) bool { return ms[i].ContainerPath < ms[j].ContainerPath })
+	for _, m := range ms {
+		r.Mounts = append(r.Mounts, &pluginapi.Mount{ContainerPath: m.ContainerPath, HostPath: m.HostPath, ReadOnly: m.ReadOnly})
+	}
+	for _, d := range iso.Devices {
+		r.Devices = append(r.Devices, &pluginapi.DeviceSpec{ContainerPath: d.ContainerPath, HostPath: d.HostPath, Permissions: d.Permissions})
+	}
+	for _, n := range iso.CDIDevices {
+		r.CdiDevices = append(r.CdiDevices, &pluginapi.CDIDevice{Name: n})
+	}
 }

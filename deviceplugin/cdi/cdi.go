@@ -3,8 +3,10 @@
 // it is configured with, forming the qualified device names its Allocate
 // answers carry under the cdi strategy, and verifying at start that the
 // node's CDI specs (the NVIDIA container toolkit's, in /etc/cdi and
-// /var/run/cdi) resolve every GPU it serves. It never writes the GPU spec:
-// that spec's driver part (libraries, hooks) is the toolkit's to generate.
+// /var/run/cdi) resolve every GPU it serves (cdi.go); and writing the spec
+// of the VFIO instances of the vgpu mode, one device per instance, that
+// Kata's cold plug reads (write.go). It never writes the GPU spec: that
+// spec's driver part (libraries, hooks) is the toolkit's to generate.
 package cdi
 
 import (

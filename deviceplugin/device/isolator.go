@@ -42,3 +42,39 @@ func MaxGPUsPerContainer(iso Isolator) int {
 	}
 	return 0
 }
+
+// Instances describes the instances of one GPU of a whole-instance mode.
+type Instances struct {
+	// Mode is api.IsolationVGPU or api.IsolationPassthrough.
+	Mode api.IsolationMode
+	// VGPUType is the vGPU type's name; empty for passthrough.
+	VGPUType string
+	// InstanceMiB is one instance's framebuffer (passthrough: the GPU's
+	// memory).
+	InstanceMiB int64
+	// MemoryMiB, when positive, is the GPU's memory where discovery did not
+	// know it (a GPU that NVML does not see).
+	MemoryMiB int64
+}
+
+// WholeInstancer is implemented by an Isolator whose GPUs hand out whole
+// instances (vGPU, passthrough). The plugin publishes such a GPU with the
+// Instances' mode, type and size, Slots (from Isolator.Slots) instances and
+// Slots * (InstanceMiB / SliceMiB) slices; instance j owns the gpu-mem
+// device IDs [j*k, (j+1)*k) with k = InstanceMiB / SliceMiB, and a
+// container's IDs on such a GPU must lie in one instance no other container
+// holds.
+type WholeInstancer interface {
+	// Instances describes g's instances; ok is false when g has none.
+	Instances(g GPU) (inst Instances, ok bool)
+}
+
+// ProblemReporter is implemented by an Isolator whose Start can partly
+// fail without failing the plugin (a vGPU reconcile that could not create
+// every instance). The plugin logs each problem and records it as a node
+// event after Start.
+type ProblemReporter interface {
+	// Problems returns what the last Start could not do, in words for a
+	// node event.
+	Problems() []string
+}
