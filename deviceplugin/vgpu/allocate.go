@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+
+	"github.com/gpuslice/gpuslice/deviceplugin/device"
 )
 
 // KubeVirt's environment prefixes: virt-launcher reads an mdev's UUID from
@@ -22,18 +24,6 @@ const (
 	vfioPermissions     = "mrw"
 )
 
-// DeviceNode is a device node for a container (kubelet's DeviceSpec).
-type DeviceNode struct {
-	ContainerPath, HostPath, Permissions string
-}
-
-// ContainerEdits is what an Allocate response carries for vGPU and
-// passthrough instances: device nodes and environment variables.
-type ContainerEdits struct {
-	Envs    map[string]string
-	Devices []DeviceNode
-}
-
 // EnvVarName is KubeVirt's name for a resource's variable: the resource
 // name upper-cased with "/" and "." replaced by "_", after prefix and "_"
 // (KubeVirt's ResourceNameToEnvVar; it leaves "-" as it is).
@@ -46,8 +36,8 @@ func EnvVarName(prefix, resourceName string) string {
 
 // VFIODeviceNodes returns /dev/vfio/vfio and /dev/vfio/<group> for each
 // group (once each, in the order given).
-func VFIODeviceNodes(groups ...string) ([]DeviceNode, error) {
-	out := []DeviceNode{{ContainerPath: VFIOContainerDevice, HostPath: VFIOContainerDevice, Permissions: vfioPermissions}}
+func VFIODeviceNodes(groups ...string) ([]device.DeviceNode, error) {
+	out := []device.DeviceNode{{ContainerPath: VFIOContainerDevice, HostPath: VFIOContainerDevice, Permissions: vfioPermissions}}
 	var seen []string
 	for _, g := range groups {
 		if !isDigits(g) {
@@ -57,16 +47,17 @@ func VFIODeviceNodes(groups ...string) ([]DeviceNode, error) {
 			continue
 		}
 		seen = append(seen, g)
-		out = append(out, DeviceNode{ContainerPath: vfioDir + g, HostPath: vfioDir + g, Permissions: vfioPermissions})
+		out = append(out, device.DeviceNode{ContainerPath: vfioDir + g, HostPath: vfioDir + g, Permissions: vfioPermissions})
 	}
 	return out, nil
 }
 
 // AllocateEdits returns the container edits for devs allocated under
-// resourceName: the VFIO device nodes of their IOMMU groups, and KubeVirt's
+// resourceName, exclusive of the NVIDIA toolkit's (a VM gets its GPU
+// through VFIO): the VFIO device nodes of their IOMMU groups, and KubeVirt's
 // MDEV_PCI_RESOURCE_<name> (mdev UUIDs) and PCI_RESOURCE_<name> (VF and
 // passthrough addresses), each a comma-separated list in the order of devs.
-func AllocateEdits(resourceName string, devs []Device) (*ContainerEdits, error) {
+func AllocateEdits(resourceName string, devs []Device) (*device.ContainerEdits, error) {
 	if strings.TrimSpace(resourceName) == "" {
 		return nil, fmt.Errorf("allocate: empty resource name")
 	}
@@ -98,7 +89,7 @@ func AllocateEdits(resourceName string, devs []Device) (*ContainerEdits, error) 
 	if err != nil {
 		return nil, fmt.Errorf("allocate %s: %w", resourceName, err)
 	}
-	e := &ContainerEdits{Envs: map[string]string{}, Devices: nodes}
+	e := &device.ContainerEdits{Envs: map[string]string{}, Devices: nodes, Exclusive: true}
 	if len(mdevs) > 0 {
 		e.Envs[EnvVarName(EnvPrefixMdev, resourceName)] = strings.Join(mdevs, ",")
 	}

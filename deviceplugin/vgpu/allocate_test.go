@@ -5,6 +5,8 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/gpuslice/gpuslice/deviceplugin/device"
 )
 
 func TestEnvVarNameFollowsKubeVirt(t *testing.T) {
@@ -23,29 +25,29 @@ func TestAllocateEdits(t *testing.T) {
 	mdev := func(n int, group string) Device {
 		return Device{Kind: KindMdev, ID: uuidN(n), Parent: mdevGPU, IOMMUGroup: group}
 	}
-	vfio := func(groups ...string) []DeviceNode {
-		out := []DeviceNode{{"/dev/vfio/vfio", "/dev/vfio/vfio", "mrw"}}
+	vfio := func(groups ...string) []device.DeviceNode {
+		out := []device.DeviceNode{{ContainerPath: "/dev/vfio/vfio", HostPath: "/dev/vfio/vfio", Permissions: "mrw"}}
 		for _, g := range groups {
-			out = append(out, DeviceNode{"/dev/vfio/" + g, "/dev/vfio/" + g, "mrw"})
+			out = append(out, device.DeviceNode{ContainerPath: "/dev/vfio/" + g, HostPath: "/dev/vfio/" + g, Permissions: "mrw"})
 		}
 		return out
 	}
 	for _, tc := range []struct {
 		name string
 		devs []Device
-		want *ContainerEdits
+		want *device.ContainerEdits
 	}{
-		{"two mdevs", []Device{mdev(2, "108"), mdev(1, "107")}, &ContainerEdits{
+		{"two mdevs", []Device{mdev(2, "108"), mdev(1, "107")}, &device.ContainerEdits{Exclusive: true, 
 			Envs:    map[string]string{"MDEV_PCI_RESOURCE_GPUSLICE_IO_VGPU": uuidN(2) + "," + uuidN(1)},
 			Devices: vfio("108", "107"),
 		}},
-		{"VF", []Device{{Kind: KindVF, ID: sriovVFs[0], Parent: sriovGPU, IOMMUGroup: "103"}}, &ContainerEdits{
+		{"VF", []Device{{Kind: KindVF, ID: sriovVFs[0], Parent: sriovGPU, IOMMUGroup: "103"}}, &device.ContainerEdits{Exclusive: true, 
 			Envs:    map[string]string{"PCI_RESOURCE_GPUSLICE_IO_VGPU": sriovVFs[0]},
 			Devices: vfio("103"),
 		}},
 		{"passthrough GPU and audio in one group", []Device{
 			{Kind: KindPassthrough, ID: ptGPU, IOMMUGroup: "7"}, {Kind: KindPassthrough, ID: ptAudio, IOMMUGroup: "7"},
-		}, &ContainerEdits{
+		}, &device.ContainerEdits{Exclusive: true, 
 			Envs:    map[string]string{"PCI_RESOURCE_GPUSLICE_IO_VGPU": ptGPU + "," + ptAudio},
 			Devices: vfio("7"),
 		}},

@@ -10,6 +10,8 @@ import (
 	"strings"
 
 	"sigs.k8s.io/yaml"
+
+	"github.com/gpuslice/gpuslice/api"
 )
 
 // Mode is what the admin wants of a GPU.
@@ -39,6 +41,7 @@ const (
 //	- select: {bdf: "0000:81:00.0"}
 //	  mode: passthrough
 //	  bindVFIO: true
+//	  memoryMiB: 81920
 type NodeConfig struct {
 	GPUs []GPUConfig `json:"gpus"`
 }
@@ -58,6 +61,11 @@ type GPUConfig struct {
 	// when it is on another driver and unused. passthrough only; without it
 	// a GPU not on vfio-pci is reported, not rebound.
 	BindVFIO bool `json:"bindVFIO,omitempty"`
+	// MemoryMiB is the GPU's memory, for passthrough GPUs that NVML does
+	// not see (sysfs does not tell a GPU's memory, and NVML does not see a
+	// GPU on vfio-pci); NVML's value wins where it has one. passthrough
+	// only.
+	MemoryMiB int64 `json:"memoryMiB,omitempty"`
 }
 
 // Selector picks GPUs; exactly one field is set. When several entries
@@ -209,7 +217,16 @@ func (g *GPUConfig) normalize(at string) error {
 		if g.BindVFIO {
 			return fmt.Errorf("%s.bindVFIO: only for mode passthrough", at)
 		}
+		if g.MemoryMiB != 0 {
+			return fmt.Errorf("%s.memoryMiB: only for mode passthrough", at)
+		}
 	case ModePassthrough, ModeNone:
+		if g.MemoryMiB < 0 || g.MemoryMiB > api.MaxMemoryMiBPerGPU {
+			return fmt.Errorf("%s.memoryMiB: %d is out of range (0..%d)", at, g.MemoryMiB, api.MaxMemoryMiBPerGPU)
+		}
+		if g.Mode == ModeNone && g.MemoryMiB != 0 {
+			return fmt.Errorf("%s.memoryMiB: only for mode passthrough", at)
+		}
 		if g.Type != "" {
 			return fmt.Errorf("%s.type: only for mode vgpu", at)
 		}

@@ -79,6 +79,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, in Input) (*Report, error) {
 		}
 	}
 	rep.Node = node
+	rep.Wanted = assigned
 	for i := range node.GPUs {
 		g := &node.GPUs[i]
 		if want, ok := assigned[g.BDF]; ok && g.Err == nil {

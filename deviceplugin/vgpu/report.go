@@ -52,6 +52,8 @@ type Report struct {
 	Kept []Device
 	// Node is the state discovered after the changes.
 	Node *Node
+	// Wanted is the config entry each selected GPU was given, by address.
+	Wanted map[string]GPUConfig
 }
 
 // Healthy reports whether the reconcile did all it was asked.
