@@ -2,7 +2,8 @@
 // DevicePluginConfig file of --config, decoded strictly; flags set on the
 // command line win over the file, which wins over the defaults) and the wiring
 // of its production collaborators (NVML, health monitor, isolation mode,
-// client-go, kubelet's pod-resources client), plus the hardware check mode
+// client-go, kubelet's pod-resources client; for --isolation=vgpu the sysfs
+// discoverer and isolator of deviceplugin/vgpu), plus the hardware check mode
 // that hack/gpu-check.sh runs. cmd/gpuslice-device-plugin only parses flags
 // and calls Run or Check.
 package app
@@ -15,9 +16,12 @@ import (
 	"io"
 	"net"
 	"os"
+	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"text/tabwriter"
+	"time"
 
 	gonvml "github.com/NVIDIA/go-nvml/pkg/nvml"
 	"github.com/spf13/pflag"
@@ -42,6 +46,7 @@ import (
 	"github.com/gpuslice/gpuslice/deviceplugin/metrics"
 	"github.com/gpuslice/gpuslice/deviceplugin/mps"
 	"github.com/gpuslice/gpuslice/deviceplugin/nvml"
+	"github.com/gpuslice/gpuslice/deviceplugin/sysfs"
 	"github.com/gpuslice/gpuslice/deviceplugin/vgpu"
 )
 
@@ -68,9 +73,17 @@ type Options struct {
 	// HostRoot is where the host's root file system is seen (the
 	// node's capabilities are read below it: sys/fs/cgroup).
 	HostRoot string
-	// VGPU is the config file's vgpu section: decoded and validated, not
-	// yet applied (issue 11).
+	// VGPU is the config file's vgpu section: the node's sizing under
+	// --isolation=vgpu (required there).
 	VGPU *vgpu.NodeConfig
+	// SysfsRoot is where sysfs is mounted (isolation vgpu).
+	SysfsRoot string
+	// CDIDir is where the vGPU instances' CDI spec is written (isolation
+	// vgpu); empty: none.
+	CDIDir string
+	// VGPURescanInterval is how often sysfs is rescanned for vanished
+	// instances (isolation vgpu).
+	VGPURescanInterval time.Duration
 	// HostDevices are the config file's hostDevices; FuseCount (--fuse-count)
 	// adds or replaces the fuse entry.
 	HostDevices []hostdev.Device
@@ -100,8 +113,11 @@ func NewOptions() *Options {
 			ProbeTimeout:              mps.DefaultProbeTimeout,
 			MaxRestartBackoff:         mps.DefaultMaxRestartBackoff,
 		},
-		Health: health.DefaultConfig(),
-		QPS:    50,
+		Health:             health.DefaultConfig(),
+		SysfsRoot:          "/sys",
+		CDIDir:             "/var/run/cdi",
+		VGPURescanInterval: vgpu.DefaultRescanInterval,
+		QPS:                50,
 		Burst:  100,
 		Logs:   logsapi.NewLoggingConfiguration(),
 	}
@@ -116,7 +132,10 @@ func (o *Options) AddFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&o.Strategy, "device-list-strategy", o.Strategy, fmt.Sprintf("How containers get their GPUs, one of %v (see docs/device-plugin.md for the security notes).", deviceplugin.Strategies()))
 	fs.StringVar(&o.Plugin.CDIKind, "cdi-kind", o.Plugin.CDIKind, "CDI device kind of the NVIDIA container toolkit's spec (strategy cdi).")
 	fs.IntVar(&o.FuseCount, "fuse-count", o.FuseCount, fmt.Sprintf("Serve /dev/fuse as %s to this many containers of the node at once (0: as the config file's hostDevices say).", hostdev.Fuse(0).Resource()))
-	fs.StringVar(&o.Isolation, "isolation", o.Isolation, "Isolation mode: none (share without enforcement) or mps.")
+	fs.StringVar(&o.Isolation, "isolation", o.Isolation, "Isolation mode: none (share without enforcement), mps, or vgpu (VM sandboxes: the config file's vgpu section sizes the GPUs into vGPU instances or passthrough; GPUs it does not select for vgpu or passthrough are not served; docs/vgpu.md).")
+	fs.StringVar(&o.SysfsRoot, "sysfs-root", o.SysfsRoot, "Where sysfs is mounted (isolation vgpu).")
+	fs.StringVar(&o.CDIDir, "cdi-dir", o.CDIDir, "Directory the CDI spec of the vGPU instances is written to, for Kata's cold plug (isolation vgpu; empty: none).")
+	fs.DurationVar(&o.VGPURescanInterval, "vgpu-rescan-interval", o.VGPURescanInterval, "How often sysfs is rescanned for vGPU instances and GPUs that vanished (isolation vgpu).")
 	fs.Int64Var(&o.SlotsPerGPU, "slots-per-gpu", o.SlotsPerGPU, "Sharing slots per GPU in isolation mode none.")
 	fs.StringVar(&o.Plugin.PluginDir, "device-plugin-dir", o.Plugin.PluginDir, "kubelet's device plugin directory.")
 	fs.StringVar(&o.Plugin.PodResourcesSocket, "pod-resources-socket", o.Plugin.PodResourcesSocket, "kubelet's pod-resources socket.")
@@ -160,8 +179,10 @@ func (o *Options) Validate() error {
 		}
 	case api.IsolationMPS:
 		errs = append(errs, validateMPS(o.MPS)...)
+	case api.IsolationVGPU:
+		errs = append(errs, o.validateVGPU()...)
 	default:
-		errs = append(errs, fmt.Errorf("--isolation %q: want none or mps", o.Isolation))
+		errs = append(errs, fmt.Errorf("--isolation %q: want none, mps or vgpu", o.Isolation))
 	}
 	if o.FuseCount < 0 || o.FuseCount > hostdev.MaxCount {
 		errs = append(errs, fmt.Errorf("--fuse-count: must be 0..%d, got %d", hostdev.MaxCount, o.FuseCount))
@@ -186,6 +207,24 @@ func (o *Options) Validate() error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// validateVGPU checks the options of isolation vgpu.
+func (o *Options) validateVGPU() []error {
+	var errs []error
+	if o.VGPU == nil || len(o.VGPU.GPUs) == 0 {
+		errs = append(errs, fmt.Errorf("--isolation=vgpu needs the vgpu section of a --%s file (which GPUs become vGPU instances or passthrough; docs/vgpu.md)", flagConfig))
+	}
+	if !filepath.IsAbs(o.SysfsRoot) {
+		errs = append(errs, fmt.Errorf("--sysfs-root (sysfsRoot): must be an absolute path, got %q", o.SysfsRoot))
+	}
+	if o.CDIDir != "" && !filepath.IsAbs(o.CDIDir) {
+		errs = append(errs, fmt.Errorf("--cdi-dir (cdiDir): must be an absolute path or empty, got %q", o.CDIDir))
+	}
+	if o.VGPURescanInterval <= 0 {
+		errs = append(errs, fmt.Errorf("--vgpu-rescan-interval (vgpuRescanInterval): must be positive, got %v", o.VGPURescanInterval))
+	}
+	return errs
 }
 
 // hostDevices returns the host devices to serve: the config file's, with
@@ -225,7 +264,11 @@ func (o *Options) runHostDevices(ctx context.Context) (wait func(), err error) {
 }
 
 func (o *Options) isolator(lib nvml.Library, clk clock.WithTicker) (device.Isolator, error) {
-	if api.IsolationMode(o.Isolation) != api.IsolationMPS {
+	switch api.IsolationMode(o.Isolation) {
+	case api.IsolationMPS:
+	case api.IsolationVGPU:
+		return nil, errors.New("isolation vgpu: use vgpuIsolator")
+	default:
 		return deviceplugin.NoIsolation{SlotsPerGPU: o.SlotsPerGPU}, nil
 	}
 	cfg := o.MPS
@@ -235,6 +278,30 @@ func (o *Options) isolator(lib nvml.Library, clk clock.WithTicker) (device.Isola
 		return nil, fmt.Errorf("MPS isolation: %w", err)
 	}
 	return m, nil
+}
+
+// vgpuIsolator returns the vgpu mode's discoverer and isolator over
+// o.SysfsRoot; nv (nil when NVML is unavailable) names the GPUs NVML sees,
+// pr tells which GPUs pods hold.
+func (o *Options) vgpuIsolator(nv vgpu.GPULister, pr deviceplugin.PodResources, clk clock.WithTicker) (*vgpu.Discoverer, *vgpu.Isolator, error) {
+	root, err := sysfs.NewRoot(o.SysfsRoot)
+	if err != nil {
+		return nil, nil, fmt.Errorf("--sysfs-root: %w", err)
+	}
+	var nodeCfg vgpu.NodeConfig
+	if o.VGPU != nil {
+		nodeCfg = *o.VGPU
+	}
+	iso, err := vgpu.NewIsolator(vgpu.IsolatorConfig{
+		FS: root, Config: nodeCfg, ResourceName: api.ResourceGPUMem, CDIDir: o.CDIDir,
+		RescanInterval: o.VGPURescanInterval, Clock: clk,
+		InUse:    vgpu.ProcInUse{ProcRoot: filepath.Join(o.HostRoot, "proc")},
+		HeldGPUs: func(ctx context.Context) (map[string]bool, error) { return deviceplugin.HeldGPUs(ctx, pr) },
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	return &vgpu.Discoverer{FS: root, NVML: nv}, iso, nil
 }
 
 func initNVML(lib nvml.Library) error {
@@ -262,17 +329,23 @@ func Run(ctx context.Context, o *Options) error {
 	if err != nil {
 		return fmt.Errorf("kube client: %w", err)
 	}
+	vgpuMode := api.IsolationMode(o.Isolation) == api.IsolationVGPU
 	lib := nvml.NewLibrary()
+	haveNVML := true
 	if err := initNVML(lib); err != nil {
-		return err
+		if !vgpuMode {
+			return err
+		}
+		// A passthrough node may have no GPU on the nvidia driver at all.
+		logger.Info("NVML unavailable; serving vGPU and passthrough GPUs by their sysfs identity, without NVML health", "err", err)
+		haveNVML = false
+	} else {
+		defer func() { _ = lib.Shutdown() }()
 	}
-	defer func() { _ = lib.Shutdown() }()
-	o.Plugin.Capabilities = o.detect(ctx, lib)
+	if haveNVML {
+		o.Plugin.Capabilities = o.detect(ctx, lib)
+	}
 	clk := clock.RealClock{}
-	iso, err := o.isolator(lib, clk)
-	if err != nil {
-		return err
-	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	pods := kube.NewPodCache(cs, o.NodeName, 0)
@@ -287,7 +360,36 @@ func Run(ctx context.Context, o *Options) error {
 	}
 	defer func() { _ = pr.Close() }()
 	disc := &nvml.Discovery{Lib: lib, Sysfs: nvml.HostSysfs{}}
-	checkStrategy(ctx, o, disc)
+	var discoverer deviceplugin.Discoverer = disc
+	var iso device.Isolator
+	if vgpuMode {
+		var nv vgpu.GPULister
+		if haveNVML {
+			nv = disc
+		}
+		vd, vi, err := o.vgpuIsolator(nv, pr, clk)
+		if err != nil {
+			return err
+		}
+		discoverer, iso = vd, vi
+	} else {
+		if iso, err = o.isolator(lib, clk); err != nil {
+			return err
+		}
+		checkStrategy(ctx, o, disc)
+	}
+	var newHealth func(uuids []string) deviceplugin.HealthSource
+	if haveNVML {
+		newHealth = func(uuids []string) deviceplugin.HealthSource {
+			// NVML watches only the GPUs it sees (vgpu mode: not those on vfio-pci).
+			uuids = slices.DeleteFunc(slices.Clone(uuids), vgpu.IsPCIID)
+			return health.NewMonitor(lib, disc, clk, o.Health, uuids)
+		}
+	}
+	var memory deviceplugin.MemoryReader
+	if haveNVML {
+		memory = disc
+	}
 	client := kube.Client{Kube: cs}
 	broadcaster := events.NewBroadcaster(&events.EventSinkImpl{Interface: cs.EventsV1()})
 	if err := broadcaster.StartRecordingToSinkWithContext(ctx); err != nil {
@@ -296,12 +398,9 @@ func Run(ctx context.Context, o *Options) error {
 	defer broadcaster.Shutdown()
 	m := metrics.New()
 	p, err := deviceplugin.New(o.Plugin, deviceplugin.Deps{
-		Discoverer: disc,
-		NewHealth: func(uuids []string) deviceplugin.HealthSource {
-			return health.NewMonitor(lib, disc, clk, o.Health, uuids)
-		},
+		Discoverer: discoverer, NewHealth: newHealth,
 		Isolator: iso, Pods: pods, PodResources: pr, Patcher: client, Nodes: client, Clock: clk,
-		Metrics: m, Events: broadcaster.NewRecorder(scheme.Scheme, EventsComponent), Memory: disc,
+		Metrics: m, Events: broadcaster.NewRecorder(scheme.Scheme, EventsComponent), Memory: memory,
 	})
 	if err != nil {
 		return err
@@ -313,8 +412,8 @@ func Run(ctx context.Context, o *Options) error {
 		}
 		defer stop()
 	}
-	if o.VGPU != nil && len(o.VGPU.GPUs) > 0 {
-		logger.Info("The config file's vgpu section is validated but not applied yet", "entries", len(o.VGPU.GPUs))
+	if o.VGPU != nil && len(o.VGPU.GPUs) > 0 && !vgpuMode {
+		logger.Info("The config file's vgpu section applies only under --isolation=vgpu; ignored", "entries", len(o.VGPU.GPUs))
 	}
 	logger.Info("Starting gpuslice device plugin", "config", o.ConfigFile, "node", o.NodeName, "isolation", o.Isolation, "strategy", o.Strategy, "sliceMiB", o.Plugin.SliceMiB)
 	hostCtx, stopHost := context.WithCancel(ctx)

@@ -88,6 +88,9 @@ func (o *Options) ApplyFile(fc *config.FileConfig, changed func(flag string) boo
 	dur("mps-health-interval", m.HealthInterval, &o.MPS.HealthInterval)
 	dur("mps-probe-timeout", m.ProbeTimeout, &o.MPS.ProbeTimeout)
 	dur("mps-max-restart-backoff", m.MaxRestartBackoff, &o.MPS.MaxRestartBackoff)
+	str("sysfs-root", fc.SysfsRoot, &o.SysfsRoot)
+	str("cdi-dir", fc.CDIDir, &o.CDIDir)
+	dur("vgpu-rescan-interval", fc.VGPURescanInterval, &o.VGPURescanInterval)
 	o.VGPU = fc.VGPU
 	o.HostDevices = append([]hostdev.Device(nil), fc.HostDevices...)
 }

@@ -89,7 +89,7 @@ func TestOptionsFileAndFlags(t *testing.T) {
 		o.MPS.MaxClientThreadPercentage = 50
 		o.VGPU = &vgpu.NodeConfig{GPUs: []vgpu.GPUConfig{
 			{Select: vgpu.Selector{Model: "Tesla T4"}, Mode: vgpu.ModeVGPU, Type: "GRID T4-4Q", Instances: 4},
-			{Select: vgpu.Selector{BDF: "0000:81:00.0"}, Mode: vgpu.ModePassthrough, BindVFIO: true},
+			{Select: vgpu.Selector{BDF: "0000:81:00.0"}, Mode: vgpu.ModePassthrough, BindVFIO: true, MemoryMiB: 81920},
 		}}
 		o.HostDevices = []hostdev.Device{hostdev.Fuse(32)}
 		return o
@@ -117,6 +117,12 @@ func TestOptionsFileAndFlags(t *testing.T) {
 			o := fromExample()
 			o.MPS.MaxClientThreadPercentage = 100
 			o.Plugin.SliceMiB = 256
+			return o
+		}},
+		{"vgpu", []string{"--config=" + example, "--isolation=vgpu", "--sysfs-root=/host/sys", "--cdi-dir=/run/cdi", "--vgpu-rescan-interval=5s"}, func() *Options {
+			o := fromExample()
+			o.Isolation = "vgpu"
+			o.SysfsRoot, o.CDIDir, o.VGPURescanInterval = "/host/sys", "/run/cdi", 5*time.Second
 			return o
 		}},
 		{"flags order does not matter", []string{"--slice-mib=2048", "--config=" + example}, func() *Options {
@@ -155,6 +161,9 @@ func TestOptionsConfigErrors(t *testing.T) {
 		{"default above max across file and flag", []string{"--isolation=mps", "--mps-max-client-thread-percentage=40", "--config=" + writeFile(t, header+"mps:\n  defaultActiveThreadPercentage: 50\n")}, "", "50 is above the max client thread percentage 40"},
 		{"bad dev shm flag", []string{"--isolation=mps", "--mps-dev-shm=x"}, "", "--mps-dev-shm (mps.devShm)"},
 		{"mps knobs unchecked without mps", []string{"--mps-max-client-memory-percent=150"}, "", ""},
+		{"vgpu relative sysfs root", []string{"--isolation=vgpu", "--sysfs-root=sys", "--config=" + writeFile(t, header+"vgpu:\n  gpus:\n  - {select: {index: 0}, mode: passthrough}\n")}, "", "--sysfs-root (sysfsRoot): must be an absolute path"},
+		{"vgpu empty section", []string{"--isolation=vgpu", "--config=" + writeFile(t, header+"vgpu:\n  gpus: []\n")}, "", "--isolation=vgpu needs the vgpu section"},
+		{"vgpu unknown field", []string{"--isolation=vgpu", "--config=" + writeFile(t, header+"vgpu:\n  gpus:\n  - {select: {index: 0}, mode: passthrough, bindVfio: true}\n")}, `unknown field "gpus[0].bindVfio"`, ""},
 		{"cdi without kind", []string{"--config=" + writeFile(t, header+"deviceListStrategy: cdi\n"), "--cdi-kind="}, "", "CDI kind"},
 	}
 	for _, tc := range tests {

@@ -53,9 +53,17 @@ type FileConfig struct {
 	// resources (gpuslice.io/<name>), e.g. /dev/fuse as gpuslice.io/fuse;
 	// package deviceplugin/hostdev.
 	HostDevices []hostdev.Device `json:"hostDevices,omitempty"`
-	// VGPU is the vGPU sizing of this node, decoded by package vgpu's strict
-	// decoder. It is read and validated but not yet applied (issue 11).
+	// VGPU is the vGPU sizing of this node (isolation vgpu), decoded by
+	// package vgpu's strict decoder.
 	VGPU *vgpu.NodeConfig `json:"vgpu,omitempty"`
+	// SysfsRoot is where sysfs is mounted (isolation vgpu), "/sys".
+	SysfsRoot *string `json:"sysfsRoot,omitempty"`
+	// CDIDir is where the spec of the vGPU instances is written
+	// (isolation vgpu), "/var/run/cdi".
+	CDIDir *string `json:"cdiDir,omitempty"`
+	// VGPURescanInterval is how often sysfs is rescanned for vanished
+	// instances (isolation vgpu), a Go duration.
+	VGPURescanInterval *string `json:"vgpuRescanInterval,omitempty"`
 }
 
 // MPSFile is the mps section: the MPS daemons' settings (isolation mps).
@@ -202,6 +210,16 @@ func (fc *FileConfig) validate() error {
 			bad("metricsListenAddress", "must be host:port, got %q", *v)
 		}
 	}
+	for field, p := range map[string]*string{"sysfsRoot": fc.SysfsRoot, "cdiDir": fc.CDIDir} {
+		if p != nil && !filepath.IsAbs(*p) {
+			bad(field, "must be an absolute path, got %q", *p)
+		}
+	}
+	if v := fc.VGPURescanInterval; v != nil {
+		if d, err := time.ParseDuration(*v); err != nil || d <= 0 {
+			bad("vgpuRescanInterval", "must be a positive duration such as \"30s\", got %q", *v)
+		}
+	}
 	m := fc.MPS
 	for field, p := range map[string]*string{"mps.root": m.Root, "mps.containerPipeDir": m.ContainerPipeDir} {
 		if p != nil && !filepath.IsAbs(*p) {
@@ -262,5 +280,5 @@ func (fc *FileConfig) validate() error {
 const MaxMPSClientCap = 60
 
 func isolationModes() []string {
-	return []string{string(api.IsolationNone), string(api.IsolationMPS)}
+	return []string{string(api.IsolationNone), string(api.IsolationMPS), string(api.IsolationVGPU)}
 }

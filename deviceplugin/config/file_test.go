@@ -39,8 +39,9 @@ func TestDecodeConfigFileExample(t *testing.T) {
 		},
 		VGPU: &vgpu.NodeConfig{GPUs: []vgpu.GPUConfig{
 			{Select: vgpu.Selector{Model: "Tesla T4"}, Mode: vgpu.ModeVGPU, Type: "GRID T4-4Q", Instances: 4},
-			{Select: vgpu.Selector{BDF: "0000:81:00.0"}, Mode: vgpu.ModePassthrough, BindVFIO: true},
+			{Select: vgpu.Selector{BDF: "0000:81:00.0"}, Mode: vgpu.ModePassthrough, BindVFIO: true, MemoryMiB: 81920},
 		}},
+		SysfsRoot: ptr("/sys"), CDIDir: ptr("/var/run/cdi"), VGPURescanInterval: ptr("30s"),
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("example (-want +got):\n%s", diff)
@@ -90,7 +91,10 @@ func TestDecodeConfigFileErrors(t *testing.T) {
 		{"bad duration", header + "mps:\n  healthInterval: soon\n", `mps.healthInterval: must be a duration such as "10s", got "soon"`},
 		{"negative duration", header + "mps:\n  probeTimeout: -1s\n", `mps.probeTimeout: must be positive, got "-1s"`},
 		{"slice too small", header + "sliceMiB: 64\n", "sliceMiB: must be at least 256, got 64"},
-		{"isolation", header + "isolation: vgpu\n", `isolation: must be one of [none mps], got "vgpu"`},
+		{"isolation", header + "isolation: mig\n", `isolation: must be one of [none mps vgpu], got "mig"`},
+		{"sysfs root", header + "sysfsRoot: sys\n", `sysfsRoot: must be an absolute path, got "sys"`},
+		{"rescan interval", header + "vgpuRescanInterval: 0s\n", `vgpuRescanInterval: must be a positive duration`},
+		{"vgpu memory on vgpu", header + "vgpu:\n  gpus:\n  - select: {index: 0}\n    mode: vgpu\n    type: x\n    instances: 1\n    memoryMiB: 5\n", "gpus[0].memoryMiB: only for mode passthrough"},
 		{"slots", header + "slotsPerGPU: 0\n", "slotsPerGPU: must be positive, got 0"},
 		{"strategy", header + "deviceListStrategy: env\n", `deviceListStrategy: must be one of [envvar volume-mounts cdi], got "env"`},
 		{"cdi kind", header + "cdiKind: nvidia.com\n", `cdiKind: CDI kind "nvidia.com": want vendor/class`},
