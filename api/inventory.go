@@ -163,7 +163,7 @@ func (inv *Inventory) Validate() error {
 			return fmt.Errorf("gpu %d: duplicate uuid %q", i, g.UUID)
 		case seenIdx[g.Index] || g.Index < 0:
 			return fmt.Errorf("gpu %d: bad or duplicate index %d", i, g.Index)
-		case g.Slices < 0 || g.Slots < 0 || g.CoreUnits < 0 || g.MemoryMiB < 0:
+		case g.Slices < 0 || g.Slots < 0 || g.CoreUnits < 0 || g.MemoryMiB < 0 || g.InstanceMiB < 0:
 			return fmt.Errorf("gpu %s: negative capacity", g.UUID)
 		case g.overCapacity() != "":
 			return fmt.Errorf("gpu %s: %s", g.UUID, g.overCapacity())
