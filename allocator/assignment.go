@@ -13,7 +13,9 @@ type Assignment struct {
 	Node       string
 	Containers []ContainerAssignment
 	// Charges is what the pod holds on each device, by the charge rule of
-	// api.PodCharge (app sum, sidecars for the pod's life, init peaks).
+	// api.PodCharge (app sum, sidecars for the pod's life, init peaks) over
+	// the containers' charges on the device (Device.Charge: whole
+	// instances on vgpu and passthrough GPUs).
 	Charges []Charge
 	// TopoRank is the weakest link rank inside any multi-GPU container
 	// (api.LinkType.Rank), or MaxTopoRank when no container spans GPUs.
@@ -27,7 +29,9 @@ type Assignment struct {
 const MaxTopoRank = 5
 
 // ContainerAssignment is one container's devices (positions in Node.Devices,
-// in the order the container will see them) and per-GPU share.
+// in the order the container will see them) and per-GPU share: the share
+// the container asks, which the placement records; what it costs on each
+// device is Device.Charge of it.
 type ContainerAssignment struct {
 	Name string
 	// Init marks an init container, Sidecar a restartable one (Init too).
@@ -43,8 +47,9 @@ type Charge struct {
 	Units  Units
 }
 
-// chargesOf computes the per-device charge of container assignments.
-func chargesOf(n int, cs []ContainerAssignment) []Charge {
+// chargesOf computes the per-device charge of container assignments on
+// node n (Fitter.chargesInto).
+func chargesOf(n *Node, cs []ContainerAssignment) []Charge {
 	return new(Fitter).chargesInto(n, cs)
 }
 
@@ -67,8 +72,11 @@ func (a *Assignment) Placement(n *Node, now time.Time) *api.Placement {
 // should be consistent with it, api.Placement.ConsistentWith): it says which
 // init containers are sidecars and the order they start in, for the charge
 // rule; without it the placement's own order is used and no container is a
-// sidecar. It fails when the record names a GPU the node does not have (see
-// AddPlaceholders) or gives a container uneven shares.
+// sidecar. The record holds the shares the containers asked; each is
+// charged as its device charges it (Device.Charge: a whole instance on a
+// vgpu or passthrough GPU), so a restarted extender charges what the one
+// that placed the pod did. It fails when the record names a GPU the node
+// does not have (see AddPlaceholders) or gives a container uneven shares.
 func AssignmentFromPlacement(n *Node, p *api.Placement, r *PodRequest) (*Assignment, error) {
 	a := &Assignment{Node: p.Node, Containers: make([]ContainerAssignment, 0, len(p.Containers)), TopoRank: MaxTopoRank}
 	add := func(c *api.ContainerPlacement, sidecar bool) error {
@@ -115,7 +123,7 @@ func AssignmentFromPlacement(n *Node, p *api.Placement, r *PodRequest) (*Assignm
 			}
 		}
 	}
-	a.Charges = chargesOf(len(n.Devices), a.Containers)
+	a.Charges = chargesOf(n, a.Containers)
 	return a, nil
 }
 

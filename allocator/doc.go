@@ -10,6 +10,15 @@
 // per-GPU charge rule (api.PodCharge) are the contract's, in package api;
 // this package uses them and aliases the first two.
 //
+// Isolation modes: Fit keeps a pod on GPUs of the modes its sandbox allows
+// (api.IsolationAllowed: a pod that runs containers on shared modes only, a
+// VM pod on GPUs of its own vgpu or passthrough mode only). On a vgpu or
+// passthrough GPU a container's share must fit one instance (Device.Instance)
+// and is charged the whole instance: Device.Charge is the one place that
+// turns a share into what a device charges for it, and Fit, the charges of
+// an assignment (also one rebuilt from a placement record, which keeps the
+// share asked) and the policies' scores all go through it.
+//
 // It imports no client-go, no gRPC and no NVML. The scheduler extender, the
 // trace simulator and the tests all call the same code, and it is
 // deterministic: the same node state and request always give the same answer.

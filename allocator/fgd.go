@@ -8,6 +8,8 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+
+	"github.com/gpuslice/gpuslice/api"
 )
 
 // Fragmentation-aware policy names.
@@ -41,6 +43,10 @@ type TaskClass struct {
 	Count int
 	// Models, when not empty, restricts the class to these GPU models.
 	Models []string
+	// Sandbox is the VM-sandbox isolation mode of the class's pods
+	// (PodRequest.Sandbox), "" for pods that run containers: it says which
+	// GPUs the class may use (api.IsolationAllowed).
+	Sandbox api.IsolationMode
 }
 
 // WeightedClass is a class and its weight in observations, used to seed the
@@ -53,7 +59,7 @@ type WeightedClass struct {
 // ClassOf returns the task class of a pod request: its host CPU and, for
 // pods with GPU containers, the largest per-GPU demand and GPU count.
 func ClassOf(r *PodRequest) TaskClass {
-	c := TaskClass{CPUMilli: r.CPUMilli}
+	c := TaskClass{CPUMilli: r.CPUMilli, Sandbox: r.Sandbox}
 	if !r.HasGPU() {
 		return c
 	}
@@ -70,6 +76,9 @@ func (c TaskClass) key() string {
 	k := fmt.Sprintf("%d/%d/%d/%d/%d/%s", c.CPUMilli, c.PerGPU.Slices, c.PerGPU.Core, c.PerGPU.Slots, c.Count, strings.Join(c.Models, "|"))
 	if c.GPUShare > 0 {
 		k += fmt.Sprintf("/share=%g", c.GPUShare)
+	}
+	if c.Sandbox != "" {
+		k += "/sandbox=" + string(c.Sandbox)
 	}
 	return k
 }
@@ -267,6 +276,8 @@ type fgdGroup struct {
 	gpuShare float64
 	count    int
 	models   []string
+	// sandbox is TaskClass.Sandbox.
+	sandbox api.IsolationMode
 	// cpu is sorted ascending; cum[j] is the share of the group's classes
 	// with CPU <= cpu[j].
 	cpu []int64
@@ -294,12 +305,12 @@ func newSnapshot(keep []*histEntry, covered float64) *fgdSnapshot {
 			s.noGPU += p
 			continue
 		}
-		k := fmt.Sprintf("%d/%d/%d/%d/%s/%g", e.class.PerGPU.Slices, e.class.PerGPU.Core, e.class.PerGPU.Slots, e.class.Count, strings.Join(e.class.Models, "|"), e.class.GPUShare)
+		k := fmt.Sprintf("%d/%d/%d/%d/%s/%g/%s", e.class.PerGPU.Slices, e.class.PerGPU.Core, e.class.PerGPU.Slots, e.class.Count, strings.Join(e.class.Models, "|"), e.class.GPUShare, e.class.Sandbox)
 		gi, ok := byKey[k]
 		if !ok {
 			gi = len(s.groups)
 			byKey[k] = gi
-			s.groups = append(s.groups, fgdGroup{perGPU: e.class.PerGPU, gpuShare: e.class.GPUShare, count: e.class.Count, models: e.class.Models})
+			s.groups = append(s.groups, fgdGroup{perGPU: e.class.PerGPU, gpuShare: e.class.GPUShare, count: e.class.Count, models: e.class.Models, sandbox: e.class.Sandbox})
 			members = append(members, nil)
 		}
 		s.groups[gi].share += p
@@ -380,17 +391,21 @@ func (s *fgdSnapshot) frag(n *Node, free []Units, cpuFree int64, want int) (one,
 			if r[i] == 0 {
 				continue
 			}
+			dev := &n.Devices[i]
 			if g.gpuShare > 0 {
-				d.Slices = sharedSlices(g.gpuShare, n.Devices[i].Capacity.Slices)
+				d.Slices = sharedSlices(g.gpuShare, dev.Capacity.Slices)
 			}
-			if !d.Fits(free[i]) || (len(g.models) > 0 && !slices.Contains(g.models, n.Devices[i].Model)) {
+			// What a pod of the class would be charged here.
+			u := dev.Charge(d)
+			if !api.IsolationAllowed(g.sandbox, dev.Isolation) || !dev.FitsInstance(d) || !u.Fits(free[i]) ||
+				(len(g.models) > 0 && !slices.Contains(g.models, dev.Model)) {
 				fs += r[i]
 				continue
 			}
 			cnt++
 			if want&fragMult != 0 {
-				slots += podsOn(free[i], d)
-				capa, capaSlices = n.Devices[i].Capacity.Slices, d.Slices
+				slots += podsOn(free[i], u)
+				capa, capaSlices = dev.Capacity.Slices, u.Slices
 			}
 		}
 		if want&fragOne != 0 {
@@ -462,7 +477,7 @@ func cpuAfter(v *NodeView, pod int64) int64 {
 }
 
 // ScoreDevice implements Policy: minus the node's expected fragmentation
-// after taking d on device i (the pod's CPU taken too).
+// after taking d (the charge) on device i (the pod's CPU taken too).
 func (f *FGD) ScoreDevice(v *NodeView, i int, d Units) float64 {
 	var buf [16]Units
 	free := freeOf(v, buf[:0])

@@ -166,7 +166,7 @@ func (f *Fitter) place(v *NodeView, r *PodRequest, p Policy) (*Assignment, *Stat
 		}
 	}
 	f.order = order[:0]
-	a.Charges = f.chargesInto(len(v.Node.Devices), a.Containers)
+	a.Charges = f.chargesInto(v.Node, a.Containers)
 	return a, nil
 }
 
@@ -177,39 +177,49 @@ func (f *Fitter) choose(v *NodeView, r *PodRequest, c ContainerRequest, p Policy
 	d, k := c.PerGPU(), c.GPUs()
 	var candBuf [16]int
 	cand := candBuf[:0]
-	var unhealthy, wrongModel, weak, eligible, mem, core, slot int
+	var n checked
 	for i := range v.Node.Devices {
 		dev := &v.Node.Devices[i]
 		if !dev.Healthy {
-			unhealthy++
+			n.unhealthy++
 			continue
 		}
 		if !r.ModelAllowed(dev.Model) {
-			wrongModel++
+			n.wrongModel++
+			continue
+		}
+		if !api.IsolationAllowed(r.Sandbox, dev.Isolation) {
+			n.isolation++
 			continue
 		}
 		if !r.EnforcementAllowed(dev.Enforcement) {
-			weak++
+			n.weak++
 			continue
 		}
-		eligible++
-		f := v.Free(i)
-		if d.Slices > f.Slices {
+		n.eligible++
+		if !dev.FitsInstance(d) {
+			n.instance = n.instance.Max(dev.Instance)
 			continue
 		}
-		mem++
-		if d.Core > f.Core {
+		n.fitsInstance++
+		f, u := v.Free(i), dev.Charge(d)
+		n.charge = n.charge.Max(u)
+		if u.Slices > f.Slices {
 			continue
 		}
-		core++
-		if d.Slots > f.Slots {
+		n.mem++
+		if u.Core > f.Core {
 			continue
 		}
-		slot++
+		n.core++
+		if u.Slots > f.Slots {
+			continue
+		}
+		n.slot++
 		cand = append(cand, i)
 	}
 	if len(cand) < k {
-		return nil, 0, failure(c, d, k, checked{unhealthy, wrongModel, weak, eligible, mem, core, slot}, r.MinEnforcement)
+		return nil, 0, failure(c, d, k, &n, r)
 	}
 	islands := v.Node.Link != nil && wholeGPU(v, cand, d)
 	if k == 1 {
@@ -243,38 +253,56 @@ func (f *Fitter) choose(v *NodeView, r *PodRequest, c ContainerRequest, p Policy
 	return set, setRank(v.Node, set), nil
 }
 
-// deviceScore is the policy's device score, raised above every other device
-// when cover (the pod's own holding) already covers the demand.
+// deviceScore is the policy's device score of the share's charge on the
+// device, raised above every other device when cover (the pod's own
+// holding) already covers that charge.
 func deviceScore(v *NodeView, p Policy, i int, d Units, cover []Units) float64 {
-	s := p.ScoreDevice(v, i, d)
-	if cover != nil && d.Fits(cover[i]) {
+	u := v.Node.Devices[i].Charge(d)
+	s := p.ScoreDevice(v, i, u)
+	if cover != nil && u.Fits(cover[i]) {
 		s += topoWeight
 	}
 	return s
 }
 
 // checked counts how far a node's GPUs got through the checks of choose,
-// in their order: health, model, enforcement, then capacity.
+// in their order: health, model, isolation mode, enforcement, then (on the
+// eligible GPUs) whether the share fits one instance, then capacity for
+// the share's charge.
 type checked struct {
-	unhealthy, wrongModel, weak, eligible, mem, core, slot int
+	unhealthy, wrongModel, isolation, weak, eligible int
+	fitsInstance, mem, core, slot                    int
+	// instance is the largest instance among the eligible GPUs whose
+	// instance the share does not fit; charge the largest charge of the
+	// share on the GPUs whose instance it fits.
+	instance, charge Units
 }
 
 // failure returns the status of a container that found too few GPUs; the
 // counts say how far the GPUs got through the checks, and the reason is the
 // first check that left fewer than k GPUs.
-func failure(c ContainerRequest, d Units, k int, n checked, minEnf api.Enforcement) *Status {
+func failure(c ContainerRequest, d Units, k int, n *checked, r *PodRequest) *Status {
 	st := &Status{Container: c.Name, GPUs: k, PerGPU: d, Eligible: n.eligible, WithSlices: n.mem,
-		Unhealthy: n.unhealthy, OtherModel: n.wrongModel, WeakEnforcement: n.weak, MinEnforcement: minEnf}
+		Unhealthy: n.unhealthy, OtherModel: n.wrongModel, OtherIsolation: n.isolation, WeakEnforcement: n.weak,
+		MinEnforcement: r.MinEnforcement, Sandbox: r.Sandbox, Instance: n.instance, Charge: n.charge}
 	switch {
 	case n.eligible == 0 && n.weak > 0:
 		st.Reason = ReasonEnforcementTooWeak
+	case n.eligible == 0 && n.isolation > 0 && r.Sandbox == "":
+		st.Reason = ReasonSandboxGPUs
+	case n.eligible == 0 && n.isolation > 0:
+		st.Reason = ReasonNoSandboxGPU
 	case n.eligible == 0 && n.wrongModel > 0:
 		st.Reason = ReasonModelNotAllowed
 	case n.eligible == 0:
 		st.Reason = ReasonNoHealthyGPU
-	case n.eligible < k && n.eligible+n.unhealthy+n.wrongModel+n.weak >= k:
+	case n.eligible < k && n.eligible+n.unhealthy+n.wrongModel+n.isolation+n.weak >= k:
 		// The node has the GPUs, but not enough of them may be used.
 		st.Reason = ReasonTooFewEligible
+	case n.fitsInstance == 0:
+		st.Reason = ReasonLargerThanInstance
+	case n.fitsInstance < k:
+		st.Reason = ReasonNotEnoughGPUs
 	case n.mem == 0:
 		st.Reason = ReasonInsufficientMemory
 	case n.mem < k:
@@ -305,10 +333,11 @@ func setRank(n *Node, set []int) int {
 	return r
 }
 
-// wholeGPU reports whether demand d takes a whole GPU on the candidates.
+// wholeGPU reports whether the charge of share d takes a whole GPU on the
+// candidates.
 func wholeGPU(v *NodeView, cand []int, d Units) bool {
 	for _, i := range cand {
-		if d.Slices < v.Capacity(i).Slices {
+		if v.Node.Devices[i].Charge(d).Slices < v.Capacity(i).Slices {
 			return false
 		}
 	}

@@ -34,16 +34,18 @@ func (f *Fitter) reset(n int) {
 }
 
 // chargesInto computes the per-device charge of container assignments (in
-// pod spec order) into the Fitter's buffer, by the rule of api.PodCharge.
-func (f *Fitter) chargesInto(n int, cs []ContainerAssignment) []Charge {
-	f.charge.Reset(n)
+// pod spec order) on node n into the Fitter's buffer: each container's
+// share charged as the device charges it (Device.Charge), combined by the
+// rule of api.PodCharge.
+func (f *Fitter) chargesInto(n *Node, cs []ContainerAssignment) []Charge {
+	f.charge.Reset(len(n.Devices))
 	for _, c := range cs {
 		for _, d := range c.Devices {
-			f.charge.Add(d, c.Init, c.Sidecar, c.PerGPU)
+			f.charge.Add(d, c.Init, c.Sidecar, n.Devices[d].Charge(c.PerGPU))
 		}
 	}
 	out := f.charges[:0]
-	for i := 0; i < n; i++ {
+	for i := 0; i < len(n.Devices); i++ {
 		if u := f.charge.On(i); !u.IsZero() {
 			out = append(out, Charge{Device: i, Units: u})
 		}

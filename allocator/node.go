@@ -17,6 +17,14 @@ type Device struct {
 	NUMANode int
 	// Enforcement is what the GPU's isolation enforces (api.GPU.Enforces).
 	Enforcement api.Enforcement
+	// Isolation is the GPU's isolation mode; only pods whose sandbox mode
+	// it allows may use it (api.IsolationAllowed). Empty is a shared mode.
+	Isolation api.IsolationMode
+	// Instance is one instance of a whole-instance GPU (vgpu, passthrough:
+	// api.GPU.InstanceUnits), zero on GPUs of shared modes. A container's
+	// share on the GPU must fit one instance and is charged the whole
+	// instance (Charge).
+	Instance Units
 	// Placeholder marks a GPU that vanished from the node's inventory while
 	// pods still hold shares on it: it keeps those shares charged, is never
 	// chosen (Healthy is false), and is not reported as over-committed.
@@ -61,6 +69,8 @@ func NodeFromInventory(name string, inv *api.Inventory) *Node {
 			NUMANode: g.NUMANode,
 
 			Enforcement: g.Enforces(),
+			Isolation:   g.Isolation,
+			Instance:    g.InstanceUnits(inv.SliceMiB),
 		}
 		pos[g.Index] = i
 	}
@@ -109,6 +119,17 @@ func (n *Node) AddPlaceholder(uuid string, index int, capacity Units) int {
 	}
 	return len(n.Devices) - 1
 }
+
+// Charge returns what a container's per-GPU share costs on the device: the
+// share itself on a GPU of a shared mode, one whole instance on a vgpu or
+// passthrough GPU (api.ChargeOf). Every charge of a share on a device, in
+// Fit, in the charges of an assignment and in the policies' scores, is
+// this one.
+func (d *Device) Charge(share Units) Units { return api.ChargeOf(d.Instance, share) }
+
+// FitsInstance reports whether a per-GPU share can be served by one
+// instance of the device (api.FitsInstance; always on shared GPUs).
+func (d *Device) FitsInstance(share Units) bool { return api.FitsInstance(d.Instance, share) }
 
 // Free returns the free units of device position i.
 func (n *Node) Free(i int) Units { return n.Devices[i].Capacity.Sub(n.Used[i]) }

@@ -11,7 +11,9 @@ type Policy interface {
 	// Name is the policy's configuration name.
 	Name() string
 	// ScoreDevice rates putting per-GPU demand d on device position i of
-	// the view (d fits). Higher is better.
+	// the view (d fits). d is what the container is charged there
+	// (Device.Charge of its share: a whole instance on vgpu and
+	// passthrough GPUs). Higher is better.
 	ScoreDevice(v *NodeView, i int, d Units) float64
 	// ScoreNode rates a node for a pod given the pod's assignment there; v is
 	// the view before the assignment. Higher is better; only the order among
@@ -20,7 +22,9 @@ type Policy interface {
 }
 
 // SetScorer is optionally implemented by a policy that rates a whole set of
-// GPUs for one multi-GPU container rather than summing ScoreDevice.
+// GPUs for one multi-GPU container rather than summing ScoreDevice. d is
+// the container's per-GPU share; what it costs on each device of the set
+// is Device.Charge(d).
 type SetScorer interface {
 	ScoreSet(v *NodeView, set []int, d Units) float64
 }

@@ -44,6 +44,18 @@ const (
 	ReasonInsufficientCPU    Reason = "insufficient cpu"
 	ReasonInvalidRequest     Reason = "invalid gpuslice request"
 	ReasonSpanNotAllowed     Reason = "container spans more GPUs than the node's isolation allows"
+	// ReasonSandboxGPUs: a pod that runs containers (its runtime class maps
+	// to no VM-sandbox mode) on a node whose usable GPUs are all for VM
+	// sandboxes (api.IsolationAllowed).
+	ReasonSandboxGPUs Reason = "GPUs are for VM sandboxes (vgpu/passthrough); the pod's runtime class runs containers"
+	// ReasonNoSandboxGPU: a VM-sandbox pod on a node with no GPU of the
+	// isolation mode its runtime class maps to (Status.Sandbox). Message
+	// names the mode.
+	ReasonNoSandboxGPU Reason = "no GPU of the isolation mode the pod's runtime class needs"
+	// ReasonLargerThanInstance: the container's per-GPU share is larger
+	// than one instance of every eligible vgpu or passthrough GPU
+	// (api.FitsInstance); Status.Instance is the largest instance.
+	ReasonLargerThanInstance Reason = "gpu-mem request larger than every vGPU instance"
 )
 
 // Status is the result of Fit. It keeps the numbers behind its reason as
@@ -73,6 +85,18 @@ type Status struct {
 	// less than MinEnforcement, the pod's requirement.
 	WeakEnforcement int
 	MinEnforcement  api.Enforcement
+	// OtherIsolation is how many healthy GPUs of an allowed model are of an
+	// isolation mode the pod may not use; Sandbox is the pod's VM-sandbox
+	// mode ("" for a pod that runs containers, api.PodRequest.Sandbox).
+	OtherIsolation int
+	Sandbox        api.IsolationMode
+	// Instance is the largest instance of the eligible whole-instance GPUs
+	// that the share does not fit (ReasonLargerThanInstance).
+	Instance Units
+	// Charge is the largest charge of PerGPU on the GPUs whose instance it
+	// fits (Device.Charge): PerGPU itself on shared GPUs, a whole instance
+	// on vgpu and passthrough GPUs. Zero when no GPU got that far.
+	Charge Units
 	// SpanAllowed is the most GPUs the node lets one container span
 	// (ReasonSpanNotAllowed).
 	SpanAllowed int
@@ -87,12 +111,16 @@ func (s *Status) Message() string {
 		return ""
 	}
 	msg := string(s.Reason)
+	if s.Reason == ReasonNoSandboxGPU && s.Sandbox != "" {
+		msg = fmt.Sprintf("no GPU of isolation mode %s, which the pod's runtime class needs", s.Sandbox)
+	}
 	if s.Container == "" {
 		return msg
 	}
 	// The detail speaks of the check that stopped the container first, in
-	// the order Fit applies them to each GPU: health, model, gpu-mem,
-	// gpu-core, slots, then the GPU count.
+	// the order Fit applies them to each GPU: health, model, isolation
+	// mode, enforcement, instance size, gpu-mem, gpu-core, slots, then the
+	// GPU count.
 	var detail string
 	switch s.Reason {
 	case ReasonNoHealthyGPU:
@@ -107,15 +135,32 @@ func (s *Status) Message() string {
 	case ReasonTooFewEligible:
 		detail = fmt.Sprintf("asks for %d GPUs, %d are healthy and of an allowed model (%d of other models, %d unhealthy)",
 			s.GPUs, s.Eligible, s.OtherModel, s.Unhealthy)
+		if s.OtherIsolation > 0 {
+			detail += fmt.Sprintf("; %d of an isolation mode the pod may not use", s.OtherIsolation)
+		}
 		if s.WeakEnforcement > 0 {
 			detail += fmt.Sprintf("; %d enforce less than %s", s.WeakEnforcement, s.MinEnforcement)
 		}
+	case ReasonSandboxGPUs:
+		detail = fmt.Sprintf("%d healthy GPU(s) of an allowed model are vgpu or passthrough", s.OtherIsolation)
+	case ReasonNoSandboxGPU:
+		detail = fmt.Sprintf("%d healthy GPU(s) of an allowed model are of other isolation modes", s.OtherIsolation)
+	case ReasonLargerThanInstance:
+		detail = fmt.Sprintf("needs %d slices, %d core per GPU; the largest instance holds %d slices, %d core",
+			s.PerGPU.Slices, s.PerGPU.Core, s.Instance.Slices, s.Instance.Core)
 	case ReasonSpanNotAllowed:
 		detail = fmt.Sprintf("asks for %d GPUs, the node's isolation allows %d per container", s.GPUs, s.SpanAllowed)
 	case ReasonInvalidRequest, ReasonNoGPUs, ReasonInsufficientCPU:
 	default:
-		detail = fmt.Sprintf("needs %d GPU(s) with %d slices, %d core, %d slot free; %d have the slices",
-			s.GPUs, s.PerGPU.Slices, s.PerGPU.Core, s.PerGPU.Slots, s.WithSlices)
+		need := s.PerGPU
+		if !s.Charge.IsZero() {
+			need = s.Charge
+		}
+		detail = fmt.Sprintf("needs %d GPU(s) with %d slices, %d core, %d slot free", s.GPUs, need.Slices, need.Core, need.Slots)
+		if need != s.PerGPU {
+			detail += fmt.Sprintf(" (a whole instance for a share of %d slices, %d core)", s.PerGPU.Slices, s.PerGPU.Core)
+		}
+		detail += fmt.Sprintf("; %d have the slices", s.WithSlices)
 	}
 	msg = fmt.Sprintf("%s (container %q", msg, s.Container)
 	if detail != "" {

@@ -52,10 +52,11 @@ func (v *NodeView) Len() int { return len(v.Node.Devices) }
 // Capacity returns the capacity of device position i.
 func (v *NodeView) Capacity(i int) Units { return v.Node.Devices[i].Capacity }
 
-// take records units taken by the pod being placed.
-func (v *NodeView) take(i int, u Units) {
+// take records that the pod being placed takes a container's per-GPU
+// share on device position i: the share's charge there (Device.Charge).
+func (v *NodeView) take(i int, share Units) {
 	if v.extra == nil {
 		v.extra = make([]Units, len(v.Node.Devices))
 	}
-	v.extra[i] = v.extra[i].Add(u)
+	v.extra[i] = v.extra[i].Add(v.Node.Devices[i].Charge(share))
 }
