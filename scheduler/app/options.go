@@ -64,6 +64,11 @@ type Options struct {
 	// PodEventInterval is how often at most one reason is recorded as an
 	// event on one pod (and logged at the default verbosity).
 	PodEventInterval time.Duration
+	// RuntimeClassIsolation maps RuntimeClasses to the VM-sandbox isolation
+	// mode their pods need, as "name=mode,..." (api.ParseRuntimeClassModes,
+	// modes vgpu and passthrough): those pods are placed on GPUs of that
+	// mode only, every other pod on GPUs of shared modes only.
+	RuntimeClassIsolation string
 	// Logs holds the component-base logging flags.
 	Logs *logsapi.LoggingConfiguration
 
@@ -110,6 +115,7 @@ func (o *Options) AddFlags(fs *pflag.FlagSet) {
 	fs.Int64Var(&o.MaxBodyBytes, "max-body-bytes", o.MaxBodyBytes, "Largest request body accepted (the default fits node-names-only calls at 15,000 nodes).")
 	fs.IntVar(&o.MaxConcurrentBodies, "max-concurrent-bodies", o.MaxConcurrentBodies, "Most request bodies read and decoded at once; more answer 429 (retryable).")
 	fs.StringVar(&o.MetricsListenAddress, "metrics-listen-address", o.MetricsListenAddress, "Address (host:port) of a second, plain-HTTP listener that serves GET /metrics only, for a Prometheus without a client certificate. Empty: /metrics is served on --listen-address only, behind the same client authentication as the verbs.")
+	fs.StringVar(&o.RuntimeClassIsolation, "runtime-class-isolation", o.RuntimeClassIsolation, "RuntimeClasses whose pods run in VM sandboxes, with the GPU isolation mode they need, as name=mode[,name=mode...] (modes: vgpu, passthrough), e.g. kata-vgpu=vgpu,kubevirt=passthrough. Their pods are placed only on GPUs of that mode; every other pod only on GPUs of shared modes (none, mps).")
 	fs.DurationVar(&o.PodEventInterval, "pod-event-interval", o.PodEventInterval, "Most often one event reason (no node can place the pod, invalid request, failed bind) is recorded on one pod and logged at the default verbosity.")
 	o.LeaderElection.AddFlags(fs)
 	fs.DurationVar(&o.Pending.TTL, "pending-pod-ttl", o.Pending.TTL, "How long a filter's outcome stays valid: /bind accepts only a (pod UID, node) pair this process filtered and found feasible within this time.")
@@ -153,6 +159,9 @@ func (o *Options) Validate() error {
 	if _, err := o.Policies(); err != nil {
 		errs = append(errs, err)
 	}
+	if _, err := o.RuntimeClassModes(); err != nil {
+		errs = append(errs, err)
+	}
 	if o.QPS <= 0 || o.Burst <= 0 {
 		errs = append(errs, errors.New("--kube-api-qps and --kube-api-burst must be positive"))
 	}
@@ -194,6 +203,15 @@ func (o *Options) Policies() (*extender.Policies, error) {
 		return nil, fmt.Errorf("placement policy: %w", err)
 	}
 	return ps, nil
+}
+
+// RuntimeClassModes parses --runtime-class-isolation.
+func (o *Options) RuntimeClassModes() (api.RuntimeClassModes, error) {
+	m, err := api.ParseRuntimeClassModes(o.RuntimeClassIsolation)
+	if err != nil {
+		return nil, fmt.Errorf("--runtime-class-isolation %q: %w", o.RuntimeClassIsolation, err)
+	}
+	return m, nil
 }
 
 // Unauthenticated reports whether the verbs are served without client

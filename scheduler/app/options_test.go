@@ -9,6 +9,8 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/spf13/pflag"
+
+	"github.com/gpuslice/gpuslice/api"
 )
 
 func TestOptionsPolicies(t *testing.T) {
@@ -142,5 +144,52 @@ func TestOptionsCompleteReadsChangedFlags(t *testing.T) {
 		if want := len(args) > 0; o.policyFlagSet != want {
 			t.Errorf("args %q: policyFlagSet = %v, want %v", args, o.policyFlagSet, want)
 		}
+	}
+}
+
+// --runtime-class-isolation is parsed with the flags and checked by
+// Validate, which names the flag.
+func TestOptionsRuntimeClassIsolation(t *testing.T) {
+	tests := []struct {
+		args    []string
+		want    api.RuntimeClassModes
+		wantErr string
+	}{
+		{args: nil, want: api.RuntimeClassModes{}},
+		{args: []string{"--runtime-class-isolation=kata-vgpu=vgpu,kubevirt=passthrough"},
+			want: api.RuntimeClassModes{"kata-vgpu": api.IsolationVGPU, "kubevirt": api.IsolationPassthrough}},
+		{args: []string{"--runtime-class-isolation=kata=mps"},
+			wantErr: `--runtime-class-isolation "kata=mps": runtime class "kata": mode "mps" is not a VM-sandbox mode`},
+		{args: []string{"--runtime-class-isolation=kata=vgpu,kata=passthrough"}, wantErr: `runtime class "kata" is mapped twice`},
+		{args: []string{"--runtime-class-isolation=kata"}, wantErr: "want name=mode"},
+	}
+	for _, tc := range tests {
+		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
+			o := NewOptions()
+			o.ListenAddress = "127.0.0.1:8888"
+			fs := pflag.NewFlagSet("test", pflag.ContinueOnError)
+			o.AddFlags(fs)
+			if err := fs.Parse(tc.args); err != nil {
+				t.Fatal(err)
+			}
+			o.Complete(fs)
+			err := o.Validate()
+			if tc.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+					t.Fatalf("Validate() = %v, want it to mention %q", err, tc.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := o.RuntimeClassModes()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if diff := cmp.Diff(tc.want, got); diff != "" {
+				t.Errorf("modes (-want +got):\n%s", diff)
+			}
+		})
 	}
 }

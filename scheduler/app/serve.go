@@ -54,6 +54,10 @@ func Serve(ctx context.Context, o *Options, d Deps) error {
 	if err != nil {
 		return err
 	}
+	modes, err := o.RuntimeClassModes()
+	if err != nil {
+		return err
+	}
 	tlsConfig, err := serverTLS(o)
 	if err != nil {
 		return err
@@ -79,7 +83,7 @@ func Serve(ctx context.Context, o *Options, d Deps) error {
 	recorder := broadcaster.NewRecorder(scheme.Scheme, eventsComponent)
 	clk := clock.RealClock{}
 	ext := extender.NewExtender(c, policies, d.Client, factory.Core().V1().Pods().Lister(), clk, o.Pending,
-		extender.WithMetrics(m), extender.WithEvents(recorder, o.PodEventInterval))
+		extender.WithMetrics(m), extender.WithEvents(recorder, o.PodEventInterval), extender.WithRuntimeClassModes(modes))
 	handler := extender.NewHandler(logger, ext, ready, extender.HandlerOptions{
 		Version:             d.Version,
 		MaxBodyBytes:        o.MaxBodyBytes,
@@ -112,7 +116,7 @@ func Serve(ctx context.Context, o *Options, d Deps) error {
 	if o.Unauthenticated() {
 		logger.Info("Warning: serving without client authentication on a non-loopback address (--allow-unauthenticated); anyone who reaches it may call filter and bind", "address", o.ListenAddress)
 	}
-	logger.Info("Serving the gpuslice extender; verbs wait for readiness", "address", d.Listener.Addr().String(), "https", tlsConfig != nil, "clientAuth", o.ClientCAFile != "", "leaderElect", o.LeaderElection.Enabled, "policy", policies.For("").Name(), "profilePolicies", policies.Describe(), "sliceMiB", o.SliceMiB, "version", d.Version)
+	logger.Info("Serving the gpuslice extender; verbs wait for readiness", "address", d.Listener.Addr().String(), "https", tlsConfig != nil, "clientAuth", o.ClientCAFile != "", "leaderElect", o.LeaderElection.Enabled, "policy", policies.For("").Name(), "profilePolicies", policies.Describe(), "runtimeClassIsolation", modes, "sliceMiB", o.SliceMiB, "version", d.Version)
 
 	loadCaches := func(ctx context.Context) error {
 		factory.Start(ctx.Done())

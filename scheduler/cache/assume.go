@@ -23,8 +23,10 @@ var ErrConflict = errors.New("GPU shares are no longer free")
 // Assume records pl, the placement the caller chose for the pod on a copy
 // of the node (Node), as assumed until now + TTL, and returns the
 // assumption's generation for Forget. It checks under the lock that the
-// placement is consistent with req and that its shares are still free on
-// healthy GPUs; it chooses nothing itself.
+// placement is consistent with req, that its GPUs are of an isolation mode
+// the pod may use (api.IsolationAllowed with req.Sandbox) and that the
+// shares' charges are still free on healthy GPUs; it chooses nothing
+// itself.
 func (c *Cache) Assume(uid types.UID, key string, pl *api.Placement, req *api.PodRequest, now time.Time) (uint64, error) {
 	if err := pl.Validate(); err != nil {
 		return 0, fmt.Errorf("assume %s: %w", key, err)
@@ -51,6 +53,9 @@ func (c *Cache) Assume(uid types.UID, key string, pl *api.Placement, req *api.Po
 	}
 	for _, ch := range a.Charges {
 		d := &e.alloc.Devices[ch.Device]
+		if !api.IsolationAllowed(req.Sandbox, d.Isolation) {
+			return 0, fmt.Errorf("pod %s on node %s: GPU %s is of isolation mode %q, which the pod (sandbox mode %q) may not use", key, pl.Node, d.UUID, d.Isolation, req.Sandbox)
+		}
 		if !d.Healthy || !ch.Units.Fits(e.alloc.Free(ch.Device)) {
 			return 0, fmt.Errorf("pod %s on node %s, GPU %s: %w", key, pl.Node, d.UUID, ErrConflict)
 		}

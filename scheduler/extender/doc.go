@@ -5,8 +5,10 @@
 // readiness gate (readiness.go), caller authentication (gates.go) and body
 // bounds (body.go). It also owns the memory of filtered pods that
 // prioritize and bind rely on (pending.go), the reading of a pod's gpuslice
-// request (request.go), and the per-profile placement policies
-// (policies.go).
+// request (request.go: with the VM-sandbox isolation mode its runtime class
+// maps to, WithRuntimeClassModes, so every verb keeps container pods off
+// vgpu and passthrough GPUs and VM pods on GPUs of their mode), and the
+// per-profile placement policies (policies.go).
 //
 // It decides on the state of package cache. Filter and prioritize never call
 // the API server. Bind makes one API call: a Binding that carries the

@@ -8,6 +8,7 @@ import (
 	"k8s.io/client-go/tools/events"
 	"k8s.io/utils/clock"
 
+	"github.com/gpuslice/gpuslice/api"
 	"github.com/gpuslice/gpuslice/scheduler/cache"
 	"github.com/gpuslice/gpuslice/scheduler/metrics"
 )
@@ -28,6 +29,10 @@ type Extender struct {
 
 	metrics *metrics.Metrics // nil: none
 	notify  *notifier
+
+	// modes maps runtime classes to the VM-sandbox isolation mode their
+	// pods need (WithRuntimeClassModes); nil: every pod runs containers.
+	modes api.RuntimeClassModes
 }
 
 // Option configures an Extender.
@@ -41,6 +46,13 @@ func WithMetrics(m *metrics.Metrics) Option { return func(e *Extender) { e.metri
 // DefaultEventInterval), on the extender's clock.
 func WithEvents(rec events.EventRecorder, interval time.Duration) Option {
 	return func(e *Extender) { e.notify = newNotifier(rec, e.clock, interval) }
+}
+
+// WithRuntimeClassModes places the pods of the runtime classes in m on GPUs
+// of the mapped VM-sandbox mode only (vgpu, passthrough), and every other
+// pod on GPUs of shared modes only (api.IsolationAllowed).
+func WithRuntimeClassModes(m api.RuntimeClassModes) Option {
+	return func(e *Extender) { e.modes = m }
 }
 
 // NewExtender wires an extender. pods may be nil (bind then skips the

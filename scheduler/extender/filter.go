@@ -10,7 +10,6 @@ import (
 	extenderv1 "k8s.io/kube-scheduler/extender/v1"
 
 	"github.com/gpuslice/gpuslice/allocator"
-	"github.com/gpuslice/gpuslice/api"
 )
 
 // Filter keeps the nodes on which the pod's GPU request fits.
@@ -22,7 +21,7 @@ func (e *Extender) Filter(ctx context.Context, args *extenderv1.ExtenderArgs) *e
 		FailedNodes:                extenderv1.FailedNodesMap{},
 		FailedAndUnresolvableNodes: extenderv1.FailedNodesMap{},
 	}
-	req, err := api.ParsePodRequest(pod)
+	req, err := e.podRequest(pod)
 	if err != nil {
 		msg := fmt.Sprintf("%s: %v", allocator.ReasonInvalidRequest, err)
 		for _, n := range names {

@@ -2,6 +2,7 @@ package extender
 
 import (
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -45,6 +46,9 @@ var eventReasons = map[allocator.Reason]string{
 	allocator.ReasonNotEnoughGPUs:      "NotEnoughGPUs",
 	allocator.ReasonInsufficientCPU:    "InsufficientCPU",
 	allocator.ReasonSpanNotAllowed:     "GPUSpanNotAllowed",
+	allocator.ReasonSandboxGPUs:        "GPUIsolationMismatch",
+	allocator.ReasonNoSandboxGPU:       "GPUIsolationMismatch",
+	allocator.ReasonLargerThanInstance: "GPUInstanceTooSmall",
 }
 
 // UnplaceableReasons returns every reason of the events on pods no node
@@ -55,7 +59,8 @@ func UnplaceableReasons() []string {
 		out = append(out, r)
 	}
 	sort.Strings(out)
-	return out
+	// Several blockers may share one event reason.
+	return slices.Compact(out)
 }
 
 // EventNoInventory is the reason when most nodes have no usable GPU

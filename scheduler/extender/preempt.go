@@ -9,7 +9,6 @@ import (
 	extenderv1 "k8s.io/kube-scheduler/extender/v1"
 
 	"github.com/gpuslice/gpuslice/allocator"
-	"github.com/gpuslice/gpuslice/api"
 )
 
 // Preempt keeps the nodes on which evicting the proposed victims makes room
@@ -30,7 +29,7 @@ func (e *Extender) Preempt(ctx context.Context, args *extenderv1.ExtenderPreempt
 			victims[n] = mv
 		}
 	}
-	req, err := api.ParsePodRequest(args.Pod)
+	req, err := e.podRequest(args.Pod)
 	if err != nil {
 		return nil, err
 	}

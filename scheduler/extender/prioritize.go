@@ -7,7 +7,6 @@ import (
 	extenderv1 "k8s.io/kube-scheduler/extender/v1"
 
 	"github.com/gpuslice/gpuslice/allocator"
-	"github.com/gpuslice/gpuslice/api"
 )
 
 // Prioritize scores the nodes 0..MaxExtenderPriority with the policy. The
@@ -16,7 +15,7 @@ func (e *Extender) Prioritize(ctx context.Context, args *extenderv1.ExtenderArgs
 	pod := args.Pod
 	names := nodeNames(args)
 	out := make(extenderv1.HostPriorityList, len(names))
-	req, err := api.ParsePodRequest(pod)
+	req, err := e.podRequest(pod)
 	if err != nil || !req.HasGPU() {
 		for i, n := range names {
 			out[i] = extenderv1.HostPriority{Host: n}

@@ -43,6 +43,42 @@ func Inventory(t testing.TB, node string, n int, model string, memGiB, slots int
 	return s
 }
 
+// InstanceInventory returns an inventory annotation of n GPUs of memGiB
+// each (1 GiB slices) of isolation mode m (vgpu or passthrough), cut into
+// instances of instGiB (passthrough: instGiB = memGiB), all NVLinked.
+func InstanceInventory(t testing.TB, node string, n int, m api.IsolationMode, memGiB, instGiB int64) string {
+	t.Helper()
+	inv := api.Inventory{Version: api.InventoryVersion, SliceMiB: 1024}
+	for i := range n {
+		slots := memGiB / instGiB
+		g := api.GPU{Index: i, UUID: GPUUUID(node, i), Model: "T4", MemoryMiB: memGiB * 1024, Slices: slots * instGiB, Slots: slots,
+			CoreUnits: 100, NUMANode: 0, Healthy: true, Isolation: m, InstanceMiB: instGiB * 1024}
+		if m == api.IsolationVGPU {
+			g.VGPUType = fmt.Sprintf("GRID T4-%dQ", instGiB)
+		}
+		for j := range n {
+			if j != i {
+				g.Links = append(g.Links, api.Link{Peer: j, Type: api.LinkNVLink, NVLinks: 12})
+			}
+		}
+		inv.GPUs = append(inv.GPUs, g)
+	}
+	if err := inv.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	s, err := inv.Encode()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// InstanceNode returns a node publishing InstanceInventory(t, name, n, m,
+// memGiB, instGiB).
+func InstanceNode(t testing.TB, name string, n int, m api.IsolationMode, memGiB, instGiB int64) *v1.Node {
+	return &v1.Node{ObjectMeta: metav1.ObjectMeta{Name: name, Annotations: map[string]string{api.AnnotationInventory: InstanceInventory(t, name, n, m, memGiB, instGiB)}}}
+}
+
 // GPUUUID is the UUID Inventory gives GPU i of node.
 func GPUUUID(node string, i int) string { return fmt.Sprintf("GPU-%s-%d", node, i) }
 
