@@ -293,6 +293,30 @@ func TestRenderValues(t *testing.T) {
 				t.Errorf("device plugin args %v lack --fuse-count=16", ds.Spec.Template.Spec.Containers[0].Args)
 			}
 		},
+	}, {
+		name:   "runtime classes of VM sandboxes reach the extender",
+		values: map[string]any{"extender": map[string]any{"runtimeClassIsolation": map[string]any{"kubevirt": "vgpu", "kata-gpu": "passthrough"}}},
+		check: func(t *testing.T, objs []Object) {
+			ext := find(objs, "Deployment", "gpuslice-extender").(*appsv1.Deployment).Spec.Template.Spec.Containers[0]
+			var got []string
+			for _, a := range ext.Args {
+				if strings.HasPrefix(a, "--runtime-class-isolation") {
+					got = append(got, a)
+				}
+			}
+			if diff := cmp.Diff([]string{"--runtime-class-isolation=kata-gpu=passthrough,kubevirt=vgpu"}, got); diff != "" {
+				t.Errorf("extender args (-want +got):\n%s", diff)
+			}
+		},
+	}, {
+		name: "defaults: no runtime-class mapping",
+		check: func(t *testing.T, objs []Object) {
+			for _, a := range find(objs, "Deployment", "gpuslice-extender").(*appsv1.Deployment).Spec.Template.Spec.Containers[0].Args {
+				if strings.HasPrefix(a, "--runtime-class-isolation") {
+					t.Errorf("extender arg %s without a mapping", a)
+				}
+			}
+		},
 	}}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) { tt.check(t, renderObjects(t, tt.values)) })
@@ -313,6 +337,7 @@ func TestRenderRejectsBadValues(t *testing.T) {
 		{"unknown isolation", pool("hami", "privileged"), `isolation must be none or mps, not "hami"`},
 		{"mps without privilege", pool("mps", "env"), "isolation mps needs nvmlAccess privileged"},
 		{"slice size in a pool's config", withConfig(pool("none", "privileged"), map[string]any{"sliceMiB": 512}), "devicePlugin.pools[p].config.sliceMiB: set it on the pool (or sharing.sliceMiB), not in config"},
+		{"runtime class to a container mode", map[string]any{"extender": map[string]any{"runtimeClassIsolation": map[string]any{"kata": "mps"}}}, `extender.runtimeClassIsolation[kata] must be vgpu or passthrough, not "mps"`},
 		{"unknown tls mode", map[string]any{"tls": map[string]any{"mode": "plain"}}, `tls.mode must be secrets or cert-manager, not "plain"`},
 	}
 	for _, tt := range tests {
