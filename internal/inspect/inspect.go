@@ -12,8 +12,11 @@
 // Accounting follows the scheduler's, by the one charge rule api.PodCharge:
 // within one pod, app containers add up, sidecars (restartable init
 // containers) hold their share for the pod's life, and regular init
-// containers run one at a time before the app containers. Pods in a
-// terminal phase (api.IsTerminal) hold nothing.
+// containers run one at a time before the app containers. Each container's
+// share is charged as its GPU charges it (api.ChargeOf): the share itself
+// on GPUs of shared modes, one whole instance (api.GPU.InstanceUnits) on
+// vgpu and passthrough GPUs. Pods in a terminal phase (api.IsTerminal)
+// hold nothing.
 package inspect
 
 import (
@@ -35,7 +38,8 @@ type Usage struct {
 // Free returns Total - Used (negative when over-committed).
 func (u Usage) Free() int64 { return u.Total - u.Used }
 
-// Holder is one container's share of one GPU.
+// Holder is one container's share of one GPU: the share it asked (its
+// placement record), not what the GPU charges for it.
 type Holder struct {
 	// Pod is "namespace/name".
 	Pod       string
@@ -53,8 +57,13 @@ type GPU struct {
 	Model     string
 	MemoryMiB int64
 	Healthy   bool
+	// Instance is one instance of a vgpu or passthrough GPU
+	// (api.GPU.InstanceUnits), zero on GPUs of shared modes: each share on
+	// the GPU is charged one.
+	Instance api.Units
 	// Slices, Core and Slots are what the pods on the GPU hold out of the
-	// GPU's capacity, with the pod-level init container accounting.
+	// GPU's capacity, with the pod-level init container accounting and the
+	// GPU's charge of each share.
 	Slices Usage
 	Core   Usage
 	Slots  Usage
@@ -114,7 +123,8 @@ func Build(nodes []corev1.Node, pods []corev1.Pod) *View {
 			for _, g := range inv.GPUs {
 				n.GPUs = append(n.GPUs, GPU{
 					Index: g.Index, UUID: g.UUID, Model: g.Model, MemoryMiB: g.MemoryMiB, Healthy: g.Healthy,
-					Slices: Usage{Total: g.Slices}, Core: Usage{Total: g.CoreUnits}, Slots: Usage{Total: g.Slots},
+					Instance: g.InstanceUnits(inv.SliceMiB),
+					Slices:   Usage{Total: g.Slices}, Core: Usage{Total: g.CoreUnits}, Slots: Usage{Total: g.Slots},
 				})
 			}
 			slices.SortFunc(n.GPUs, func(a, b GPU) int { return cmp.Compare(a.Index, b.Index) })
@@ -194,7 +204,7 @@ func (n *Node) add(pod string, pl *api.Placement, sidecar map[string]bool) error
 			if !ok {
 				return fmt.Errorf("container %q: GPU %s is not on node %s", c.Name, d.UUID, n.Name)
 			}
-			charge.Add(i, c.Init, c.Init && sidecar[c.Name], d.Units())
+			charge.Add(i, c.Init, c.Init && sidecar[c.Name], api.ChargeOf(n.GPUs[i].Instance, d.Units()))
 			holders = append(holders, held{i, Holder{Pod: pod, Container: c.Name, Init: c.Init, Slices: d.Slices, Core: d.Core, Slots: d.Slots}})
 		}
 	}

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-cmp/cmp"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -194,5 +195,49 @@ func TestBuildSidecar(t *testing.T) {
 	p.Spec.InitContainers[0].RestartPolicy = nil
 	if g := Build([]corev1.Node{node(t, "a", 1, 10)}, []corev1.Pod{p}).GPU("a-gpu0"); g.Slices.Used != 6 {
 		t.Errorf("without sidecar: used slices %d, want 6", g.Slices.Used)
+	}
+}
+
+// TestBuildWholeInstances: on vgpu and passthrough GPUs each share is
+// charged a whole instance, as the extender charges it; the holders keep
+// the shares asked.
+func TestBuildWholeInstances(t *testing.T) {
+	inv := &api.Inventory{Version: api.InventoryVersion, SliceMiB: 1024, GPUs: []api.GPU{
+		{Index: 0, UUID: "v0", Model: "T4", MemoryMiB: 16384, Slices: 16, Slots: 4, CoreUnits: 100, Healthy: true,
+			Isolation: api.IsolationVGPU, VGPUType: "GRID T4-4Q", InstanceMiB: 4096},
+		{Index: 1, UUID: "p1", Model: "T4", MemoryMiB: 16384, Slices: 16, Slots: 1, CoreUnits: 100, Healthy: true,
+			Isolation: api.IsolationPassthrough, InstanceMiB: 16384},
+	}}
+	s, err := inv.Encode()
+	if err != nil {
+		t.Fatal(err)
+	}
+	nodes := []corev1.Node{{ObjectMeta: metav1.ObjectMeta{Name: "vm", Annotations: map[string]string{api.AnnotationInventory: s}}}}
+	pods := []corev1.Pod{
+		pod(t, "a", "vm", api.ContainerPlacement{Name: "c", Devices: []api.DeviceShare{share("v0", 3, 0)}}),
+		pod(t, "b", "vm", api.ContainerPlacement{Name: "c", Devices: []api.DeviceShare{share("v0", 1, 10)}}),
+		pod(t, "c", "vm", api.ContainerPlacement{Name: "c", Devices: []api.DeviceShare{share("p1", 2, 0)}}),
+	}
+	v := Build(nodes, pods)
+	if len(v.Problems) != 0 {
+		t.Fatalf("problems: %v", v.Problems)
+	}
+	type use struct{ Slices, Core, Slots Usage }
+	got := map[string]use{}
+	for _, g := range v.Nodes[0].GPUs {
+		got[g.UUID] = use{g.Slices, g.Core, g.Slots}
+	}
+	want := map[string]use{
+		"v0": {Usage{8, 16}, Usage{50, 100}, Usage{2, 4}},
+		"p1": {Usage{16, 16}, Usage{100, 100}, Usage{1, 1}},
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("usage (-want +got):\n%s", diff)
+	}
+	if h := v.GPU("v0").Holders; len(h) != 2 || h[0].Slices != 3 || h[1].Core != 10 {
+		t.Errorf("holders = %+v, want the shares asked", h)
+	}
+	if oc := v.Overcommitted(); len(oc) != 0 {
+		t.Errorf("overcommitted: %v", oc)
 	}
 }

@@ -15,6 +15,7 @@ import (
 	"k8s.io/utils/clock"
 
 	"github.com/gpuslice/gpuslice/allocator"
+	"github.com/gpuslice/gpuslice/api"
 )
 
 // Options wires the plugin to the world: its streams, the API server and
@@ -102,7 +103,7 @@ func newInspectCommand(o *Options) *cobra.Command {
 }
 
 func newExplainCommand(o *Options) *cobra.Command {
-	var output, policy string
+	var output, policy, runtimeClasses string
 	var sliceMiB int64
 	cmd := &cobra.Command{
 		Use:   "explain POD",
@@ -116,6 +117,10 @@ func newExplainCommand(o *Options) *cobra.Command {
 			if err != nil {
 				return fmt.Errorf("--policy: %w", err)
 			}
+			modes, err := api.ParseRuntimeClassModes(runtimeClasses)
+			if err != nil {
+				return fmt.Errorf("--runtime-class-isolation: %w", err)
+			}
 			client, ns, err := o.Client()
 			if err != nil {
 				return err
@@ -128,7 +133,7 @@ func newExplainCommand(o *Options) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			e, err := Explain(cmd.Context(), pod, in, ExplainOptions{SliceMiB: sliceMiB, Policy: pol})
+			e, err := Explain(cmd.Context(), pod, in, ExplainOptions{SliceMiB: sliceMiB, Policy: pol, RuntimeClassModes: modes})
 			if err != nil {
 				return err
 			}
@@ -140,6 +145,7 @@ func newExplainCommand(o *Options) *cobra.Command {
 	}
 	cmd.Flags().StringVarP(&output, "output", "o", "", "Output format: json or yaml (default: text).")
 	cmd.Flags().StringVar(&policy, "policy", allocator.PolicyBinpack, fmt.Sprintf("Scoring policy the extender uses for this pod's scheduler, one of %v.", allocator.PolicyNames()))
+	cmd.Flags().StringVar(&runtimeClasses, "runtime-class-isolation", "", "RuntimeClasses whose pods run in VM sandboxes, as name=mode[,name=mode...] (vgpu, passthrough): the extender's --runtime-class-isolation.")
 	cmd.Flags().Int64Var(&sliceMiB, "slice-mib", 0, "Cluster-wide slice size in MiB, the extender's --slice-mib (default: the one most node inventories use).")
 	return cmd
 }

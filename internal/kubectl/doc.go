@@ -4,16 +4,20 @@
 //
 //   - inspect: per node and GPU, the slices, core and slots used and free
 //     (internal/inspect's accounting, which follows the one charge rule
-//     api.PodCharge), the pods holding them, each GPU's isolation mode and
-//     what it enforces, unhealthy GPUs with their reason, pods whose
+//     api.PodCharge, each share charged as its GPU charges it: a whole
+//     instance on vgpu and passthrough GPUs), the pods holding them, each
+//     GPU's isolation mode (with the vGPU type and instance size of
+//     whole-instance GPUs) and what it enforces, unhealthy GPUs with their reason, pods whose
 //     placement is stale (no allocation record yet, or one that disagrees
 //     with the placement), and a cluster summary with a fragmentation
 //     figure. Output is a table (with a usage bar per GPU, coloured only on a
 //     terminal), a wide table, JSON or YAML.
 //   - explain: why a pending gpuslice pod is not placed. It feeds the same
 //     nodes and pods into the extender's own cache (scheduler/cache), fits
-//     the pod's request (api.ParsePodRequest) on every node with the pure
-//     allocator, and groups the nodes by the reason they were refused.
+//     the pod's request (api.ParsePodRequest, with the VM-sandbox mode of
+//     its runtime class under --runtime-class-isolation, as the extender
+//     does) on every node with the pure allocator, and groups the nodes by
+//     the reason they were refused.
 //
 // Both work from the API server alone (node inventories, pods' placement
 // and allocation annotations); neither needs the extender's endpoint. The

@@ -32,6 +32,11 @@ type Explanation struct {
 	Request []string `json:"request,omitempty"`
 	// Models are the GPU models the pod may use (empty: any).
 	Models []string `json:"models,omitempty"`
+	// RuntimeClass is the pod's runtime class, Sandbox the VM-sandbox
+	// isolation mode it maps to (ExplainOptions.RuntimeClassModes; empty:
+	// the pod runs containers, on GPUs of shared modes only).
+	RuntimeClass string            `json:"runtimeClass,omitempty"`
+	Sandbox      api.IsolationMode `json:"sandbox,omitempty"`
 	// Invalid says why the pod's gpuslice request cannot be parsed.
 	Invalid string `json:"invalid,omitempty"`
 	// Scheduler is kube-scheduler's last word on the pod (its PodScheduled
@@ -70,6 +75,9 @@ type ExplainOptions struct {
 	SliceMiB int64
 	// Policy scores the nodes; it does not change which nodes fit.
 	Policy allocator.Policy
+	// RuntimeClassModes is the extender's --runtime-class-isolation: the
+	// VM-sandbox mode of the pod's runtime class, if it maps to one.
+	RuntimeClassModes api.RuntimeClassModes
 }
 
 // Explain says why pod is not placed: it loads every node and placed pod
@@ -91,6 +99,11 @@ func Explain(ctx context.Context, pod *corev1.Pod, in Input, o ExplainOptions) (
 		return nil, fmt.Errorf("pod %s requests no gpuslice resources", e.Pod)
 	}
 	e.Models = req.Models
+	req.Sandbox = o.RuntimeClassModes.ModeFor(pod.Spec.RuntimeClassName)
+	e.Sandbox = req.Sandbox
+	if pod.Spec.RuntimeClassName != nil {
+		e.RuntimeClass = *pod.Spec.RuntimeClassName
+	}
 	for _, c := range req.Containers {
 		if c.HasGPU() {
 			e.Request = append(e.Request, requestLine(c))

@@ -22,6 +22,20 @@ func gpu(i int, uuid, model string, slices int64, mode api.IsolationMode) api.GP
 		CoreUnits: 100, NUMANode: i % 2, Healthy: true, Isolation: mode}
 }
 
+// vgpu returns a healthy vGPU GPU of memMiB cut into instances of
+// instMiB of the given type.
+func vgpu(i int, uuid, vgpuType string, memMiB, instMiB int64) api.GPU {
+	slots := memMiB / instMiB
+	return api.GPU{Index: i, UUID: uuid, Model: "Tesla T4", MemoryMiB: memMiB, Slices: slots * (instMiB / 1024), Slots: slots,
+		CoreUnits: 100, NUMANode: 0, Healthy: true, Isolation: api.IsolationVGPU, VGPUType: vgpuType, InstanceMiB: instMiB}
+}
+
+// withRuntimeClass sets the pod's runtime class.
+func withRuntimeClass(p *corev1.Pod, rc string) *corev1.Pod {
+	p.Spec.RuntimeClassName = &rc
+	return p
+}
+
 func unhealthy(g api.GPU, reason string) api.GPU {
 	g.Healthy, g.Reason = false, reason
 	return g
@@ -101,9 +115,13 @@ func place(t *testing.T, p *corev1.Pod, node, uuid string, index int, allocated 
 //     GPU 0, not allocated yet; ml/moved is placed on GPU 1 but allocated
 //     on GPU 0.
 //   - gpu-c: one free A100, cordoned.
+//   - gpu-v: one T4 of four GRID T4-4Q vGPU instances (4 GiB each); ml/vm
+//     (runtime class kata-vgpu) asks 3 slices and is charged a whole
+//     instance, allocated.
 //   - cpu-1: no GPUs.
 //   - pending: ml/big (30 slices), ml/a100 (10 slices, A100 only), ml/small
-//     (2 slices), and ml/web, which asks for no GPU.
+//     (2 slices), ml/web, which asks for no GPU, and ml/vm-big (runtime
+//     class kata-vgpu, 6 slices: more than a T4-4Q instance).
 func cluster(t *testing.T) []runtime.Object {
 	t.Helper()
 	gpuC := gpuNode(t, "gpu-c", 0, gpu(0, "GPU-c0", "A100", 40, api.IsolationMPS))
@@ -120,10 +138,13 @@ func cluster(t *testing.T) []runtime.Object {
 			unhealthy(gpu(1, "GPU-a1", "A100", 40, api.IsolationMPS), "XID 79: GPU has fallen off the bus")),
 		gpuNode(t, "gpu-b", 0, gpu(0, "GPU-b0", "T4", 16, api.IsolationNone), gpu(1, "GPU-b1", "T4", 16, api.IsolationNone)),
 		gpuC,
+		gpuNode(t, "gpu-v", 0, vgpu(0, "GPU-v0", "GRID T4-4Q", 16384, 4096)),
 		plainNode("cpu-1"),
 		place(t, gpuPod("train", 20, 50), "gpu-a", "GPU-a0", 0, true),
 		place(t, gpuPod("serve", 4, 0), "gpu-b", "GPU-b0", 0, false),
 		place(t, gpuPod("moved", 8, 0), "gpu-b", "GPU-b1", 1, true, api.DeviceShare{UUID: "GPU-b0", Index: 0, Slices: 8, Slots: 1}),
+		place(t, withRuntimeClass(gpuPod("vm", 3, 0), "kata-vgpu"), "gpu-v", "GPU-v0", 0, true),
+		withRuntimeClass(gpuPod("vm-big", 6, 0), "kata-vgpu"),
 		big,
 		a100,
 		gpuPod("small", 2, 0),

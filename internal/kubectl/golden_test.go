@@ -75,6 +75,9 @@ func TestGolden(t *testing.T) {
 		{name: "explain_placed", args: []string{"explain", "train"}},
 		{name: "explain_stale", args: []string{"explain", "moved"}},
 		{name: "explain_json", args: []string{"explain", "big", "-o", "json"}},
+		{name: "explain_vgpu", args: []string{"explain", "vm-big", "--runtime-class-isolation", "kata-vgpu=vgpu,kubevirt=passthrough"}},
+		{name: "explain_vgpu_unmapped", args: []string{"explain", "vm-big"}},
+		{name: "inspect_vgpu", args: []string{"inspect", "gpu-v", "-o", "wide", "-d"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			got, err := run(t, cluster(t), tc.tty, tc.args...)
@@ -131,6 +134,7 @@ func TestErrors(t *testing.T) {
 		{"no such pod", []string{"explain", "ghost"}, "get pod"},
 		{"cpu pod", []string{"explain", "web"}, "pod ml/web requests no gpuslice resources"},
 		{"two nodes", []string{"inspect", "a", "b"}, "accepts at most 1 arg"},
+		{"bad runtime class mapping", []string{"explain", "big", "--runtime-class-isolation", "kata=mps"}, `--runtime-class-isolation: runtime class "kata": mode "mps" is not a VM-sandbox mode`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := run(t, cluster(t), false, tc.args...)

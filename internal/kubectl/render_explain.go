@@ -45,6 +45,12 @@ func explainPending(b *strings.Builder, e *Explanation) {
 	if len(e.Models) > 0 {
 		fmt.Fprintf(b, "Models allowed: %s\n", strings.Join(e.Models, ", "))
 	}
+	switch {
+	case e.Sandbox != "":
+		fmt.Fprintf(b, "Runtime class %s runs VM sandboxes: only GPUs of isolation mode %s, one whole instance per container and GPU\n", e.RuntimeClass, e.Sandbox)
+	case e.RuntimeClass != "":
+		fmt.Fprintf(b, "Runtime class %s maps to no VM-sandbox mode (--runtime-class-isolation): fitted as a pod that runs containers\n", e.RuntimeClass)
+	}
 	if e.Scheduler != "" {
 		fmt.Fprintf(b, "kube-scheduler: %s\n", e.Scheduler)
 	}

@@ -51,7 +51,7 @@ func RenderTable(w io.Writer, r *Report, o TableOptions) error {
 			if i == 0 {
 				name = n.Name
 			}
-			cells := []string{name, fmt.Sprint(g.Index), g.Model, g.Isolation, ratio(g.Slices), ratio(g.Core), ratio(g.Slots),
+			cells := []string{name, fmt.Sprint(g.Index), g.Model, isolationCell(g), ratio(g.Slices), ratio(g.Core), ratio(g.Slots),
 				fmt.Sprint(pods(g.Holders)), o.bar(g)}
 			if o.Wide {
 				cells = append(cells, g.UUID, fmt.Sprintf("%dMiB", g.MemoryMiB), numa(g.NUMANode),

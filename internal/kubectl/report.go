@@ -2,6 +2,7 @@ package kubectl
 
 import (
 	"cmp"
+	"fmt"
 	"slices"
 	"time"
 
@@ -52,9 +53,14 @@ type GPUReport struct {
 	NUMANode  int    `json:"numaNode"`
 	Healthy   bool   `json:"healthy"`
 	// Reason says why the GPU is unhealthy.
-	Reason      string `json:"reason,omitempty"`
-	Isolation   string `json:"isolation"`
-	VGPUType    string `json:"vgpuType,omitempty"`
+	Reason    string `json:"reason,omitempty"`
+	Isolation string `json:"isolation"`
+	VGPUType  string `json:"vgpuType,omitempty"`
+	// InstanceMiB and Instances describe a vgpu or passthrough GPU: one
+	// instance's framebuffer and how many the GPU has. Each container on
+	// the GPU is charged one whole instance.
+	InstanceMiB int64  `json:"instanceMiB,omitempty"`
+	Instances   int64  `json:"instances,omitempty"`
 	Enforcement string `json:"enforcement"`
 	Slices      Amount `json:"slices"`
 	Core        Amount `json:"core"`
@@ -175,6 +181,9 @@ func gpuReport(g inspect.GPU, ig *api.GPU) GPUReport {
 	}
 	if ig != nil {
 		gr.NUMANode, gr.Reason, gr.VGPUType = ig.NUMANode, ig.Reason, ig.VGPUType
+		if ig.Isolation.WholeInstance() {
+			gr.InstanceMiB, gr.Instances = ig.InstanceMiB, ig.Slots
+		}
 	}
 	gr.Isolation, gr.Enforcement = isolation(ig)
 	for _, h := range g.Holders {
@@ -212,6 +221,24 @@ func isolation(ig *api.GPU) (mode, enforcement string) {
 		return string(m), "unknown mode: not schedulable"
 	}
 	return string(m), string(level) + " (" + how + ")"
+}
+
+// isolationCell is the ISOLATION column: the mode, and for vgpu and
+// passthrough GPUs the vGPU type and the instances each container is
+// charged one of ("vgpu GRID T4-4Q, 4 instances of 4096 MiB").
+func isolationCell(g GPUReport) string {
+	if g.Instances <= 0 {
+		return g.Isolation
+	}
+	s := g.Isolation
+	if g.VGPUType != "" {
+		s += " " + g.VGPUType
+	}
+	noun := "instances"
+	if g.Instances == 1 {
+		noun = "instance"
+	}
+	return fmt.Sprintf("%s, %d %s of %d MiB", s, g.Instances, noun, g.InstanceMiB)
 }
 
 func freeState(g GPUReport) FreeState {

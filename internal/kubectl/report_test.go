@@ -107,7 +107,7 @@ func problemCluster(t *testing.T) []runtime.Object {
 	forged := place(t, gpuPod("forged", 6, 0), "gpu-a", "GPU-a0", 0, true)
 	forged.Spec.Containers[0].Resources = corev1.ResourceRequirements{} // asks for nothing, yet placed
 	return []runtime.Object{
-		gpuNode(t, "gpu-a", 0, gpu(0, "GPU-a0", "A100", 10, api.IsolationVGPU)),
+		gpuNode(t, "gpu-a", 0, gpu(0, "GPU-a0", "A100", 10, api.IsolationMPS)),
 		broken,
 		place(t, gpuPod("one", 6, 0), "gpu-a", "GPU-a0", 0, true),
 		forged,
