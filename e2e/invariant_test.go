@@ -23,6 +23,10 @@ import (
 //     there: app containers and restartable init containers (sidecars) run
 //     together and add up; a regular init container runs alone before them
 //     (beside the sidecars), so the pod holds the larger of the two;
+//   - on a GPU of whole instances (isolation vgpu or passthrough) each
+//     container holds one whole instance, whatever its request: the
+//     inventory's instanceMiB in slices, the GPU's core units split over
+//     its instances, one slot;
 //   - charges on a GPU that is no longer in the inventory are dropped, but
 //     the pod's charges on its other GPUs stay;
 //   - terminal pods hold nothing;
@@ -51,16 +55,24 @@ type ledger struct {
 }
 
 // podCharges returns a pod's charge per GPU UUID under its placement.
-func podCharges(p *corev1.Pod, pl *api.Placement) map[string]units {
+// instance maps a GPU UUID to the units of one of its instances, for the
+// GPUs of whole-instance modes only.
+func podCharges(p *corev1.Pod, pl *api.Placement, instance map[string]units) map[string]units {
 	restartable := map[string]bool{}
 	for _, c := range p.Spec.InitContainers {
 		restartable[c.Name] = c.RestartPolicy != nil && *c.RestartPolicy == corev1.ContainerRestartPolicyAlways
 	}
 	running := map[string]units{} // app containers + sidecars
 	initMax := map[string]units{} // the largest regular init container
+	share := func(d api.DeviceShare) units {
+		if in, ok := instance[d.UUID]; ok {
+			return in
+		}
+		return units{d.Slices, d.Core, d.Slots}
+	}
 	for _, c := range pl.Containers {
 		for _, d := range c.Devices {
-			u := units{d.Slices, d.Core, d.Slots}
+			u := share(d)
 			if c.Init && !restartable[c.Name] {
 				initMax[d.UUID] = initMax[d.UUID].max(u)
 			} else {
@@ -79,7 +91,7 @@ func podCharges(p *corev1.Pod, pl *api.Placement) map[string]units {
 			if c.Init && restartable[c.Name] {
 				for _, d := range c.Devices {
 					if d.UUID == uuid {
-						side = side.add(units{d.Slices, d.Core, d.Slots})
+						side = side.add(share(d))
 					}
 				}
 			}
@@ -92,6 +104,7 @@ func podCharges(p *corev1.Pod, pl *api.Placement) map[string]units {
 // buildLedger charges the pods' placements to the nodes' GPUs.
 func buildLedger(nodes []corev1.Node, pods []corev1.Pod, trusted map[types.UID]string) (*ledger, error) {
 	l := &ledger{capacity: map[string]units{}, node: map[string]string{}, used: map[string]units{}, holders: map[string][]string{}}
+	instance := map[string]units{}
 	for _, n := range nodes {
 		raw, ok := n.Annotations[api.AnnotationInventory]
 		if !ok {
@@ -104,6 +117,9 @@ func buildLedger(nodes []corev1.Node, pods []corev1.Pod, trusted map[types.UID]s
 		for _, g := range inv.GPUs {
 			l.capacity[g.UUID] = units{g.Slices, g.CoreUnits, g.Slots}
 			l.node[g.UUID] = n.Name
+			if (g.Isolation == "vgpu" || g.Isolation == "passthrough") && g.Slots > 0 {
+				instance[g.UUID] = units{g.InstanceMiB / inv.SliceMiB, g.CoreUnits / g.Slots, 1}
+			}
 		}
 	}
 	for i := range pods {
@@ -122,7 +138,7 @@ func buildLedger(nodes []corev1.Node, pods []corev1.Pod, trusted map[types.UID]s
 		if err != nil {
 			return nil, fmt.Errorf("pod %s/%s placement: %w", p.Namespace, p.Name, err)
 		}
-		for uuid, u := range podCharges(p, pl) {
+		for uuid, u := range podCharges(p, pl, instance) {
 			if _, known := l.capacity[uuid]; !known || l.node[uuid] != p.Spec.NodeName {
 				continue
 			}

@@ -18,6 +18,8 @@ func TestLedger(t *testing.T) {
 	inv := &api.Inventory{Version: api.InventoryVersion, SliceMiB: 1024, GPUs: []api.GPU{
 		{Index: 0, UUID: "g0", Slices: 16, CoreUnits: 100, Slots: 4, Healthy: true},
 		{Index: 1, UUID: "g1", Slices: 16, CoreUnits: 100, Slots: 4, Healthy: true},
+		// Two 8 GiB vGPU instances.
+		{Index: 2, UUID: "v2", MemoryMiB: 16384, Slices: 16, CoreUnits: 100, Slots: 2, Healthy: true, Isolation: api.IsolationVGPU, InstanceMiB: 8192},
 	}}
 	raw, err := inv.Encode()
 	if err != nil {
@@ -78,6 +80,24 @@ func TestLedger(t *testing.T) {
 			trusted: map[types.UID]string{"a": mustEncode(t, api.ContainerPlacement{Name: "x", Devices: []api.DeviceShare{share("g1", 12)}})},
 			want:    map[string]units{"g1": {20, 0, 2}},
 			over:    1,
+		},
+		{
+			name: "vGPU: each container holds a whole instance",
+			pods: []corev1.Pod{
+				pod("a", nil, api.ContainerPlacement{Name: "x", Devices: []api.DeviceShare{share("v2", 3)}}),
+				pod("b", nil, api.ContainerPlacement{Name: "x", Devices: []api.DeviceShare{share("v2", 3)}}),
+			},
+			want: map[string]units{"v2": {16, 100, 2}},
+		},
+		{
+			name: "vGPU: a third 3 GiB container over-commits two 8 GiB instances",
+			pods: []corev1.Pod{
+				pod("a", nil, api.ContainerPlacement{Name: "x", Devices: []api.DeviceShare{share("v2", 3)}},
+					api.ContainerPlacement{Name: "y", Devices: []api.DeviceShare{share("v2", 3)}}),
+				pod("b", nil, api.ContainerPlacement{Name: "x", Devices: []api.DeviceShare{share("v2", 3)}}),
+			},
+			want: map[string]units{"v2": {24, 150, 3}},
+			over: 1,
 		},
 		{
 			name:    "trusted empty drops a forged placement",
