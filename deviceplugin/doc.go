@@ -10,8 +10,10 @@
 //     for: an I/O shell (snapshot.go: pods, pod-resources and the ledger
 //     into candidates, candidate.go) around a pure matcher (match.go, which
 //     lists its rules, the bypass rule and the ranking order), with one file
-//     per call (preferred.go, allocate.go, prestart.go) and the ledger of
-//     what this process handed out (ledger.go);
+//     per call (preferred.go, allocate.go, prestart.go), the ledger of
+//     what this process handed out (ledger.go), and the instance binding of
+//     whole-instance GPUs (vgpu, passthrough): a container's gpu-mem IDs
+//     lie in one instance no other container holds (instance.go);
 //   - the reconcile with kubelet's pod-resources API that keeps each pod's
 //     placement and allocation equal to what kubelet gave, swapping twins
 //     in one pass (reconcile.go);
@@ -28,6 +30,6 @@
 //
 // The shared node-side types live in deviceplugin/device, NVML discovery in
 // deviceplugin/nvml, GPU health in deviceplugin/health, MPS isolation in
-// deviceplugin/mps and client-go adapters in deviceplugin/kube. See
-// docs/device-plugin.md.
+// deviceplugin/mps, the vGPU and passthrough mode in deviceplugin/vgpu and
+// client-go adapters in deviceplugin/kube. See docs/device-plugin.md.
 package deviceplugin

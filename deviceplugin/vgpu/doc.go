@@ -19,8 +19,15 @@
 //     report.go);
 //   - the rescan diff that notices instances that vanished (health.go);
 //   - the pure functions that turn allocated instances into VFIO device
-//     nodes and KubeVirt's environment variables (allocate.go).
+//     nodes and KubeVirt's environment variables (allocate.go);
+//   - the device plugin's vgpu isolation mode (--isolation=vgpu): the
+//     Discoverer that finds the node's GPUs in sysfs and names them by NVML
+//     UUID where NVML sees them, else PCIID (discoverer.go), and the
+//     Isolator that reconciles at Start without touching GPUs pods hold,
+//     fixes each GPU's instances in a stable order, writes their CDI spec,
+//     publishes them (device.WholeInstancer), rescans for vanished ones and
+//     turns a container's instance into its edits (isolator.go).
 //
-// It is not wired into the device plugin, the inventory or the extender
-// yet; see docs/vgpu.md for what is and is not done.
+// Only the GPUs the sizing config selects for vgpu or passthrough are
+// served in that mode. See docs/vgpu.md.
 package vgpu
