@@ -413,7 +413,9 @@ func TestVGPUMalformedSysfs(t *testing.T) {
 	}
 	before := len(f.Writes())
 	n := newVGPUNode(t, f, vgpuConfig(3, 1), map[string]bool{})
-	if w := f.Writes()[before:]; slices.ContainsFunc(w, func(w sysfs.Write) bool { return strings.Contains(w.Path, vgMdevGPU) || strings.Contains(w.Path, "bus/mdev") }) {
+	if w := f.Writes()[before:]; slices.ContainsFunc(w, func(w sysfs.Write) bool {
+		return strings.Contains(w.Path, vgMdevGPU) || strings.Contains(w.Path, "bus/mdev")
+	}) {
 		t.Errorf("writes on the malformed GPU: %v", w)
 	}
 	problems := strings.Join(n.iso.Problems(), "\n")

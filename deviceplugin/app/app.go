@@ -118,8 +118,8 @@ func NewOptions() *Options {
 		CDIDir:             "/var/run/cdi",
 		VGPURescanInterval: vgpu.DefaultRescanInterval,
 		QPS:                50,
-		Burst:  100,
-		Logs:   logsapi.NewLoggingConfiguration(),
+		Burst:              100,
+		Logs:               logsapi.NewLoggingConfiguration(),
 	}
 }
 

@@ -37,17 +37,17 @@ func TestAllocateEdits(t *testing.T) {
 		devs []Device
 		want *device.ContainerEdits
 	}{
-		{"two mdevs", []Device{mdev(2, "108"), mdev(1, "107")}, &device.ContainerEdits{Exclusive: true, 
+		{"two mdevs", []Device{mdev(2, "108"), mdev(1, "107")}, &device.ContainerEdits{Exclusive: true,
 			Envs:    map[string]string{"MDEV_PCI_RESOURCE_GPUSLICE_IO_VGPU": uuidN(2) + "," + uuidN(1)},
 			Devices: vfio("108", "107"),
 		}},
-		{"VF", []Device{{Kind: KindVF, ID: sriovVFs[0], Parent: sriovGPU, IOMMUGroup: "103"}}, &device.ContainerEdits{Exclusive: true, 
+		{"VF", []Device{{Kind: KindVF, ID: sriovVFs[0], Parent: sriovGPU, IOMMUGroup: "103"}}, &device.ContainerEdits{Exclusive: true,
 			Envs:    map[string]string{"PCI_RESOURCE_GPUSLICE_IO_VGPU": sriovVFs[0]},
 			Devices: vfio("103"),
 		}},
 		{"passthrough GPU and audio in one group", []Device{
 			{Kind: KindPassthrough, ID: ptGPU, IOMMUGroup: "7"}, {Kind: KindPassthrough, ID: ptAudio, IOMMUGroup: "7"},
-		}, &device.ContainerEdits{Exclusive: true, 
+		}, &device.ContainerEdits{Exclusive: true,
 			Envs:    map[string]string{"PCI_RESOURCE_GPUSLICE_IO_VGPU": ptGPU + "," + ptAudio},
 			Devices: vfio("7"),
 		}},
