@@ -79,6 +79,12 @@ func startDP(t *testing.T, c *harness.Cluster, node, prSock string) *dpPlugin {
 // isolator; stopped, when set, runs after the plugin has stopped.
 func startDPWith(t *testing.T, c *harness.Cluster, node, prSock string, iso device.Isolator, stopped func()) *dpPlugin {
 	t.Helper()
+	return startDPOn(t, c, node, prSock, dpDiscoverer{}, iso, stopped)
+}
+
+// startDPOn is startDPWith with the GPUs of disc.
+func startDPOn(t *testing.T, c *harness.Cluster, node, prSock string, disc deviceplugin.Discoverer, iso device.Isolator, stopped func()) *dpPlugin {
+	t.Helper()
 	ctx, cancel := context.WithCancel(klog.NewContext(context.Background(), klog.Background().WithName("device-plugin")))
 	cfg := deviceplugin.DefaultConfig()
 	cfg.NodeName = node
@@ -106,7 +112,7 @@ func startDPWith(t *testing.T, c *harness.Cluster, node, prSock string, iso devi
 	}
 	m := dpmetrics.New()
 	p, err := deviceplugin.New(cfg, deviceplugin.Deps{
-		Discoverer: dpDiscoverer{}, NewHealth: func([]string) deviceplugin.HealthSource { return h },
+		Discoverer: disc, NewHealth: func([]string) deviceplugin.HealthSource { return h },
 		Isolator: iso, Pods: pods, PodResources: pr,
 		Patcher: client, Nodes: client, Clock: clock.RealClock{},
 		Metrics: m, Events: broadcaster.NewRecorder(scheme.Scheme, "gpuslice-device-plugin"), Memory: dpDiscoverer{},

@@ -240,3 +240,31 @@ func (c *Cluster) DeleteNode(ctx context.Context, name string) error {
 	}
 	return nil
 }
+
+// SetNodeResources sets extended resources in a node's capacity and
+// allocatable, as kubelet does from its device plugins' devices (the
+// harness has no kubelet to report them).
+func (c *Cluster) SetNodeResources(ctx context.Context, name string, rl corev1.ResourceList) error {
+	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		cur, err := c.Client.CoreV1().Nodes().Get(ctx, name, metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		if cur.Status.Capacity == nil {
+			cur.Status.Capacity = corev1.ResourceList{}
+		}
+		if cur.Status.Allocatable == nil {
+			cur.Status.Allocatable = corev1.ResourceList{}
+		}
+		for k, v := range rl {
+			cur.Status.Capacity[k] = v
+			cur.Status.Allocatable[k] = v
+		}
+		_, err = c.Client.CoreV1().Nodes().UpdateStatus(ctx, cur, metav1.UpdateOptions{})
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("node %s: set resources: %w", name, err)
+	}
+	return nil
+}
