@@ -12,6 +12,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 
 	"github.com/gpuslice/gpuslice/deviceplugin/config"
+	"github.com/gpuslice/gpuslice/deviceplugin/vgpu"
 )
 
 func ptr[T any](v T) *T { return &v }
@@ -115,6 +116,22 @@ func TestPoolConfigs(t *testing.T) {
 					DefaultActiveThreadPercentage: ptr(50), MaxClientMemoryPercent: ptr(25), MaxClientThreadPercentage: ptr(50), DevShm: ptr("per-daemon")}}),
 			"gpuslice-device-plugin-t4": header(config.FileConfig{SliceMiB: ptr[int64](2048), Isolation: ptr("none"), SlotsPerGPU: ptr[int64](8),
 				DeviceListStrategy: ptr("volume-mounts"), CDIKind: ptr("example.com/gpu")}),
+		},
+	}, {
+		name: "a vGPU pool with its sizing",
+		values: map[string]any{"devicePlugin": map[string]any{"pools": []any{
+			map[string]any{"name": "vm", "nodeSelector": map[string]any{"pool": "vm"}, "isolation": "vgpu", "deviceListStrategy": "cdi", "nvmlAccess": "privileged",
+				"config": map[string]any{"vgpuRescanInterval": "10s", "vgpu": map[string]any{"gpus": []any{
+					map[string]any{"select": map[string]any{"model": "Tesla T4"}, "mode": "vgpu", "type": "GRID T4-4Q", "instances": 4},
+					map[string]any{"select": map[string]any{"bdf": "0000:c1:00.0"}, "mode": "passthrough", "memoryMiB": 16384},
+				}}}},
+		}}},
+		want: map[string]*config.FileConfig{
+			"gpuslice-device-plugin-vm": header(config.FileConfig{SliceMiB: ptr[int64](1024), Isolation: ptr("vgpu"), DeviceListStrategy: ptr("cdi"),
+				VGPURescanInterval: ptr("10s"), VGPU: &vgpu.NodeConfig{GPUs: []vgpu.GPUConfig{
+					{Select: vgpu.Selector{Model: "Tesla T4"}, Mode: vgpu.ModeVGPU, Type: "GRID T4-4Q", Instances: 4},
+					{Select: vgpu.Selector{BDF: "0000:c1:00.0"}, Mode: vgpu.ModePassthrough, MemoryMiB: 16384},
+				}}}),
 		},
 	}}
 	for _, tt := range tests {

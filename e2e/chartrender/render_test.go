@@ -309,6 +309,26 @@ func TestRenderValues(t *testing.T) {
 			}
 		},
 	}, {
+		name: "a vGPU pool writes sysfs and its CDI spec; other pools do not",
+		values: map[string]any{"devicePlugin": map[string]any{"pools": []any{
+			map[string]any{"name": "vm", "nodeSelector": map[string]any{"pool": "vm"}, "isolation": "vgpu", "deviceListStrategy": "cdi", "nvmlAccess": "privileged",
+				"config": map[string]any{"vgpu": map[string]any{"gpus": []any{map[string]any{"select": map[string]any{"index": 0}, "mode": "passthrough"}}}}},
+			map[string]any{"name": "t4", "nodeSelector": map[string]any{"pool": "t4"}, "isolation": "none", "slotsPerGPU": 8, "deviceListStrategy": "cdi", "nvmlAccess": "env"},
+		}}},
+		check: func(t *testing.T, objs []Object) {
+			for ds, wantRW := range map[string]bool{"gpuslice-device-plugin-vm": true, "gpuslice-device-plugin-t4": false} {
+				ctr := find(objs, "DaemonSet", ds).(*appsv1.DaemonSet).Spec.Template.Spec.Containers[0]
+				for _, m := range ctr.VolumeMounts {
+					if (m.MountPath == "/sys" || m.MountPath == "/var/run/cdi") && m.ReadOnly == wantRW {
+						t.Errorf("%s: %s mounted readOnly=%v", ds, m.MountPath, m.ReadOnly)
+					}
+				}
+				if wantRW && (ctr.SecurityContext.Privileged == nil || !*ctr.SecurityContext.Privileged) {
+					t.Errorf("%s: vgpu pool not privileged", ds)
+				}
+			}
+		},
+	}, {
 		name: "defaults: no runtime-class mapping",
 		check: func(t *testing.T, objs []Object) {
 			for _, a := range find(objs, "Deployment", "gpuslice-extender").(*appsv1.Deployment).Spec.Template.Spec.Containers[0].Args {
@@ -334,7 +354,9 @@ func TestRenderRejectsBadValues(t *testing.T) {
 		values  map[string]any
 		wantErr string
 	}{
-		{"unknown isolation", pool("hami", "privileged"), `isolation must be none or mps, not "hami"`},
+		{"unknown isolation", pool("hami", "privileged"), `isolation must be none, mps or vgpu, not "hami"`},
+		{"vgpu without sizing", pool("vgpu", "privileged"), "isolation vgpu needs config.vgpu"},
+		{"vgpu unprivileged", withConfig(pool("vgpu", "env"), map[string]any{"vgpu": map[string]any{"gpus": []any{map[string]any{"select": map[string]any{"index": 0}, "mode": "passthrough"}}}}), "isolation vgpu needs nvmlAccess privileged"},
 		{"mps without privilege", pool("mps", "env"), "isolation mps needs nvmlAccess privileged"},
 		{"slice size in a pool's config", withConfig(pool("none", "privileged"), map[string]any{"sliceMiB": 512}), "devicePlugin.pools[p].config.sliceMiB: set it on the pool (or sharing.sliceMiB), not in config"},
 		{"runtime class to a container mode", map[string]any{"extender": map[string]any{"runtimeClassIsolation": map[string]any{"kata": "mps"}}}, `extender.runtimeClassIsolation[kata] must be vgpu or passthrough, not "mps"`},
