@@ -121,13 +121,21 @@ func TestVGPUInventory(t *testing.T) {
 	if err := inv.Validate(); err != nil {
 		t.Fatalf("inventory does not validate: %v", err)
 	}
+	// The fake puts every device under one host bridge.
+	hb := func(peers ...int) []api.Link {
+		var out []api.Link
+		for _, p := range peers {
+			out = append(out, api.Link{Peer: p, Type: api.LinkHostBridge})
+		}
+		return out
+	}
 	want := []api.GPU{
 		{Index: 0, UUID: gpuUUID(0), Model: "Tesla T4", MemoryMiB: 15360, Slices: 8, Slots: 2, CoreUnits: 100, NUMANode: 0, PCIBusID: vgMdevGPU,
-			Healthy: true, Isolation: api.IsolationVGPU, VGPUType: "GRID T4-4Q", InstanceMiB: 4096, Enforcement: api.EnforcementBinding},
+			Healthy: true, Isolation: api.IsolationVGPU, VGPUType: "GRID T4-4Q", InstanceMiB: 4096, Enforcement: api.EnforcementBinding, Links: hb(1, 2)},
 		{Index: 1, UUID: gpuUUID(1), Model: "NVIDIA L40", MemoryMiB: 46068, Slices: 12, Slots: 3, CoreUnits: 100, NUMANode: 1, PCIBusID: vgSRIOVGPU,
-			Healthy: true, Isolation: api.IsolationVGPU, VGPUType: "NVIDIA L40-4Q", InstanceMiB: 4096, Enforcement: api.EnforcementBinding},
+			Healthy: true, Isolation: api.IsolationVGPU, VGPUType: "NVIDIA L40-4Q", InstanceMiB: 4096, Enforcement: api.EnforcementBinding, Links: hb(0, 2)},
 		{Index: 2, UUID: vgPTID, Model: "NVIDIA PCI device 0x2236", MemoryMiB: 24576, Slices: 24, Slots: 1, CoreUnits: 100, NUMANode: 1, PCIBusID: vgPTGPU,
-			Healthy: true, Isolation: api.IsolationPassthrough, InstanceMiB: 24576, Enforcement: api.EnforcementBinding},
+			Healthy: true, Isolation: api.IsolationPassthrough, InstanceMiB: 24576, Enforcement: api.EnforcementBinding, Links: hb(0, 1)},
 	}
 	if diff := cmp.Diff(want, inv.GPUs); diff != "" {
 		t.Errorf("inventory (-want +got):\n%s", diff)

@@ -32,8 +32,10 @@ type GPULister interface {
 // Index is its position in PCI address order, NUMANode from sysfs, and the
 // UUID, model, memory and compute capability are NVML's where NVML sees a
 // GPU at that address; otherwise the UUID is PCIID(bdf) and the model names
-// the PCI device id. Links are not reported (NVML's peers are NVML
-// indexes). It implements the device plugin's Discoverer.
+// the PCI device id. Links come from NVML (NVLink lanes, PCIe levels)
+// where NVML sees both GPUs, else from sysfs: a shared PCIe bridge, the same
+// host bridge, the same or another NUMA node (topology.go). It implements
+// the device plugin's Discoverer.
 type Discoverer struct {
 	FS sysfs.FS
 	// NVML, when set, names the GPUs it sees; nil, or an NVML that fails,
@@ -74,5 +76,6 @@ func (d *Discoverer) Discover(ctx context.Context) ([]device.GPU, error) {
 		}
 		out = append(out, dg)
 	}
+	links(d.FS, out, byBDF)
 	return out, nil
 }
