@@ -328,7 +328,7 @@ func TestVGPU(t *testing.T) {
 	e.deletePods("vm-a")
 	kl.forget(bound["vm-a"])
 	dp.stop()
-	dp = startVGPU()
+	startVGPU() // stopped at the test's end (t.Cleanup)
 	p = e.waitBound(time.Minute, "vm-c")["vm-c"]
 	e.invariant(e.ctx, nil)
 	if u := admitVM(p).envs[envName]; u != freed {

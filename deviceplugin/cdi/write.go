@@ -72,9 +72,11 @@ func WriteSpec(dir, kind string, devs []Device) error {
 		}
 		return 0
 	})
-	if v, err := cdiapi.MinimumRequiredVersion(spec); err == nil {
-		spec.Version = v
+	v, err := cdispec.MinimumRequiredVersion(spec)
+	if err != nil {
+		return fmt.Errorf("CDI spec %s: %w", name, err)
 	}
+	spec.Version = v
 	if err := cache.WriteSpec(spec, name); err != nil {
 		return fmt.Errorf("write CDI spec %s in %s: %w", name, dir, err)
 	}
