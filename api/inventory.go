@@ -78,9 +78,20 @@ type Inventory struct {
 	// Capabilities is what the node's driver and kernel can enforce; nil
 	// when the plugin did not detect them.
 	Capabilities *Capabilities `json:"capabilities,omitempty"`
+	// Problems says, in words meant for the admin, what the plugin could
+	// not set up on the node (a vGPU sizing it could not apply, a GPU it
+	// does not serve and why); at most MaxInventoryProblems entries of at
+	// most MaxProblemLen bytes.
+	Problems []string `json:"problems,omitempty"`
 	// GPUs lists every GPU, ordered by Index.
 	GPUs []GPU `json:"gpus"`
 }
+
+// Bounds of Inventory.Problems.
+const (
+	MaxInventoryProblems = 32
+	MaxProblemLen        = 1024
+)
 
 // GPU describes one physical GPU (or, for vGPU, one parent GPU).
 type GPU struct {
@@ -141,6 +152,14 @@ func (inv *Inventory) Validate() error {
 	}
 	if inv.MaxGPUsPerContainer < 0 || inv.MaxGPUsPerContainer > MaxGPUsPerNode {
 		return fmt.Errorf("inventory maxGPUsPerContainer must be from 0 to %d, got %d", MaxGPUsPerNode, inv.MaxGPUsPerContainer)
+	}
+	if len(inv.Problems) > MaxInventoryProblems {
+		return fmt.Errorf("inventory lists %d problems, more than %d", len(inv.Problems), MaxInventoryProblems)
+	}
+	for i, p := range inv.Problems {
+		if len(p) > MaxProblemLen {
+			return fmt.Errorf("inventory problem %d is %d bytes, more than %d", i, len(p), MaxProblemLen)
+		}
 	}
 	if inv.Capabilities != nil {
 		if err := inv.Capabilities.Validate(); err != nil {

@@ -37,6 +37,9 @@ func TestInventoryValidate(t *testing.T) {
 		{name: "memory partitioning", change: func(inv *Inventory) { inv.Capabilities.MemoryPartitioning = "uvm" }, wantErr: "unknown memory partitioning"},
 		{name: "long driver version", change: func(inv *Inventory) { inv.Capabilities.DriverVersion = strings.Repeat("9", 65) }, wantErr: "version longer than"},
 		{name: "no capabilities", change: func(inv *Inventory) { inv.Capabilities = nil }},
+		{name: "problems", change: func(inv *Inventory) { inv.Problems = []string{"GPU 0000:41:00.0: not served: no instances"} }},
+		{name: "too many problems", change: func(inv *Inventory) { inv.Problems = make([]string, MaxInventoryProblems+1) }, wantErr: "problems, more than"},
+		{name: "long problem", change: func(inv *Inventory) { inv.Problems = []string{strings.Repeat("x", MaxProblemLen+1)} }, wantErr: "bytes, more than"},
 		{name: "link to self", change: func(inv *Inventory) { inv.GPUs[0].Links[0].Peer = 0 }, wantErr: "link to unknown peer"},
 		{name: "link to nowhere", change: func(inv *Inventory) { inv.GPUs[0].Links[0].Peer = 7 }, wantErr: "link to unknown peer"},
 		{name: "too many GPUs", change: func(inv *Inventory) {

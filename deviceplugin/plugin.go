@@ -216,6 +216,7 @@ func (p *Plugin) Broker() *Broker { return p.broker }
 func (p *Plugin) PublishInventory(ctx context.Context) error {
 	inv := p.state.Inventory(p.cfg.SliceMiB, p.deps.Isolator.Mode(), p.cfg.Capabilities)
 	inv.MaxGPUsPerContainer = device.MaxGPUsPerContainer(p.deps.Isolator)
+	inv.Problems = inventoryProblems(p.deps.Isolator)
 	enc, err := inv.Encode()
 	if err != nil {
 		return err
@@ -329,4 +330,24 @@ func (p *Plugin) Run(ctx context.Context) error {
 		case <-changed:
 		}
 	}
+}
+
+// inventoryProblems is what the isolator could not set up, within the
+// inventory's bounds (the rest is in the log and the node's events).
+func inventoryProblems(iso device.Isolator) []string {
+	pr, ok := iso.(device.ProblemReporter)
+	if !ok {
+		return nil
+	}
+	var out []string
+	for _, p := range pr.Problems() {
+		if len(out) == api.MaxInventoryProblems {
+			break
+		}
+		if len(p) > api.MaxProblemLen {
+			p = p[:api.MaxProblemLen-3] + "..."
+		}
+		out = append(out, p)
+	}
+	return out
 }

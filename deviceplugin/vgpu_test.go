@@ -430,6 +430,13 @@ func TestVGPUMalformedSysfs(t *testing.T) {
 	if !strings.Contains(problems, "nvidia-222/description") || !strings.Contains(problems, vgMdevGPU) {
 		t.Errorf("problems do not name the file:\n%s", problems)
 	}
+	// The inventory says so too, for the admin and kubectl gpuslice.
+	if err := n.p.PublishInventory(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Join(n.nodes.inventory().Problems, "\n"); got != problems {
+		t.Errorf("inventory problems:\n%s\nwant the isolator's:\n%s", got, problems)
+	}
 	if _, ok := n.p.State().GPU(gpuUUID(0)); ok {
 		t.Error("the malformed GPU is served")
 	}

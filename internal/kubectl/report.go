@@ -130,6 +130,9 @@ func BuildReport(in Input) *Report {
 		inv := invs[n.Name]
 		if inv != nil {
 			nr.MaxGPUsPerContainer = inv.MaxGPUsPerContainer
+			for _, p := range inv.Problems {
+				r.Problems = append(r.Problems, fmt.Sprintf("node %s: device plugin: %s", n.Name, p))
+			}
 		}
 		for _, g := range n.GPUs {
 			nr.GPUs = append(nr.GPUs, gpuReport(g, inventoryGPU(inv, g.UUID)))

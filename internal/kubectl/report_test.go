@@ -106,8 +106,21 @@ func problemCluster(t *testing.T) []runtime.Object {
 	broken.Annotations = map[string]string{api.AnnotationInventory: `{"version":"gpuslice.io/v0"}`}
 	forged := place(t, gpuPod("forged", 6, 0), "gpu-a", "GPU-a0", 0, true)
 	forged.Spec.Containers[0].Resources = corev1.ResourceRequirements{} // asks for nothing, yet placed
+	// A vGPU node whose plugin could not size one of its GPUs.
+	vm := gpuNode(t, "gpu-vm", 0, vgpu(0, "GPU-v0", "GRID T4-4Q", 16384, 4096))
+	inv, err := api.ParseInventory(vm.Annotations[api.AnnotationInventory])
+	if err != nil {
+		t.Fatal(err)
+	}
+	inv.Problems = []string{`GPU 0000:42:00.0: not served: vGPU type "GRID T4-8Q" is not offered`}
+	s, err := inv.Encode()
+	if err != nil {
+		t.Fatal(err)
+	}
+	vm.Annotations[api.AnnotationInventory] = s
 	return []runtime.Object{
 		gpuNode(t, "gpu-a", 0, gpu(0, "GPU-a0", "A100", 10, api.IsolationMPS)),
+		vm,
 		broken,
 		place(t, gpuPod("one", 6, 0), "gpu-a", "GPU-a0", 0, true),
 		forged,
