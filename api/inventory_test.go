@@ -54,15 +54,7 @@ func TestInventoryValidate(t *testing.T) {
 			inv := goldenInventory()
 			tc.change(inv)
 			err := inv.Validate()
-			if tc.wantErr == "" {
-				if err != nil {
-					t.Fatal(err)
-				}
-				return
-			}
-			if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
-				t.Fatalf("err = %v, want %q", err, tc.wantErr)
-			}
+			checkErr(t, err, tc.wantErr)
 		})
 	}
 	for in, want := range map[string]string{"": "empty inventory", "[": "decode inventory"} {

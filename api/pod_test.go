@@ -103,14 +103,8 @@ func TestParsePodRequest(t *testing.T) {
 				pod.Annotations[AnnotationEnforcement] = tc.enforcement
 			}
 			got, err := ParsePodRequest(pod)
-			if tc.wantErr != "" {
-				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
-					t.Fatalf("err = %v, want %q", err, tc.wantErr)
-				}
+			if checkErr(t, err, tc.wantErr) {
 				return
-			}
-			if err != nil {
-				t.Fatal(err)
 			}
 			if diff := cmp.Diff(tc.want, got); diff != "" {
 				t.Errorf("(-want +got):\n%s", diff)
