@@ -278,6 +278,29 @@ type checked struct {
 	instance, charge Units
 }
 
+// capacityReason names the first capacity check, in the order choose
+// applies them, that fewer than k eligible GPUs passed: its own reason when
+// none passed, ReasonNotEnoughGPUs when some did.
+func (n *checked) capacityReason(k int) Reason {
+	for _, c := range [...]struct {
+		passed int
+		none   Reason
+	}{
+		{n.fitsInstance, ReasonLargerThanInstance},
+		{n.mem, ReasonInsufficientMemory},
+		{n.core, ReasonInsufficientCore},
+		{n.slot, ReasonNoSlots},
+	} {
+		if c.passed == 0 {
+			return c.none
+		}
+		if c.passed < k {
+			return ReasonNotEnoughGPUs
+		}
+	}
+	return ReasonNotEnoughGPUs
+}
+
 // failure returns the status of a container that found too few GPUs; the
 // counts say how far the GPUs got through the checks, and the reason is the
 // first check that left fewer than k GPUs.
@@ -299,22 +322,8 @@ func failure(c ContainerRequest, d Units, k int, n *checked, r *PodRequest) *Sta
 	case n.eligible < k && n.eligible+n.unhealthy+n.wrongModel+n.isolation+n.weak >= k:
 		// The node has the GPUs, but not enough of them may be used.
 		st.Reason = ReasonTooFewEligible
-	case n.fitsInstance == 0:
-		st.Reason = ReasonLargerThanInstance
-	case n.fitsInstance < k:
-		st.Reason = ReasonNotEnoughGPUs
-	case n.mem == 0:
-		st.Reason = ReasonInsufficientMemory
-	case n.mem < k:
-		st.Reason = ReasonNotEnoughGPUs
-	case n.core == 0:
-		st.Reason = ReasonInsufficientCore
-	case n.core < k:
-		st.Reason = ReasonNotEnoughGPUs
-	case n.slot == 0:
-		st.Reason = ReasonNoSlots
 	default:
-		st.Reason = ReasonNotEnoughGPUs
+		st.Reason = n.capacityReason(k)
 	}
 	return st
 }
