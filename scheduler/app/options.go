@@ -61,6 +61,9 @@ type Options struct {
 	// certificate. Empty: /metrics only on ListenAddress, behind the
 	// verbs' authentication.
 	MetricsListenAddress string
+	// Profiling serves Go's pprof profiles on GET /debug/pprof/ of
+	// ListenAddress, behind the verbs' client authentication.
+	Profiling bool
 	// PodEventInterval is how often at most one reason is recorded as an
 	// event on one pod (and logged at the default verbosity).
 	PodEventInterval time.Duration
@@ -116,6 +119,7 @@ func (o *Options) AddFlags(fs *pflag.FlagSet) {
 	fs.IntVar(&o.MaxConcurrentBodies, "max-concurrent-bodies", o.MaxConcurrentBodies, "Most request bodies read and decoded at once; more answer 429 (retryable).")
 	fs.StringVar(&o.MetricsListenAddress, "metrics-listen-address", o.MetricsListenAddress, "Address (host:port) of a second, plain-HTTP listener that serves GET /metrics only, for a Prometheus without a client certificate. Empty: /metrics is served on --listen-address only, behind the same client authentication as the verbs.")
 	fs.StringVar(&o.RuntimeClassIsolation, "runtime-class-isolation", o.RuntimeClassIsolation, "RuntimeClasses whose pods run in VM sandboxes, with the GPU isolation mode they need, as name=mode[,name=mode...] (modes: vgpu, passthrough), e.g. kata-vgpu=vgpu,kubevirt=passthrough. Their pods are placed only on GPUs of that mode; every other pod only on GPUs of shared modes (none, mps).")
+	fs.BoolVar(&o.Profiling, "profiling", o.Profiling, "Serve Go's pprof profiles on GET /debug/pprof/ of --listen-address, behind the same client authentication as the verbs (go tool pprof https://HOST/debug/pprof/profile with the client certificate).")
 	fs.DurationVar(&o.PodEventInterval, "pod-event-interval", o.PodEventInterval, "Most often one event reason (no node can place the pod, invalid request, failed bind) is recorded on one pod and logged at the default verbosity.")
 	o.LeaderElection.AddFlags(fs)
 	fs.DurationVar(&o.Pending.TTL, "pending-pod-ttl", o.Pending.TTL, "How long a filter's outcome stays valid: /bind accepts only a (pod UID, node) pair this process filtered and found feasible within this time.")

@@ -90,6 +90,7 @@ func Serve(ctx context.Context, o *Options, d Deps) error {
 		MaxConcurrentBodies: o.MaxConcurrentBodies,
 		RequireClientCert:   o.ClientCAFile != "",
 		Metrics:             m,
+		Profiling:           o.Profiling,
 	})
 	srv := newHTTPServer(ctx, handler, tlsConfig, defaultServerTimeouts())
 	serveErr := make(chan error, 2)

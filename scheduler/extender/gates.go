@@ -45,9 +45,10 @@ func (h *Handler) authenticated(r *http.Request) bool {
 	return !h.opts.RequireClientCert || (r.TLS != nil && len(r.TLS.VerifiedChains) > 0)
 }
 
-// metrics serves the Prometheus metrics behind the verbs' authentication
-// (not behind readiness: a replica that is not ready says so there).
-func (h *Handler) metrics(serve http.Handler) httprouter.Handle {
+// authOnly serves a GET endpoint (the Prometheus metrics, the pprof
+// profiles) behind the verbs' authentication, not behind readiness: a
+// replica that is not ready can still be looked at.
+func (h *Handler) authOnly(serve http.Handler) httprouter.Handle {
 	return func(w http.ResponseWriter, r *http.Request, _ httprouter.Params) {
 		if !h.authenticated(r) {
 			writeJSON(w, http.StatusUnauthorized, errorBody{Error: "a client certificate signed by the extender's client CA is required"})

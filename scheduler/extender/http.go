@@ -37,6 +37,9 @@ type HandlerOptions struct {
 	// Metrics, when set, counts and times the verbs and is served on GET
 	// /metrics, behind the same client authentication as the verbs.
 	Metrics *metrics.Metrics
+	// Profiling serves Go's pprof handlers on GET /debug/pprof/, behind
+	// the verbs' client authentication (--profiling).
+	Profiling bool
 }
 
 // Handler serves the extender's HTTP API.
@@ -71,7 +74,10 @@ func NewHandler(logger klog.Logger, ext *Extender, ready *Readiness, o HandlerOp
 	r.POST("/preempt", h.gated("preempt", h.preempt))
 	r.POST("/bind", h.gated("bind", h.bind))
 	if o.Metrics != nil {
-		r.GET("/metrics", h.metrics(o.Metrics.Handler()))
+		r.GET("/metrics", h.authOnly(o.Metrics.Handler()))
+	}
+	if o.Profiling {
+		r.GET("/debug/pprof/*item", h.authOnly(pprofHandler()))
 	}
 	r.GET("/healthz", func(w http.ResponseWriter, _ *http.Request, _ httprouter.Params) { writeText(w, http.StatusOK, "ok") })
 	r.GET("/readyz", h.readyz)
