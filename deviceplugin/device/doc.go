@@ -4,7 +4,8 @@
 // (deviceplugin/health, isolation modes) report, what a container holds
 // (ContainerDevice) and what an isolation mode adds to it (ContainerEdits,
 // Mount, DeviceNode), and the Isolator interface with its optional hooks
-// (ContainerGPULimiter, WholeInstancer, ProblemReporter) that the isolation
+// (ContainerGPULimiter, WholeInstancer, ProblemReporter, PodReleaser,
+// EnforcementReporter) that the isolation
 // modes (deviceplugin/mps, deviceplugin/vgpu) implement directly. It is a
 // leaf: it imports only package api.
 package device

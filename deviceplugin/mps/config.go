@@ -43,6 +43,18 @@ const (
 	ShmNone ShmMode = "none"
 )
 
+// MPS control protocol versions (Config.Version).
+const (
+	// VersionLegacy is legacy MPS (protocol 2): one server per UID, limits
+	// in each client's environment bounded by the daemon's defaults (a
+	// ceiling). The default.
+	VersionLegacy = 2
+	// VersionV3 is MPS v3 (protocol 3, driver r615 / CUDA 13.4): one named
+	// server per daemon and a namespace per container whose limits are the
+	// container's share (see v3.go).
+	VersionV3 = 3
+)
+
 // Defaults of Config.
 const (
 	DefaultRoot                    = "/run/gpuslice/mps"
@@ -52,6 +64,7 @@ const (
 	DefaultProbeTimeout            = 5 * time.Second
 	DefaultMaxRestartBackoff       = 5 * time.Minute
 	DefaultMaxClientPercent        = 100
+	DefaultReleaseGrace            = time.Minute
 	containerShmDir                = "/dev/shm"
 	nodeDaemonID                   = "node"
 	maxThreadPercentage            = 100
@@ -117,6 +130,17 @@ type Config struct {
 	// so a tenant cannot delete or replace the daemon's sockets. Not
 	// verified on hardware that MPS clients work with it; see docs/mps.md.
 	ReadOnlyPipeMount bool
+
+	// Version is the MPS protocol: VersionLegacy (2, default) or VersionV3
+	// (3). In v3 every daemon runs one server, and every container gets a
+	// namespace of its own, created in Allocate with the container's share
+	// as its limits and deleted once its pod no longer holds devices.
+	Version int
+	// ReleaseGrace (v3) is how long a namespace is kept after it was
+	// created or adopted even when its pod is not among the live pods
+	// (kubelet lists a container in pod-resources only after Allocate has
+	// returned). Default 1m.
+	ReleaseGrace time.Duration
 }
 
 // withDefaults returns cfg with every unset field defaulted, or an error
@@ -136,6 +160,8 @@ func (cfg Config) withDefaults() (Config, error) {
 	cfg.DefaultActiveThreadPercentage = cmp.Or(cfg.DefaultActiveThreadPercentage, cfg.MaxClientThreadPercentage)
 	cfg.MaxRestartBackoff = cmp.Or(cfg.MaxRestartBackoff, DefaultMaxRestartBackoff)
 	cfg.DevShm = cmp.Or(cfg.DevShm, ShmPerDaemon)
+	cfg.Version = cmp.Or(cfg.Version, VersionLegacy)
+	cfg.ReleaseGrace = cmp.Or(cfg.ReleaseGrace, DefaultReleaseGrace)
 
 	var errs []error
 	if !filepath.IsAbs(cfg.Root) {
@@ -174,6 +200,12 @@ func (cfg Config) withDefaults() (Config, error) {
 	case ScopeGPU, ScopeNode:
 	default:
 		errs = append(errs, fmt.Errorf("scope %q: must be %q or %q", cfg.Scope, ScopeGPU, ScopeNode))
+	}
+	if cfg.Version != VersionLegacy && cfg.Version != VersionV3 {
+		errs = append(errs, fmt.Errorf("version %d: must be %d (legacy MPS) or %d (MPS v3)", cfg.Version, VersionLegacy, VersionV3))
+	}
+	if cfg.ReleaseGrace < 0 {
+		errs = append(errs, fmt.Errorf("release grace %v: must be positive", cfg.ReleaseGrace))
 	}
 	switch cfg.DevShm {
 	case ShmPerDaemon, ShmNone:

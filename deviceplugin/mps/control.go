@@ -39,13 +39,32 @@ type DaemonSpec struct {
 	// VisibleDevices are the UUIDs of the daemon's GPUs, in the order that
 	// gives their daemon-side indices (CUDA_VISIBLE_DEVICES).
 	VisibleDevices []string
-	// MultiUser starts the daemon with -multiuser-server: clients of every
-	// Linux user share one root MPS server (Config.MultiUserServer).
+	// MultiUser starts the daemon with -multiuser-server (v3: -m): clients
+	// of every Linux user share one root MPS server (Config.MultiUserServer).
 	MultiUser bool
+	// Protocol is the MPS control protocol: VersionLegacy (2, the
+	// interactive control pipe) or VersionV3 (3, namespaces and the module
+	// verb command line). 0 means VersionLegacy.
+	Protocol int
+	// ConfigFile is, for VersionV3, the TOML file the daemon applies at
+	// start (-a FILE).
+	ConfigFile string
 }
 
-// startArgs are the arguments of the control program that start the daemon.
+// v3 reports whether the daemon speaks MPS v3.
+func (s DaemonSpec) v3() bool { return s.Protocol == VersionV3 }
+
+// startArgs are the arguments of the control program that start the daemon:
+// `-d [-multiuser-server]` for the legacy daemon, and for v3, per NVIDIA's
+// MPS v3 interface, `-d -p 3 [-m] -a FILE`.
 func (s DaemonSpec) startArgs() []string {
+	if s.v3() {
+		args := []string{"-d", "-p", "3"}
+		if s.MultiUser {
+			args = append(args, "-m")
+		}
+		return append(args, "-a", s.ConfigFile)
+	}
 	if s.MultiUser {
 		return []string{"-d", "-multiuser-server"}
 	}
@@ -72,6 +91,10 @@ type Control interface {
 	// Command writes one command line to the daemon's control pipe and
 	// returns the daemon's answer with surrounding white space removed.
 	Command(ctx context.Context, spec DaemonSpec, command string) (string, error)
+	// Run runs the control program with args (MPS v3's module verb
+	// commands, e.g. `namespace list --server=gpuslice`) against the
+	// daemon and returns its output with surrounding white space removed.
+	Run(ctx context.Context, spec DaemonSpec, args ...string) (string, error)
 	// StopDaemon asks the daemon to quit and makes sure it is gone. A daemon
 	// that is not running is not an error.
 	StopDaemon(ctx context.Context, spec DaemonSpec) error
@@ -166,11 +189,31 @@ func (c *ExecControl) Command(ctx context.Context, spec DaemonSpec, command stri
 	return strings.TrimSpace(stdout.String()), nil
 }
 
-// StopDaemon implements Control: quit through the pipe, and if the daemon
+// Run implements Control.
+func (c *ExecControl) Run(ctx context.Context, spec DaemonSpec, args ...string) (string, error) {
+	cmd := exec.CommandContext(ctx, c.Binary, args...)
+	cmd.Env = append(baseEnv(), spec.Env()...)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout = &stdout
+	cmd.Stderr = &stderr
+	cmd.WaitDelay = waitDelay
+	if err := cmd.Run(); err != nil {
+		return "", fmt.Errorf("MPS control %q to daemon %s: %w: %s", strings.Join(args, " "), spec.ID, err,
+			strings.TrimSpace(stderr.String()+" "+stdout.String()))
+	}
+	return strings.TrimSpace(stdout.String()), nil
+}
+
+// StopDaemon implements Control: quit through the pipe (v3: `-q`), and if the daemon
 // does not answer, SIGKILL the process named in its pid file (only if that
 // process runs the control binary).
 func (c *ExecControl) StopDaemon(ctx context.Context, spec DaemonSpec) error {
-	_, quitErr := c.Command(ctx, spec, "quit")
+	var quitErr error
+	if spec.v3() {
+		_, quitErr = c.Run(ctx, spec, "-q")
+	} else {
+		_, quitErr = c.Command(ctx, spec, "quit")
+	}
 	if quitErr == nil {
 		return nil
 	}

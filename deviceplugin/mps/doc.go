@@ -13,6 +13,15 @@
 // Slots(g) sharing slots per GPU, withdraws a GPU while Healthy reports false
 // (Events says when), and asks ContainerEdits for each container in Allocate.
 //
+// With Config.Version 3 (MPS v3, driver r615 / CUDA 13.4) each daemon runs
+// one named server from a TOML file the package writes (v3.go), every
+// container gets a namespace of its own whose limits are its share
+// (ContainerEditsFor, device.PodReleaser) and only that namespace's socket
+// directory mounted, namespaces of pods that no longer hold devices are
+// deleted (ReleasePods), a restarted daemon gets its namespaces back from
+// the TOML, and a plugin restart adopts the namespaces it finds. v3.go says
+// which commands come from NVIDIA's guide and which are assumptions.
+//
 // The control binary sits behind the Control interface: ExecControl runs the
 // real nvidia-cuda-mps-control; tests run a fake executable.
 //

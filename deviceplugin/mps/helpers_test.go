@@ -108,12 +108,19 @@ func gpuB() device.GPU {
 // ControlBinary and Clock are filled in; fake is from buildFake.
 func newEnv(t *testing.T, fake string, cfg Config) *env {
 	t.Helper()
+	return newEnvAt(t, fake, cfg, t.TempDir())
+}
+
+// newEnvAt is newEnv with the daemons under root (a second Manager over
+// the daemons of a first one: a plugin restart).
+func newEnvAt(t *testing.T, fake string, cfg Config, root string) *env {
+	t.Helper()
 	e := &env{
 		t:     t,
 		clk:   testingclock.NewFakeClock(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)),
 		modes: &fakeModes{},
 		ctl:   &noShmControl{ExecControl: NewExecControl(fake), shmDir: map[string]string{}},
-		root:  t.TempDir(),
+		root:  root,
 	}
 	cfg.Root = e.root
 	cfg.ControlBinary = fake

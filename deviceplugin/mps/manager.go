@@ -47,6 +47,9 @@ type daemon struct {
 	// Guarded by Manager.mu.
 	healthy bool
 	reason  string
+	// namespaces (v3) are the namespaces gpuslice created or adopted on
+	// the daemon's server, by name.
+	namespaces map[string]*namespace
 }
 
 // Manager runs and supervises the MPS control daemons of a node and computes
@@ -57,14 +60,17 @@ type Manager struct {
 	modes  ComputeModeSetter
 	events chan device.HealthEvent
 
-	mu       sync.Mutex
-	started  bool
-	stopped  bool
-	logger   klog.Logger
-	daemons  []*daemon
-	byUUID   map[string]*daemon
-	gpus     map[string]device.GPU
-	cancel   context.CancelFunc
+	mu      sync.Mutex
+	started bool
+	stopped bool
+	logger  klog.Logger
+	daemons []*daemon
+	byUUID  map[string]*daemon
+	gpus    map[string]device.GPU
+	cancel  context.CancelFunc
+	// ctx is Start's context (cancelled by Stop), for the control commands
+	// that Allocate and the reconcile run (v3 namespaces).
+	ctx      context.Context
 	wg       sync.WaitGroup
 	stopOnce sync.Once
 }
@@ -128,6 +134,7 @@ func (m *Manager) Start(ctx context.Context, gpus []device.GPU) error {
 	}
 	ctx, cancel := context.WithCancel(klog.NewContext(ctx, logger))
 	m.cancel = cancel
+	m.ctx = ctx
 	m.mu.Unlock()
 
 	var errs []error
@@ -166,6 +173,10 @@ func (m *Manager) plan(gpus []device.GPU) []*daemon {
 			PipeDir:   filepath.Join(dir, "pipe"),
 			LogDir:    filepath.Join(dir, "log"),
 			MultiUser: m.cfg.MultiUserServer,
+			Protocol:  m.cfg.Version,
+		}
+		if m.cfg.Version == VersionV3 {
+			spec.ConfigFile = filepath.Join(dir, v3ConfigFileName)
 		}
 		if m.cfg.DevShm == ShmPerDaemon {
 			spec.ShmDir = filepath.Join(dir, "shm")
@@ -173,7 +184,7 @@ func (m *Manager) plan(gpus []device.GPU) []*daemon {
 		for _, g := range gs {
 			spec.VisibleDevices = append(spec.VisibleDevices, g.UUID)
 		}
-		return &daemon{spec: spec, gpus: gs}
+		return &daemon{spec: spec, gpus: gs, namespaces: map[string]*namespace{}}
 	}
 	if m.cfg.Scope == ScopeNode {
 		return []*daemon{newDaemon(nodeDaemonID, sorted)}
@@ -205,26 +216,12 @@ func (m *Manager) defaultCommands(d *daemon) []string {
 // bringUp makes d's daemon run with gpuslice's defaults. With adopt, a daemon
 // that already answers is kept (defaults re-applied; they reach new servers).
 func (m *Manager) bringUp(ctx context.Context, d *daemon, adopt bool) error {
+	if d.spec.v3() {
+		return m.bringUpV3(ctx, d, adopt)
+	}
 	logger := klog.FromContext(ctx).WithValues("daemon", d.spec.ID)
-	for _, g := range d.gpus {
-		if err := m.modes.SetExclusiveProcess(g.UUID); err != nil {
-			return fmt.Errorf("set GPU %s to EXCLUSIVE_PROCESS compute mode: %w", g.UUID, err)
-		}
-	}
-	dirs := []string{d.spec.PipeDir, d.spec.LogDir}
-	if d.spec.ShmDir != "" {
-		dirs = append(dirs, d.spec.ShmDir)
-	}
-	for _, dir := range dirs {
-		if err := os.MkdirAll(dir, 0o755); err != nil {
-			return fmt.Errorf("create MPS directory: %w", err)
-		}
-	}
-	if d.spec.ShmDir != "" {
-		// Like /dev/shm: clients of any UID create segments in it.
-		if err := os.Chmod(d.spec.ShmDir, 0o777|os.ModeSticky); err != nil {
-			return fmt.Errorf("chmod MPS shm directory: %w", err)
-		}
+	if err := m.prepare(d); err != nil {
+		return err
 	}
 
 	adopted := false
@@ -256,6 +253,31 @@ func (m *Manager) bringUp(ctx context.Context, d *daemon, adopt bool) error {
 	// A server fault is reported by the next probe of the supervisor.
 	_, err := m.probe(ctx, d)
 	return err
+}
+
+// prepare sets d's GPUs to EXCLUSIVE_PROCESS and creates its directories.
+func (m *Manager) prepare(d *daemon) error {
+	for _, g := range d.gpus {
+		if err := m.modes.SetExclusiveProcess(g.UUID); err != nil {
+			return fmt.Errorf("set GPU %s to EXCLUSIVE_PROCESS compute mode: %w", g.UUID, err)
+		}
+	}
+	dirs := []string{d.spec.PipeDir, d.spec.LogDir}
+	if d.spec.ShmDir != "" {
+		dirs = append(dirs, d.spec.ShmDir)
+	}
+	for _, dir := range dirs {
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return fmt.Errorf("create MPS directory: %w", err)
+		}
+	}
+	if d.spec.ShmDir != "" {
+		// Like /dev/shm: clients of any UID create segments in it.
+		if err := os.Chmod(d.spec.ShmDir, 0o777|os.ModeSticky); err != nil {
+			return fmt.Errorf("chmod MPS shm directory: %w", err)
+		}
+	}
+	return nil
 }
 
 // command runs one control command bounded by the probe timeout.
@@ -304,6 +326,15 @@ func (m *Manager) probe(ctx context.Context, d *daemon) (fault string, err error
 	return "", nil
 }
 
+// check is the supervisor's probe of d: probe for a legacy daemon,
+// probeV3 for a v3 one (which reports no server faults).
+func (m *Manager) check(ctx context.Context, d *daemon) (fault string, err error) {
+	if d.spec.v3() {
+		return "", m.probeV3(ctx, d)
+	}
+	return m.probe(ctx, d)
+}
+
 // supervise probes d every HealthInterval. A daemon that fails the probe is
 // marked unhealthy and restarted, with a backoff that starts at
 // HealthInterval and doubles up to MaxRestartBackoff between failed
@@ -329,7 +360,7 @@ func (m *Manager) supervise(ctx context.Context, d *daemon, down bool) {
 		case <-ticker.C():
 		}
 		if !down {
-			fault, err := m.probe(ctx, d)
+			fault, err := m.check(ctx, d)
 			if ctx.Err() != nil {
 				return
 			}
@@ -441,7 +472,27 @@ func (*Manager) Mode() api.IsolationMode { return api.IsolationMPS }
 var (
 	_ device.Isolator            = (*Manager)(nil)
 	_ device.ContainerGPULimiter = (*Manager)(nil)
+	_ device.PodReleaser         = (*Manager)(nil)
+	_ device.EnforcementReporter = (*Manager)(nil)
 )
+
+// Version is the configured MPS protocol (VersionLegacy or VersionV3).
+func (m *Manager) Version() int { return m.cfg.Version }
+
+// Enforcement is what the Manager's GPUs enforce on a container's share.
+// Legacy MPS: a ceiling (the client's environment sets its limits; the
+// daemon defaults bound them). MPS v3: binding, because the container's
+// limits are its namespace's, set by the plugin on the server, and the
+// container reaches only its namespace's socket directory, so it cannot
+// connect to another namespace or to the server's default one. This does
+// not include a hard limit on the container cgroup (dmem.max), which
+// gpuslice does not set.
+func (m *Manager) Enforcement() api.Enforcement {
+	if m.cfg.Version == VersionV3 {
+		return api.EnforcementBinding
+	}
+	return api.EnforcementCeiling
+}
 
 // Scope is the configured daemon scope.
 func (m *Manager) Scope() Scope { return m.cfg.Scope }

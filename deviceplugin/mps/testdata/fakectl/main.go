@@ -13,6 +13,15 @@
 //
 // Like the real program, -d starts the daemon and returns, and without
 // arguments it reads commands from stdin and prints the answers.
+//
+// MPS v3 (-p 3): `-d -p 3 [-m] -a FILE` starts a daemon that applies the
+// TOML FILE (a copy is kept as fakectl.applied.toml): each [servers.S]
+// becomes the directory S with a stand-in "control" socket file, each
+// [servers.S.namespaces.N] the directory S/N with a "control" file and a
+// "limits" file of `key = "value"` lines. `-q` quits. The module verb
+// commands `namespace create|delete|list|get --server=S [--name=N]
+// [--pinned-memory-limit=V] [--active-thread-percentage=V]` change and
+// read that tree; they are logged like control commands.
 package main
 
 import (
@@ -51,17 +60,58 @@ func run() int {
 		fmt.Fprintln(f, line)
 	}
 
+	if len(os.Args) > 2 && os.Args[1] == "namespace" {
+		record(strings.Join(os.Args[1:], " "))
+		if _, err := os.Stat(path("fakectl.alive")); err != nil {
+			fmt.Fprintln(os.Stderr, "Cannot find MPS control daemon process")
+			return 1
+		}
+		if exists("fakectl.hang") {
+			ch := make(chan os.Signal, 1)
+			signal.Notify(ch, syscall.SIGTERM)
+			<-ch
+			return 1
+		}
+		return namespaceCmd(dir, os.Args[2], os.Args[3:])
+	}
+	if len(os.Args) == 2 && os.Args[1] == "-q" {
+		record("-q")
+		if !exists("fakectl.alive") {
+			fmt.Fprintln(os.Stderr, "Cannot find MPS control daemon process")
+			return 1
+		}
+		_ = os.Remove(path("fakectl.alive"))
+		return 0
+	}
 	if len(os.Args) > 1 {
 		flags := ""
-		for _, a := range os.Args[1:] {
-			switch a {
+		protocol, config := "", ""
+		for i := 1; i < len(os.Args); i++ {
+			switch a := os.Args[i]; a {
 			case "-d":
-			case "-multiuser-server":
+			case "-multiuser-server", "-m":
 				flags += " multiuser"
+			case "-p", "-a":
+				if i+1 == len(os.Args) {
+					fmt.Fprintln(os.Stderr, "fakectl: missing value of", a)
+					return 2
+				}
+				i++
+				if a == "-p" {
+					protocol = os.Args[i]
+				} else {
+					config = os.Args[i]
+				}
 			default:
 				fmt.Fprintln(os.Stderr, "fakectl: unknown flag", a)
 				return 2
 			}
+		}
+		if protocol != "" {
+			flags += " protocol=" + protocol
+		}
+		if config != "" {
+			flags += " config=" + config
 		}
 		visible := os.Getenv("CUDA_VISIBLE_DEVICES")
 		record("start visible=" + visible + " log=" + os.Getenv("CUDA_MPS_LOG_DIRECTORY") + flags)
@@ -78,6 +128,12 @@ func run() int {
 		mems, _ := filepath.Glob(path("state.mem.*"))
 		for _, m := range mems {
 			_ = os.Remove(m)
+		}
+		if protocol == "3" {
+			if err := applyConfig(dir, config); err != nil {
+				fmt.Fprintln(os.Stderr, "fakectl:", err)
+				return 1
+			}
 		}
 		if err := os.WriteFile(path("fakectl.alive"), []byte(visible), 0o644); err != nil {
 			fmt.Fprintln(os.Stderr, "fakectl:", err)
@@ -179,4 +235,147 @@ func servers(file string) [][2]string {
 		}
 	}
 	return out
+}
+
+// applyConfig starts the v3 tree afresh from the TOML file config: the
+// servers and namespaces it declares, and nothing else.
+func applyConfig(dir, config string) error {
+	if config == "" {
+		return fmt.Errorf("-p 3 without -a")
+	}
+	raw, err := os.ReadFile(config)
+	if err != nil {
+		return err
+	}
+	if err := os.WriteFile(filepath.Join(dir, "fakectl.applied.toml"), raw, 0o644); err != nil {
+		return err
+	}
+	old, _ := filepath.Glob(filepath.Join(dir, "*", "control"))
+	for _, c := range old {
+		_ = os.RemoveAll(filepath.Dir(c))
+	}
+	var cur string // the namespace directory whose keys follow, or ""
+	limits := map[string][]string{}
+	var order []string
+	for _, l := range strings.Split(string(raw), "\n") {
+		l = strings.TrimSpace(l)
+		switch {
+		case l == "" || strings.HasPrefix(l, "#"):
+		case strings.HasPrefix(l, "[") && strings.HasSuffix(l, "]"):
+			parts := strings.Split(strings.Trim(l, "[]"), ".")
+			cur = ""
+			switch {
+			case len(parts) == 2 && parts[0] == "servers":
+				if err := touchSocket(filepath.Join(dir, parts[1])); err != nil {
+					return err
+				}
+			case len(parts) == 4 && parts[0] == "servers" && parts[2] == "namespaces":
+				cur = filepath.Join(dir, parts[1], parts[3])
+				order = append(order, cur)
+			default:
+				return fmt.Errorf("unknown table %s", l)
+			}
+		case strings.Contains(l, "="):
+			if cur != "" {
+				k, v, _ := strings.Cut(l, "=")
+				limits[cur] = append(limits[cur], strings.TrimSpace(k)+" = "+strings.TrimSpace(v))
+			}
+		default:
+			return fmt.Errorf("bad line %q", l)
+		}
+	}
+	for _, ns := range order {
+		if err := writeNamespace(ns, limits[ns]); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// touchSocket creates dir with a stand-in control socket.
+func touchSocket(dir string) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	return os.WriteFile(filepath.Join(dir, "control"), nil, 0o644)
+}
+
+// writeNamespace creates namespace directory ns with its limits lines.
+func writeNamespace(ns string, lines []string) error {
+	if err := touchSocket(ns); err != nil {
+		return err
+	}
+	return os.WriteFile(filepath.Join(ns, "limits"), []byte(strings.Join(lines, "\n")+"\n"), 0o644)
+}
+
+// namespaceCmd runs `namespace <verb> <flags>` on the v3 tree of dir.
+func namespaceCmd(dir, verb string, args []string) int {
+	opts := map[string]string{}
+	for _, a := range args {
+		k, v, ok := strings.Cut(strings.TrimPrefix(a, "--"), "=")
+		if !ok || !strings.HasPrefix(a, "--") {
+			fmt.Fprintln(os.Stderr, "fakectl: bad option", a)
+			return 2
+		}
+		opts[k] = v
+	}
+	server := opts["server"]
+	if _, err := os.Stat(filepath.Join(dir, server, "control")); server == "" || err != nil {
+		fmt.Fprintln(os.Stderr, "No such server", server)
+		return 1
+	}
+	name := opts["name"]
+	ns := filepath.Join(dir, server, name)
+	_, err := os.Stat(filepath.Join(ns, "control"))
+	present := name != "" && err == nil
+	switch verb {
+	case "list":
+		entries, _ := os.ReadDir(filepath.Join(dir, server))
+		fmt.Println("default")
+		for _, e := range entries {
+			if e.IsDir() {
+				fmt.Println(e.Name())
+			}
+		}
+	case "create":
+		mem, threads := opts["pinned-memory-limit"], opts["active-thread-percentage"]
+		switch {
+		case name == "" || name == "default" || strings.ContainsAny(name, "/."):
+			fmt.Fprintln(os.Stderr, "Invalid namespace name", name)
+			return 1
+		case present:
+			fmt.Fprintln(os.Stderr, "Namespace exists", name)
+			return 1
+		}
+		if _, err := strconv.Atoi(strings.TrimRight(mem, "MG")); err != nil || !strings.ContainsAny(mem[len(mem)-1:], "MG") {
+			fmt.Fprintln(os.Stderr, "Invalid limit", mem)
+			return 1
+		}
+		if n, err := strconv.Atoi(threads); err != nil || n < 1 || n > 100 {
+			fmt.Fprintln(os.Stderr, "Invalid percentage", threads)
+			return 1
+		}
+		if err := writeNamespace(ns, []string{
+			fmt.Sprintf("pinned_memory_limit = %q", mem),
+			fmt.Sprintf("active_thread_percentage = %q", threads),
+		}); err != nil {
+			fmt.Fprintln(os.Stderr, "fakectl:", err)
+			return 1
+		}
+	case "delete", "get":
+		if !present {
+			fmt.Fprintln(os.Stderr, "No such namespace", name)
+			return 1
+		}
+		if verb == "delete" {
+			_ = os.RemoveAll(ns)
+			return 0
+		}
+		raw, _ := os.ReadFile(filepath.Join(ns, "limits"))
+		fmt.Print(string(raw))
+	default:
+		fmt.Fprintln(os.Stderr, "Unknown namespace verb", verb)
+		return 2
+	}
+	return 0
 }

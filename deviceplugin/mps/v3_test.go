@@ -1,0 +1,358 @@
+package mps
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/gpuslice/gpuslice/api"
+	"github.com/gpuslice/gpuslice/deviceplugin/device"
+)
+
+// v3Commands are the v3 commands the fake recorded for daemon id, without
+// the health probes (namespace list).
+func (e *env) v3Commands(id string) []string {
+	e.t.Helper()
+	var out []string
+	for _, c := range e.commands(id) {
+		if !strings.HasPrefix(c, "namespace list") {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+// nsLimits reads the limits the fake holds for namespace name of daemon
+// id; "" when the namespace does not exist.
+func (e *env) nsLimits(id, name string) string {
+	e.t.Helper()
+	raw, err := os.ReadFile(filepath.Join(NamespaceDir(e.pipeDir(id), name), "limits"))
+	if errors.Is(err, os.ErrNotExist) {
+		return ""
+	}
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return strings.TrimSpace(string(raw))
+}
+
+// applied is the TOML file the fake daemon id last applied.
+func (e *env) applied(id string) string {
+	e.t.Helper()
+	raw, err := os.ReadFile(filepath.Join(e.pipeDir(id), "fakectl.applied.toml"))
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return string(raw)
+}
+
+func limitsOf(mem, threads string) string {
+	return `pinned_memory_limit = "` + mem + `"` + "\n" + `active_thread_percentage = "` + threads + `"`
+}
+
+func TestV3ConfigDefaults(t *testing.T) {
+	tests := []struct {
+		name    string
+		cfg     Config
+		want    int
+		wantErr string
+	}{
+		{name: "legacy by default", cfg: Config{}, want: VersionLegacy},
+		{name: "v3", cfg: Config{Version: VersionV3}, want: VersionV3},
+		{name: "explicit legacy", cfg: Config{Version: VersionLegacy}, want: VersionLegacy},
+		{name: "unknown version", cfg: Config{Version: 4}, wantErr: "version 4: must be 2 (legacy MPS) or 3 (MPS v3)"},
+		{name: "negative grace", cfg: Config{Version: VersionV3, ReleaseGrace: -time.Second}, wantErr: "release grace"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := tt.cfg.withDefaults()
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("error = %v, want %q", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got.Version != tt.want || got.ReleaseGrace != DefaultReleaseGrace {
+				t.Errorf("version %d, grace %v; want %d, %v", got.Version, got.ReleaseGrace, tt.want, DefaultReleaseGrace)
+			}
+		})
+	}
+}
+
+func TestNamespaceName(t *testing.T) {
+	tests := []struct {
+		ref     device.ContainerRef
+		want    string
+		wantErr bool
+	}{
+		{ref: device.ContainerRef{PodUID: "0b6c-11", Container: "main"}, want: "gs_0b6c-11_main"},
+		{ref: device.ContainerRef{PodUID: "", Container: "main"}, wantErr: true},
+		{ref: device.ContainerRef{PodUID: "u", Container: "a/b"}, wantErr: true},
+		{ref: device.ContainerRef{PodUID: "u", Container: "a_b"}, wantErr: true},
+		{ref: device.ContainerRef{PodUID: strings.Repeat("u", 200), Container: "c"}, wantErr: true},
+	}
+	for _, tt := range tests {
+		got, err := NamespaceName(tt.ref)
+		if (err != nil) != tt.wantErr || got != tt.want {
+			t.Errorf("NamespaceName(%+v) = %q, %v; want %q (error %v)", tt.ref, got, err, tt.want, tt.wantErr)
+		}
+		if err == nil {
+			if uid, ok := namespacePod(got); !ok || uid != tt.ref.PodUID {
+				t.Errorf("namespacePod(%q) = %q, %v; want %q", got, uid, ok, tt.ref.PodUID)
+			}
+		}
+	}
+}
+
+func TestV3NamespaceLifecycle(t *testing.T) {
+	fake := buildFake(t)
+	e := newEnv(t, fake, Config{Version: VersionV3, DefaultActiveThreadPercentage: 40, MaxClientThreadPercentage: 80})
+	e.start(gpuA())
+	id := "GPU-aaaa"
+
+	wantTOML := `# Written by the gpuslice device plugin; applied with nvidia-cuda-mps-control -d -p 3 -a.
+schema_version = "1.0"
+
+[servers.gpuslice]
+allowed_devices = "GPU-aaaa"
+pinned_memory_limit = "81920M"
+active_thread_percentage = "80"
+`
+	if diff := cmp.Diff(wantTOML, e.applied(id)); diff != "" {
+		t.Errorf("applied TOML (-want +got):\n%s", diff)
+	}
+	if got := e.m.Enforcement(); got != api.EnforcementBinding {
+		t.Errorf("Enforcement = %q, want binding", got)
+	}
+
+	// Two containers of two pods on one GPU: two namespaces whose limits
+	// are their shares, each container mounting only its own.
+	type ctr struct {
+		ref         device.ContainerRef
+		mem         int64
+		core        int
+		wantLimits  string
+		wantNSLimit string
+	}
+	ctrs := []ctr{
+		{ref: device.ContainerRef{PodUID: "pod-1", Container: "main"}, mem: 4096, core: 30, wantLimits: limitsOf("4096M", "30")},
+		{ref: device.ContainerRef{PodUID: "pod-2", Container: "main"}, mem: 10240, core: 0, wantLimits: limitsOf("10240M", "40")},
+	}
+	for _, c := range ctrs {
+		edits, err := e.m.ContainerEditsFor(c.ref, []device.ContainerDevice{{UUID: id, MemLimitMiB: c.mem, ThreadPercentage: c.core}})
+		if err != nil {
+			t.Fatalf("ContainerEditsFor(%+v): %v", c.ref, err)
+		}
+		name, _ := NamespaceName(c.ref)
+		want := &device.ContainerEdits{
+			Envs: map[string]string{EnvPipeDirectory: DefaultContainerPipeDir},
+			Mounts: []device.Mount{
+				{ContainerPath: DefaultContainerPipeDir, HostPath: filepath.Join(e.pipeDir(id), "gpuslice", name)},
+				{ContainerPath: "/dev/shm", HostPath: filepath.Join(e.root, id, "shm")},
+			},
+		}
+		if diff := cmp.Diff(want, edits); diff != "" {
+			t.Errorf("edits of %s (-want +got):\n%s", name, diff)
+		}
+		if diff := cmp.Diff(c.wantLimits, e.nsLimits(id, name)); diff != "" {
+			t.Errorf("limits of namespace %s (-want +got):\n%s", name, diff)
+		}
+	}
+	// Allocate again with the same share keeps the namespace.
+	if _, err := e.m.ContainerEditsFor(ctrs[0].ref, []device.ContainerDevice{{UUID: id, MemLimitMiB: 4096, ThreadPercentage: 30}}); err != nil {
+		t.Fatal(err)
+	}
+	wantCmds := []string{
+		"-q", // a stale daemon is stopped first
+		"start visible=GPU-aaaa log=" + filepath.Join(e.root, id, "log") + " protocol=3 config=" + filepath.Join(e.root, id, "mps.toml"),
+		"namespace create --server=gpuslice --name=gs_pod-1_main --pinned-memory-limit=4096M --active-thread-percentage=30",
+		"namespace create --server=gpuslice --name=gs_pod-2_main --pinned-memory-limit=10240M --active-thread-percentage=40",
+	}
+	if diff := cmp.Diff(wantCmds, e.v3Commands(id)); diff != "" {
+		t.Errorf("commands (-want +got):\n%s", diff)
+	}
+
+	// pod-2 is gone: its namespace is kept through the grace period, then
+	// deleted; pod-1's stays.
+	live := map[string]bool{"pod-1": true}
+	e.m.ReleasePods(e.ctx, live)
+	if e.nsLimits(id, "gs_pod-2_main") == "" {
+		t.Fatal("namespace of pod-2 deleted within the release grace")
+	}
+	e.clk.Step(DefaultReleaseGrace)
+	e.m.ReleasePods(e.ctx, live)
+	if got := e.nsLimits(id, "gs_pod-2_main"); got != "" {
+		t.Errorf("namespace of released pod-2 still exists: %q", got)
+	}
+	if diff := cmp.Diff([]string{"gs_pod-1_main"}, e.m.Namespaces(id)); diff != "" {
+		t.Errorf("Namespaces (-want +got):\n%s", diff)
+	}
+	if got := e.v3Commands(id); got[len(got)-1] != "namespace delete --server=gpuslice --name=gs_pod-2_main" {
+		t.Errorf("last command %q, want the delete of gs_pod-2_main", got[len(got)-1])
+	}
+}
+
+func TestV3ContainerEditsRefusals(t *testing.T) {
+	fake := buildFake(t)
+	e := newEnv(t, fake, Config{Version: VersionV3, Scope: ScopeNode})
+	e.start(gpuA(), gpuB())
+	ref := device.ContainerRef{PodUID: "p", Container: "c"}
+	tests := []struct {
+		name    string
+		ref     device.ContainerRef
+		devs    []device.ContainerDevice
+		wantErr string
+	}{
+		{name: "shares differ between GPUs", ref: ref, devs: []device.ContainerDevice{
+			{UUID: "GPU-aaaa", MemLimitMiB: 4096}, {UUID: "GPU-bbbb", HostIndex: 1, ContainerIndex: 1, MemLimitMiB: 2048}},
+			wantErr: "one pinned memory limit"},
+		{name: "bad container name", ref: device.ContainerRef{PodUID: "p", Container: "c.d"}, devs: []device.ContainerDevice{{UUID: "GPU-aaaa", MemLimitMiB: 4096}},
+			wantErr: "only letters"},
+		{name: "no memory share", ref: ref, devs: []device.ContainerDevice{{UUID: "GPU-aaaa"}}, wantErr: "must be positive"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := e.m.ContainerEditsFor(tt.ref, tt.devs)
+			if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+				t.Fatalf("error = %v, want %q", err, tt.wantErr)
+			}
+		})
+	}
+	if _, err := e.m.ContainerEdits([]device.ContainerDevice{{UUID: "GPU-aaaa", MemLimitMiB: 4096}}); err == nil {
+		t.Error("ContainerEdits without the container's name in v3: no error")
+	}
+	// Both GPUs of one node daemon with equal shares: one namespace.
+	if _, err := e.m.ContainerEditsFor(ref, []device.ContainerDevice{
+		{UUID: "GPU-aaaa", MemLimitMiB: 4096}, {UUID: "GPU-bbbb", HostIndex: 1, ContainerIndex: 1, MemLimitMiB: 4096}}); err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(limitsOf("4096M", "100"), e.nsLimits("node", "gs_p_c")); diff != "" {
+		t.Errorf("limits (-want +got):\n%s", diff)
+	}
+}
+
+func TestV3AdoptionAfterPluginRestart(t *testing.T) {
+	fake := buildFake(t)
+	first := newEnv(t, fake, Config{Version: VersionV3})
+	first.start(gpuA())
+	id := "GPU-aaaa"
+	ref := device.ContainerRef{PodUID: "pod-1", Container: "main"}
+	if _, err := first.m.ContainerEditsFor(ref, []device.ContainerDevice{{UUID: id, MemLimitMiB: 8192, ThreadPercentage: 50}}); err != nil {
+		t.Fatal(err)
+	}
+
+	// A new plugin process over the same daemon (the first one's
+	// supervision is idle: its clock does not move).
+	second := newEnvAt(t, fake, Config{Version: VersionV3}, first.root)
+	second.start(gpuA())
+	starts := 0
+	for _, c := range second.v3Commands(id) {
+		if strings.HasPrefix(c, "start ") {
+			starts++
+		}
+	}
+	if starts != 1 {
+		t.Errorf("daemon started %d times, want once (adopted, not restarted)", starts)
+	}
+	if diff := cmp.Diff([]string{"gs_pod-1_main"}, second.m.Namespaces(id)); diff != "" {
+		t.Errorf("adopted namespaces (-want +got):\n%s", diff)
+	}
+	// The adopted namespace keeps its limits, also through a restart of
+	// the daemon, and is released like one the plugin created.
+	second.remove(id, "fakectl.alive")
+	if ev := second.event(); ev.Healthy {
+		t.Fatalf("event %+v, want unhealthy", ev)
+	}
+	if ev := second.event(); !ev.Healthy {
+		t.Fatalf("event %+v, want healthy after the restart", ev)
+	}
+	if !strings.Contains(second.applied(id), "[servers.gpuslice.namespaces.gs_pod-1_main]\npinned_memory_limit = \"8192M\"\nactive_thread_percentage = \"50\"\n") {
+		t.Errorf("restart TOML lacks the adopted namespace:\n%s", second.applied(id))
+	}
+	if diff := cmp.Diff(limitsOf("8192M", "50"), second.nsLimits(id, "gs_pod-1_main")); diff != "" {
+		t.Errorf("limits after the restart (-want +got):\n%s", diff)
+	}
+	second.clk.Step(DefaultReleaseGrace)
+	second.m.ReleasePods(second.ctx, map[string]bool{})
+	if got := second.nsLimits(id, "gs_pod-1_main"); got != "" {
+		t.Errorf("adopted namespace of a gone pod not deleted: %q", got)
+	}
+}
+
+func TestV3DaemonDiesAndNamespaceLost(t *testing.T) {
+	fake := buildFake(t)
+	e := newEnv(t, fake, Config{Version: VersionV3})
+	e.start(gpuA())
+	id := "GPU-aaaa"
+	ref := device.ContainerRef{PodUID: "pod-1", Container: "main"}
+	if _, err := e.m.ContainerEditsFor(ref, []device.ContainerDevice{{UUID: id, MemLimitMiB: 2048, ThreadPercentage: 20}}); err != nil {
+		t.Fatal(err)
+	}
+
+	// The daemon dies: unhealthy, restarted with the namespace in its TOML.
+	e.remove(id, "fakectl.alive")
+	if ev := e.event(); ev.Healthy || !strings.Contains(ev.Reason, "does not answer") {
+		t.Fatalf("event %+v, want unhealthy: does not answer", ev)
+	}
+	if ev := e.event(); !ev.Healthy {
+		t.Fatalf("event %+v, want healthy after the restart", ev)
+	}
+	if diff := cmp.Diff(limitsOf("2048M", "20"), e.nsLimits(id, "gs_pod-1_main")); diff != "" {
+		t.Errorf("limits after the restart (-want +got):\n%s", diff)
+	}
+
+	// The server loses the namespace while the daemon lives: the next
+	// probe creates it again, without a restart.
+	if err := os.RemoveAll(NamespaceDir(e.pipeDir(id), "gs_pod-1_main")); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the lost namespace created again", func() bool {
+		e.clk.Step(testInterval)
+		return e.nsLimits(id, "gs_pod-1_main") != ""
+	})
+	if diff := cmp.Diff(limitsOf("2048M", "20"), e.nsLimits(id, "gs_pod-1_main")); diff != "" {
+		t.Errorf("limits of the recreated namespace (-want +got):\n%s", diff)
+	}
+
+	// While the daemon is down, a released namespace is only forgotten.
+	e.touch(id, "fakectl.failstart")
+	e.remove(id, "fakectl.alive")
+	if ev := e.event(); ev.Healthy {
+		t.Fatalf("event %+v, want unhealthy", ev)
+	}
+	e.clk.Step(DefaultReleaseGrace)
+	e.m.ReleasePods(e.ctx, nil)
+	if got := e.m.Namespaces(id); len(got) != 0 {
+		t.Errorf("namespaces of a down daemon after release: %v, want none", got)
+	}
+}
+
+func TestLegacyPodReleaser(t *testing.T) {
+	fake := buildFake(t)
+	e := newEnv(t, fake, Config{})
+	e.start(gpuA())
+	devs := []device.ContainerDevice{{UUID: "GPU-aaaa", MemLimitMiB: 4096, ThreadPercentage: 30}}
+	want, err := e.m.ContainerEdits(devs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := e.m.ContainerEditsFor(device.ContainerRef{PodUID: "p", Container: "c"}, devs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("legacy ContainerEditsFor differs from ContainerEdits (-want +got):\n%s", diff)
+	}
+	e.m.ReleasePods(e.ctx, nil) // nothing to release, nothing run
+	if e.m.Enforcement() != api.EnforcementCeiling {
+		t.Errorf("legacy Enforcement = %q, want ceiling", e.m.Enforcement())
+	}
+}
