@@ -112,6 +112,7 @@ func NewOptions() *Options {
 			HealthInterval:            mps.DefaultHealthInterval,
 			ProbeTimeout:              mps.DefaultProbeTimeout,
 			MaxRestartBackoff:         mps.DefaultMaxRestartBackoff,
+			Version:                   mps.VersionLegacy,
 		},
 		Health:             health.DefaultConfig(),
 		SysfsRoot:          "/sys",
@@ -154,6 +155,7 @@ func (o *Options) AddFlags(fs *pflag.FlagSet) {
 	fs.StringVar((*string)(&o.MPS.DevShm), "mps-dev-shm", string(o.MPS.DevShm), fmt.Sprintf("Containers' /dev/shm under MPS: %q (the daemon's) or %q (isolation mps).", mps.ShmPerDaemon, mps.ShmNone))
 	fs.BoolVar(&o.MPS.MultiUserServer, "mps-multi-user-server", o.MPS.MultiUserServer, "Start daemons with -multiuser-server: clients of all UIDs share one server (isolation mps; docs/mps.md).")
 	fs.BoolVar(&o.MPS.ReadOnlyPipeMount, "mps-read-only-pipe-mount", o.MPS.ReadOnlyPipeMount, "Mount the pipe directory read-only in containers (isolation mps; not verified on hardware).")
+	fs.IntVar(&o.MPS.Version, "mps-version", o.MPS.Version, fmt.Sprintf("MPS protocol (isolation mps): %d, legacy MPS, or %d, MPS v3 (a namespace per container, binding limits; needs driver >= 615 and CUDA >= 13.4).", mps.VersionLegacy, mps.VersionV3))
 	fs.DurationVar(&o.MPS.HealthInterval, "mps-health-interval", o.MPS.HealthInterval, "How often each MPS daemon is probed (isolation mps).")
 	fs.DurationVar(&o.MPS.ProbeTimeout, "mps-probe-timeout", o.MPS.ProbeTimeout, "Bound of one MPS control-pipe round trip (isolation mps).")
 	fs.DurationVar(&o.MPS.MaxRestartBackoff, "mps-max-restart-backoff", o.MPS.MaxRestartBackoff, "Longest wait between restarts of a failed MPS daemon (isolation mps).")
@@ -273,11 +275,29 @@ func (o *Options) isolator(lib nvml.Library, clk clock.WithTicker) (device.Isola
 	}
 	cfg := o.MPS
 	cfg.Clock = clk
+	if cfg.Version == mps.VersionV3 {
+		if err := requireMPSv3(o.Plugin.Capabilities); err != nil {
+			return nil, err
+		}
+	}
 	m, err := mps.NewManager(cfg, nil, nvml.ComputeModes{Lib: lib})
 	if err != nil {
 		return nil, fmt.Errorf("MPS isolation: %w", err)
 	}
 	return m, nil
+}
+
+// requireMPSv3 refuses MPS v3 on a node whose capability detection did not
+// find it (or could not run).
+func requireMPSv3(caps *api.Capabilities) error {
+	switch {
+	case caps == nil:
+		return errors.New("--mps-version=3 (mps.version: 3): the node's capabilities could not be detected, so MPS v3 support is unknown; use MPS version 2")
+	case !caps.MPSv3:
+		return fmt.Errorf("--mps-version=3 (mps.version: 3): the node does not support MPS v3 (driver %s, CUDA %s; MPS v3 needs driver >= %d and CUDA >= %s); use MPS version 2",
+			caps.DriverVersion, caps.CUDAVersion, capability.MinMPSv3DriverMajor, capability.CUDAVersion(capability.MinMPSv3CUDA))
+	}
+	return nil
 }
 
 // vgpuIsolator returns the vgpu mode's discoverer and isolator over

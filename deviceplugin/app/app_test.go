@@ -14,7 +14,9 @@ import (
 	"github.com/spf13/pflag"
 	"k8s.io/utils/clock"
 
+	"github.com/gpuslice/gpuslice/api"
 	"github.com/gpuslice/gpuslice/deviceplugin/device"
+	"github.com/gpuslice/gpuslice/deviceplugin/mps"
 )
 
 func TestOptionsValidate(t *testing.T) {
@@ -91,6 +93,49 @@ func TestCheck(t *testing.T) {
 	}
 	if !strings.Contains(text[i:], "cross-socket") {
 		t.Errorf("topology:\n%s", text[i:])
+	}
+}
+
+func TestIsolatorMPSVersion(t *testing.T) {
+	tests := []struct {
+		name    string
+		args    []string
+		caps    *api.Capabilities
+		want    int
+		wantErr string
+	}{
+		{name: "legacy by default", args: []string{"--isolation=mps"}, want: mps.VersionLegacy},
+		{name: "v3 on a v3 node", args: []string{"--isolation=mps", "--mps-version=3"}, caps: &api.Capabilities{MPSv3: true}, want: mps.VersionV3},
+		{name: "v3 on an older node", args: []string{"--isolation=mps", "--mps-version=3"}, caps: &api.Capabilities{DriverVersion: "580.65.06", CUDAVersion: "13.0"},
+			wantErr: "the node does not support MPS v3 (driver 580.65.06, CUDA 13.0; MPS v3 needs driver >= 615 and CUDA >= 13.4)"},
+		{name: "v3 without detection", args: []string{"--isolation=mps", "--mps-version=3"}, wantErr: "capabilities could not be detected"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			o := NewOptions()
+			fs := pflag.NewFlagSet("t", pflag.ContinueOnError)
+			o.AddFlags(fs)
+			if err := fs.Parse(append([]string{"--node-name=n"}, tc.args...)); err != nil {
+				t.Fatal(err)
+			}
+			if err := o.Validate(); err != nil {
+				t.Fatal(err)
+			}
+			o.Plugin.Capabilities = tc.caps
+			iso, err := o.isolator(nil, clock.RealClock{})
+			if tc.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+					t.Fatalf("isolator error %v, want %q", err, tc.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := iso.(*mps.Manager).Version(); got != tc.want {
+				t.Errorf("version %d, want %d", got, tc.want)
+			}
+		})
 	}
 }
 

@@ -84,6 +84,7 @@ func (o *Options) ApplyFile(fc *config.FileConfig, changed func(flag string) boo
 	num("mps-max-client-thread-percentage", m.MaxClientThreadPercentage, &o.MPS.MaxClientThreadPercentage)
 	str("mps-dev-shm", m.DevShm, (*string)(&o.MPS.DevShm))
 	boolean("mps-multi-user-server", m.MultiUserServer, &o.MPS.MultiUserServer)
+	num("mps-version", m.Version, &o.MPS.Version)
 	boolean("mps-read-only-pipe-mount", m.ReadOnlyPipeMount, &o.MPS.ReadOnlyPipeMount)
 	dur("mps-health-interval", m.HealthInterval, &o.MPS.HealthInterval)
 	dur("mps-probe-timeout", m.ProbeTimeout, &o.MPS.ProbeTimeout)
@@ -106,6 +107,9 @@ func validateMPS(c mps.Config) []error {
 	case mps.ScopeGPU, mps.ScopeNode:
 	default:
 		bad("mps-scope", "scope", "must be %q or %q, got %q", mps.ScopeGPU, mps.ScopeNode, c.Scope)
+	}
+	if c.Version != mps.VersionLegacy && c.Version != mps.VersionV3 {
+		bad("mps-version", "version", "must be %d (legacy MPS) or %d (MPS v3), got %d", mps.VersionLegacy, mps.VersionV3, c.Version)
 	}
 	switch c.DevShm {
 	case mps.ShmPerDaemon, mps.ShmNone:

@@ -46,6 +46,7 @@ func TestOptionsDefaults(t *testing.T) {
 		Root: "/run/gpuslice/mps", ControlBinary: "nvidia-cuda-mps-control", ContainerPipeDir: "/run/gpuslice/mps",
 		Scope: mps.ScopeGPU, MaxClientMemoryPercent: 100, MaxClientThreadPercentage: 100, DevShm: mps.ShmPerDaemon,
 		HealthInterval: 10 * time.Second, ProbeTimeout: 5 * time.Second, MaxRestartBackoff: 5 * time.Minute,
+		Version: mps.VersionLegacy,
 	}
 	for _, tc := range []struct {
 		name string
@@ -94,6 +95,7 @@ func TestOptionsFileAndFlags(t *testing.T) {
 		o.HostDevices = []hostdev.Device{hostdev.Fuse(32)}
 		return o
 	}
+	v3File := writeFile(t, header+"isolation: mps\nmps:\n  version: 3\n")
 	tests := []struct {
 		name string
 		args []string
@@ -123,6 +125,18 @@ func TestOptionsFileAndFlags(t *testing.T) {
 			o := fromExample()
 			o.Isolation = "vgpu"
 			o.SysfsRoot, o.CDIDir, o.VGPURescanInterval = "/host/sys", "/run/cdi", 5*time.Second
+			return o
+		}},
+		{"mps version from the file", []string{"--config=" + v3File}, func() *Options {
+			o := NewOptions()
+			o.ConfigFile = v3File
+			o.Isolation = "mps"
+			o.MPS.Version = mps.VersionV3
+			return o
+		}},
+		{"mps version flag wins", []string{"--config=" + example, "--mps-version=3"}, func() *Options {
+			o := fromExample()
+			o.MPS.Version = mps.VersionV3
 			return o
 		}},
 		{"flags order does not matter", []string{"--slice-mib=2048", "--config=" + example}, func() *Options {
@@ -160,6 +174,8 @@ func TestOptionsConfigErrors(t *testing.T) {
 		{"bad flag", []string{"--isolation=mps", "--mps-max-client-memory-percent=150"}, "", "--mps-max-client-memory-percent (mps.maxClientMemoryPercent): must be 1..100, got 150"},
 		{"default above max across file and flag", []string{"--isolation=mps", "--mps-max-client-thread-percentage=40", "--config=" + writeFile(t, header+"mps:\n  defaultActiveThreadPercentage: 50\n")}, "", "50 is above the max client thread percentage 40"},
 		{"bad dev shm flag", []string{"--isolation=mps", "--mps-dev-shm=x"}, "", "--mps-dev-shm (mps.devShm)"},
+		{"bad mps version flag", []string{"--isolation=mps", "--mps-version=4"}, "", "--mps-version (mps.version): must be 2 (legacy MPS) or 3 (MPS v3), got 4"},
+		{"bad mps version in file", []string{"--config=" + writeFile(t, header+"mps:\n  version: 1\n")}, "mps.version: must be 2 (legacy MPS) or 3 (MPS v3), got 1", ""},
 		{"mps knobs unchecked without mps", []string{"--mps-max-client-memory-percent=150"}, "", ""},
 		{"vgpu relative sysfs root", []string{"--isolation=vgpu", "--sysfs-root=sys", "--config=" + writeFile(t, header+"vgpu:\n  gpus:\n  - {select: {index: 0}, mode: passthrough}\n")}, "", "--sysfs-root (sysfsRoot): must be an absolute path"},
 		{"vgpu empty section", []string{"--isolation=vgpu", "--config=" + writeFile(t, header+"vgpu:\n  gpus: []\n")}, "", "--isolation=vgpu needs the vgpu section"},

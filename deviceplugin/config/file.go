@@ -78,7 +78,10 @@ type MPSFile struct {
 	MaxClientThreadPercentage     *int    `json:"maxClientThreadPercentage,omitempty"`
 	DevShm                        *string `json:"devShm,omitempty"`
 	MultiUserServer               *bool   `json:"multiUserServer,omitempty"`
-	ReadOnlyPipeMount             *bool   `json:"readOnlyPipeMount,omitempty"`
+	// Version is the MPS protocol: 2 (legacy MPS, the default) or 3 (MPS
+	// v3: a namespace per container; needs a node that supports it).
+	Version           *int  `json:"version,omitempty"`
+	ReadOnlyPipeMount *bool `json:"readOnlyPipeMount,omitempty"`
 	// The durations are Go duration strings ("10s", "5m"), parsed by
 	// validate so that a bad one is named.
 	HealthInterval    *string `json:"healthInterval,omitempty"`
@@ -252,6 +255,9 @@ func (fc *FileConfig) validate() error {
 	}
 	if d, mx := m.DefaultActiveThreadPercentage, m.MaxClientThreadPercentage; d != nil && mx != nil && *d > *mx {
 		bad("mps.defaultActiveThreadPercentage", "%d is above mps.maxClientThreadPercentage %d, which the daemon enforces", *d, *mx)
+	}
+	if v := m.Version; v != nil && *v != mps.VersionLegacy && *v != mps.VersionV3 {
+		bad("mps.version", "must be %d (legacy MPS) or %d (MPS v3), got %d", mps.VersionLegacy, mps.VersionV3, *v)
 	}
 	if v := m.DevShm; v != nil && mps.ShmMode(*v) != mps.ShmPerDaemon && mps.ShmMode(*v) != mps.ShmNone {
 		bad("mps.devShm", "must be %q or %q, got %q", mps.ShmPerDaemon, mps.ShmNone, *v)

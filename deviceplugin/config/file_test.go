@@ -60,6 +60,26 @@ func TestDecodeConfigFileMinimal(t *testing.T) {
 	}
 }
 
+func TestDecodeConfigFileMPSVersion(t *testing.T) {
+	tests := []struct {
+		doc  string
+		want *int
+	}{
+		{doc: header, want: nil},
+		{doc: header + "mps:\n  version: 2\n", want: ptr(2)},
+		{doc: header + "mps:\n  version: 3\n", want: ptr(3)},
+	}
+	for _, tc := range tests {
+		got, err := DecodeConfigFile([]byte(tc.doc))
+		if err != nil {
+			t.Fatalf("DecodeConfigFile(%q): %v", tc.doc, err)
+		}
+		if diff := cmp.Diff(tc.want, got.MPS.Version); diff != "" {
+			t.Errorf("%q: mps.version (-want +got):\n%s", tc.doc, diff)
+		}
+	}
+}
+
 func TestDecodeConfigFileErrors(t *testing.T) {
 	tests := []struct {
 		name, doc, want string
@@ -85,6 +105,8 @@ func TestDecodeConfigFileErrors(t *testing.T) {
 		{"default threads out of range", header + "mps:\n  defaultActiveThreadPercentage: -1\n", "mps.defaultActiveThreadPercentage: must be 1..100, got -1"},
 		{"client cap", header + "mps:\n  clientCap: 61\n", "mps.clientCap: must be 0..60"},
 		{"scope", header + "mps:\n  scope: rack\n", `mps.scope: must be "gpu" or "node", got "rack"`},
+		{"mps version", header + "mps:\n  version: 4\n", "mps.version: must be 2 (legacy MPS) or 3 (MPS v3), got 4"},
+		{"mps version string", header + "mps:\n  version: \"3\"\n", "mps.version: want an integer, got string"},
 		{"dev shm", header + "mps:\n  devShm: private\n", `mps.devShm: must be "per-daemon" or "none", got "private"`},
 		{"relative root", header + "mps:\n  root: run/mps\n", `mps.root: must be an absolute path, got "run/mps"`},
 		{"pipe dir shm", header + "mps:\n  containerPipeDir: /dev/shm/\n", "mps.containerPipeDir: must not be /dev/shm"},
