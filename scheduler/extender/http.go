@@ -133,14 +133,15 @@ func (h *Handler) prioritize(w http.ResponseWriter, r *http.Request, _ httproute
 }
 
 func (h *Handler) extenderArgs(w http.ResponseWriter, r *http.Request) (*extenderv1.ExtenderArgs, int, error) {
-	var args extenderv1.ExtenderArgs
-	if code, err := h.decode(w, r, &args); err != nil {
+	var wire wireArgs
+	if code, err := h.decode(w, r, &wire); err != nil {
 		return nil, code, err
 	}
-	if err := validateArgs(&args); err != nil {
+	args := wire.args()
+	if err := validateArgs(args); err != nil {
 		return nil, http.StatusBadRequest, err
 	}
-	return &args, 0, nil
+	return args, 0, nil
 }
 
 func validateArgs(args *extenderv1.ExtenderArgs) error {
