@@ -86,7 +86,13 @@ func (b *Broker) respond(c *candidate, d dist) (*pluginapi.ContainerAllocateResp
 			devs[i].Instance = int(unitOf(slices.Min(d[u])) / k)
 		}
 	}
-	edits, err := b.iso.ContainerEdits(devs)
+	var edits *device.ContainerEdits
+	var err error
+	if r, ok := b.iso.(device.PodReleaser); ok {
+		edits, err = r.ContainerEditsFor(device.ContainerRef{PodUID: string(c.key.UID), Container: c.key.Container}, devs)
+	} else {
+		edits, err = b.iso.ContainerEdits(devs)
+	}
 	if err != nil {
 		return nil, nil, fmt.Errorf("gpuslice: %s isolation for %s: %w", b.iso.Mode(), c.key, err)
 	}

@@ -216,6 +216,13 @@ func (p *Plugin) Broker() *Broker { return p.broker }
 func (p *Plugin) PublishInventory(ctx context.Context) error {
 	inv := p.state.Inventory(p.cfg.SliceMiB, p.deps.Isolator.Mode(), p.cfg.Capabilities)
 	inv.MaxGPUsPerContainer = device.MaxGPUsPerContainer(p.deps.Isolator)
+	if er, ok := p.deps.Isolator.(device.EnforcementReporter); ok {
+		for i := range inv.GPUs {
+			if inv.GPUs[i].Isolation == p.deps.Isolator.Mode() {
+				inv.GPUs[i].Enforcement = er.Enforcement()
+			}
+		}
+	}
 	inv.Problems = inventoryProblems(p.deps.Isolator)
 	enc, err := inv.Encode()
 	if err != nil {

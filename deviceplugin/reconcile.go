@@ -12,6 +12,7 @@ import (
 	"k8s.io/klog/v2"
 
 	"github.com/gpuslice/gpuslice/api"
+	"github.com/gpuslice/gpuslice/deviceplugin/device"
 )
 
 // PodPatcher writes pod annotations (a merge patch with the pod's UID as
@@ -274,6 +275,13 @@ func (b *Broker) Reconcile(ctx context.Context, patcher PodPatcher, now time.Tim
 	b.forget(live)
 	if err != nil {
 		return err
+	}
+	if r, ok := b.iso.(device.PodReleaser); ok {
+		pods := make(map[string]bool, len(live))
+		for uid := range live {
+			pods[string(uid)] = true
+		}
+		r.ReleasePods(ctx, pods)
 	}
 	var errs []error
 	for _, f := range fixes {
