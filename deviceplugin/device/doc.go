@@ -5,7 +5,7 @@
 // (ContainerDevice) and what an isolation mode adds to it (ContainerEdits,
 // Mount, DeviceNode), and the Isolator interface with its optional hooks
 // (ContainerGPULimiter, WholeInstancer, ProblemReporter, PodReleaser,
-// EnforcementReporter) that the isolation
-// modes (deviceplugin/mps, deviceplugin/vgpu) implement directly. It is a
-// leaf: it imports only package api.
+// EnforcementReporter) that the isolation modes (deviceplugin/mps,
+// deviceplugin/vgpu) implement directly. It is a leaf: it imports only
+// package api.
 package device

@@ -136,11 +136,10 @@ active_thread_percentage = "80"
 	// Two containers of two pods on one GPU: two namespaces whose limits
 	// are their shares, each container mounting only its own.
 	type ctr struct {
-		ref         device.ContainerRef
-		mem         int64
-		core        int
-		wantLimits  string
-		wantNSLimit string
+		ref        device.ContainerRef
+		mem        int64
+		core       int
+		wantLimits string
 	}
 	ctrs := []ctr{
 		{ref: device.ContainerRef{PodUID: "pod-1", Container: "main"}, mem: 4096, core: 30, wantLimits: limitsOf("4096M", "30")},
