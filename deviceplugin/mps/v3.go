@@ -388,9 +388,9 @@ func (m *Manager) ContainerEditsFor(c device.ContainerRef, devs []device.Contain
 
 // ReleasePods implements device.PodReleaser: in MPS v3 it deletes the
 // namespaces of pods not in live, once they are older than
-// Config.ReleaseGrace. A namespace on a daemon that is down is only
-// forgotten (the restart's TOML no longer holds it); a failed delete is
-// retried at the next call. Legacy MPS holds nothing per pod.
+// Config.ReleaseGrace. A namespace on a daemon that is down, or already
+// gone from its server, is only forgotten (a restart's TOML no longer holds
+// it); a failed delete is retried at the next call. Legacy MPS holds nothing per pod.
 func (m *Manager) ReleasePods(ctx context.Context, live map[string]bool) {
 	if m.cfg.Version != VersionV3 {
 		return
@@ -421,8 +421,12 @@ func (m *Manager) ReleasePods(ctx context.Context, live map[string]bool) {
 	for _, v := range victims {
 		if v.healthy {
 			if _, err := m.run(ctx, v.d, nsArgs("delete", v.name)...); err != nil {
-				logger.Error(err, "Could not delete the MPS v3 namespace of a released pod; retried later", "daemon", v.d.spec.ID, "namespace", v.name)
-				continue
+				// Already gone from the server: nothing left to delete.
+				names, lerr := m.listNamespaces(ctx, v.d)
+				if lerr != nil || slices.Contains(names, v.name) {
+					logger.Error(err, "Could not delete the MPS v3 namespace of a released pod; retried later", "daemon", v.d.spec.ID, "namespace", v.name)
+					continue
+				}
 			}
 		}
 		m.mu.Lock()

@@ -355,3 +355,61 @@ func TestLegacyPodReleaser(t *testing.T) {
 		t.Errorf("legacy Enforcement = %q, want ceiling", e.m.Enforcement())
 	}
 }
+
+func TestStartArgs(t *testing.T) {
+	tests := []struct {
+		name string
+		spec DaemonSpec
+		want []string
+	}{
+		{name: "legacy", spec: DaemonSpec{}, want: []string{"-d"}},
+		{name: "legacy multi-user", spec: DaemonSpec{MultiUser: true}, want: []string{"-d", "-multiuser-server"}},
+		{name: "v3", spec: DaemonSpec{Protocol: VersionV3, ConfigFile: "/r/x/mps.toml"}, want: []string{"-d", "-p", "3", "-a", "/r/x/mps.toml"}},
+		{name: "v3 multi-user", spec: DaemonSpec{Protocol: VersionV3, MultiUser: true, ConfigFile: "/f"}, want: []string{"-d", "-p", "3", "-m", "-a", "/f"}},
+	}
+	for _, tt := range tests {
+		if diff := cmp.Diff(tt.want, tt.spec.startArgs()); diff != "" {
+			t.Errorf("%s: start args (-want +got):\n%s", tt.name, diff)
+		}
+	}
+}
+
+func TestV3Stop(t *testing.T) {
+	fake := buildFake(t)
+	e := newEnv(t, fake, Config{Version: VersionV3})
+	e.start(gpuA())
+	e.m.Stop()
+	if _, err := os.Stat(filepath.Join(e.pipeDir("GPU-aaaa"), "fakectl.alive")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("daemon still alive after Stop: %v", err)
+	}
+	got := e.v3Commands("GPU-aaaa")
+	if got[len(got)-1] != "-q" {
+		t.Errorf("last command %q, want -q (MPS v3 quit)", got[len(got)-1])
+	}
+	if _, err := e.m.ContainerEditsFor(device.ContainerRef{PodUID: "p", Container: "c"}, []device.ContainerDevice{{UUID: "GPU-aaaa", MemLimitMiB: 1024}}); err == nil {
+		t.Error("ContainerEditsFor after Stop: no error")
+	}
+	e.m.ReleasePods(e.ctx, nil) // a stopped manager runs nothing
+}
+
+func TestV3ReleaseOfVanishedNamespace(t *testing.T) {
+	fake := buildFake(t)
+	e := newEnv(t, fake, Config{Version: VersionV3})
+	e.start(gpuA())
+	id := "GPU-aaaa"
+	for _, pod := range []string{"gone", "kept"} {
+		if _, err := e.m.ContainerEditsFor(device.ContainerRef{PodUID: pod, Container: "c"}, []device.ContainerDevice{{UUID: id, MemLimitMiB: 1024}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The server lost gs_gone_c; its pod is released: the failed delete
+	// does not keep it forever.
+	if err := os.RemoveAll(NamespaceDir(e.pipeDir(id), "gs_gone_c")); err != nil {
+		t.Fatal(err)
+	}
+	e.clk.Step(DefaultReleaseGrace)
+	e.m.ReleasePods(e.ctx, map[string]bool{"kept": true})
+	if diff := cmp.Diff([]string{"gs_kept_c"}, e.m.Namespaces(id)); diff != "" {
+		t.Errorf("Namespaces (-want +got):\n%s", diff)
+	}
+}
