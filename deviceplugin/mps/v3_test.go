@@ -394,7 +394,9 @@ func TestV3Stop(t *testing.T) {
 
 func TestV3ReleaseOfVanishedNamespace(t *testing.T) {
 	fake := buildFake(t)
-	e := newEnv(t, fake, Config{Version: VersionV3})
+	// No probe while the clock moves by the grace: it would create the
+	// lost namespace again.
+	e := newEnv(t, fake, Config{Version: VersionV3, HealthInterval: 2 * DefaultReleaseGrace})
 	e.start(gpuA())
 	id := "GPU-aaaa"
 	for _, pod := range []string{"gone", "kept"} {
@@ -411,5 +413,8 @@ func TestV3ReleaseOfVanishedNamespace(t *testing.T) {
 	e.m.ReleasePods(e.ctx, map[string]bool{"kept": true})
 	if diff := cmp.Diff([]string{"gs_kept_c"}, e.m.Namespaces(id)); diff != "" {
 		t.Errorf("Namespaces (-want +got):\n%s", diff)
+	}
+	if got := e.v3Commands(id); got[len(got)-1] != "namespace delete --server=gpuslice --name=gs_gone_c" {
+		t.Errorf("last command %q, want the failed delete of gs_gone_c", got[len(got)-1])
 	}
 }
