@@ -42,6 +42,7 @@ import (
 
 	"k8s.io/klog/v2"
 
+	"github.com/gpuslice/gpuslice/api"
 	"github.com/gpuslice/gpuslice/deviceplugin/device"
 )
 
@@ -75,12 +76,7 @@ type namespace struct {
 // letters, digits and '-', so the name is a valid path element and the pod
 // is read back from it after a plugin restart.
 func NamespaceName(c device.ContainerRef) (string, error) {
-	ok := func(s string) bool {
-		return s != "" && !strings.ContainsFunc(s, func(r rune) bool {
-			return (r < 'a' || r > 'z') && (r < 'A' || r > 'Z') && (r < '0' || r > '9') && r != '-'
-		})
-	}
-	if !ok(c.PodUID) || !ok(c.Container) {
+	if !namePart(c.PodUID) || !namePart(c.Container) {
 		return "", fmt.Errorf("MPS v3 namespace of pod %q container %q: only letters, digits and '-' can name a namespace", c.PodUID, c.Container)
 	}
 	name := namespacePrefix + c.PodUID + "_" + c.Container
@@ -90,14 +86,26 @@ func NamespaceName(c device.ContainerRef) (string, error) {
 	return name, nil
 }
 
-// namespacePod returns the pod UID of a gpuslice namespace name.
+// namePart reports whether s may be a part of a namespace name: letters,
+// digits and '-' only, so a name is a plain path element and a bare TOML
+// key.
+func namePart(s string) bool {
+	return s != "" && !strings.ContainsFunc(s, func(r rune) bool {
+		return (r < 'a' || r > 'z') && (r < 'A' || r > 'Z') && (r < '0' || r > '9') && r != '-'
+	})
+}
+
+// namespacePod returns the pod UID of a gpuslice namespace name, and false
+// for any name NamespaceName cannot produce (another program's namespace,
+// or a name a daemon reported that could not be a path element or a TOML
+// key: it is never adopted, written or released).
 func namespacePod(name string) (string, bool) {
 	rest, ok := strings.CutPrefix(name, namespacePrefix)
-	if !ok {
+	if !ok || len(name) > maxNamespaceName {
 		return "", false
 	}
 	uid, ctr, ok := strings.Cut(rest, "_")
-	return uid, ok && uid != "" && ctr != ""
+	return uid, ok && namePart(uid) && namePart(ctr)
 }
 
 // NamespaceDir is the host directory of namespace name on the daemon whose
@@ -147,6 +155,17 @@ func (m *Manager) readNamespace(ctx context.Context, d *daemon, name string) (me
 	if err != nil {
 		return 0, 0, fmt.Errorf("read MPS v3 namespace %s: %w", name, err)
 	}
+	memMiB, threads, err = parseNamespaceGet(out)
+	if err != nil {
+		return 0, 0, fmt.Errorf("read MPS v3 namespace %s: %w", name, err)
+	}
+	return memMiB, threads, nil
+}
+
+// parseNamespaceGet reads the limits from `namespace get` output ("key =
+// value" lines with the TOML keys; other lines are ignored). The threads
+// must be a percentage 0..100 and the memory a limit parseMiB accepts.
+func parseNamespaceGet(out string) (memMiB int64, threads int, err error) {
 	for _, line := range strings.Split(out, "\n") {
 		k, v, ok := strings.Cut(line, "=")
 		if !ok {
@@ -159,10 +178,13 @@ func (m *Manager) readNamespace(ctx context.Context, d *daemon, name string) (me
 		case "active_thread_percentage":
 			var f float64
 			f, err = strconv.ParseFloat(v, 64)
+			if err == nil && !(f >= 0 && f <= 100) {
+				err = fmt.Errorf("thread percentage %q is not 0..100", v)
+			}
 			threads = int(f + 0.5)
 		}
 		if err != nil {
-			return 0, 0, fmt.Errorf("read MPS v3 namespace %s: %q: %w", name, line, err)
+			return 0, 0, fmt.Errorf("%q: %w", line, err)
 		}
 	}
 	return memMiB, threads, nil
@@ -180,8 +202,8 @@ func parseMiB(v string) (int64, error) {
 		return 0, fmt.Errorf("limit %q: want <n>M or <n>G", v)
 	}
 	n, err := strconv.ParseInt(v, 10, 64)
-	if err != nil || n < 0 {
-		return 0, fmt.Errorf("limit %q: want <n>M or <n>G", v)
+	if err != nil || n < 0 || n > api.MaxMemoryMiBPerGPU/mult {
+		return 0, fmt.Errorf("limit %q: want <n>M or <n>G, at most %d MiB", v, api.MaxMemoryMiBPerGPU)
 	}
 	return n * mult, nil
 }

@@ -418,3 +418,79 @@ func TestV3ReleaseOfVanishedNamespace(t *testing.T) {
 		t.Errorf("last command %q, want the failed delete of gs_gone_c", got[len(got)-1])
 	}
 }
+
+func TestNamespacePod(t *testing.T) {
+	for _, tc := range []struct {
+		name, uid string
+		ok        bool
+	}{
+		{"gs_0b1c-2d_main", "0b1c-2d", true},
+		{"gs_uid_ctr-1", "uid", true},
+		{"default", "", false},
+		{"gs_uid", "", false},
+		{"gs__main", "", false},
+		{"gs_uid_", "", false},
+		{"gs_uid_../../etc", "", false},
+		{`gs_uid_a"]`, "", false},
+		{"gs_uid_a_b", "", false},
+		{"gs_" + strings.Repeat("a", maxNamespaceName) + "_b", "", false},
+	} {
+		uid, ok := namespacePod(tc.name)
+		if ok != tc.ok || (ok && uid != tc.uid) {
+			t.Errorf("namespacePod(%q) = %q, %v; want %q, %v", tc.name, uid, ok, tc.uid, tc.ok)
+		}
+	}
+}
+
+func TestParseNamespaceGet(t *testing.T) {
+	for _, tc := range []struct {
+		out     string
+		mem     int64
+		threads int
+		wantErr string
+	}{
+		{out: "pinned_memory_limit = \"4096M\"\nactive_thread_percentage = \"30\"\n", mem: 4096, threads: 30},
+		{out: "name = gs_a_b\npinned_memory_limit = 2G\nactive_thread_percentage = 12.6", mem: 2048, threads: 13},
+		{out: "noise\n\n", mem: 0, threads: 0},
+		{out: "pinned_memory_limit = 4096", wantErr: "want <n>M or <n>G"},
+		{out: "pinned_memory_limit = 99999999999999999G", wantErr: "at most"},
+		{out: "active_thread_percentage = 250", wantErr: "not 0..100"},
+		{out: "active_thread_percentage = NaN", wantErr: "not 0..100"},
+	} {
+		mem, threads, err := parseNamespaceGet(tc.out)
+		if tc.wantErr != "" {
+			if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+				t.Errorf("parseNamespaceGet(%q) error %v, want %q", tc.out, err, tc.wantErr)
+			}
+			continue
+		}
+		if err != nil || mem != tc.mem || threads != tc.threads {
+			t.Errorf("parseNamespaceGet(%q) = %d, %d, %v; want %d, %d", tc.out, mem, threads, err, tc.mem, tc.threads)
+		}
+	}
+}
+
+// FuzzV3Output: whatever a daemon answers to `namespace get` and `namespace
+// list`, parsing never panics, limits stay in bounds, and only names that
+// NamespaceName could produce are ever taken as gpuslice's.
+func FuzzV3Output(f *testing.F) {
+	f.Add("pinned_memory_limit = \"4096M\"\nactive_thread_percentage = \"30\"")
+	f.Add("gs_uid_main\ngs_a_b\ndefault")
+	f.Add("pinned_memory_limit = 1e309G")
+	f.Fuzz(func(t *testing.T, out string) {
+		mem, threads, err := parseNamespaceGet(out)
+		if err == nil && (mem < 0 || mem > api.MaxMemoryMiBPerGPU || threads < 0 || threads > 100) {
+			t.Fatalf("%q: limits %d MiB, %d%%", out, mem, threads)
+		}
+		for _, name := range strings.Fields(out) {
+			uid, ok := namespacePod(name)
+			if !ok {
+				continue
+			}
+			ctr := strings.TrimPrefix(name, namespacePrefix+uid+"_")
+			if again, err := NamespaceName(device.ContainerRef{PodUID: uid, Container: ctr}); err != nil || again != name {
+				t.Fatalf("%q taken as gpuslice's namespace of pod %q, but NamespaceName gives %q, %v", name, uid, again, err)
+			}
+		}
+	})
+}
