@@ -10,9 +10,12 @@
 # The unit and e2e tests never need a GPU; this script is the only check that
 # does.
 #
-# Usage: hack/gpu-check.sh [--slice-mib N] [--mps] [--vgpu] [--vgpu-create]
+# Usage: hack/gpu-check.sh [--slice-mib N] [--mps] [--mps-v3] [--vgpu] [--vgpu-create]
 #   --mps (or GPUSLICE_CHECK_MPS=1) also runs the MPS section
 #   (hack/gpu-check-mps.sh; root, Volta or newer).
+#   --mps-v3 (or GPUSLICE_CHECK_MPS=v3) runs it with --v3: the legacy MPS
+#   checks, then MPS v3 (namespaces; skipped with a SKIP line below driver
+#   615 / CUDA 13.4).
 #   --vgpu (or GPUSLICE_CHECK_VGPU=1) also runs the vGPU section
 #   (hack/gpu-check-vgpu.sh): lists vfio-mdev types and mdevs, SR-IOV VFs and
 #   their vGPU types, and vfio-pci GPUs; read-only.
@@ -34,10 +37,11 @@ FAILED=0
 while [ $# -gt 0 ]; do
 	case "$1" in
 	--slice-mib) SLICE_MIB=$2; shift 2 ;;
-	--mps) RUN_MPS=1; shift ;;
+	--mps) [ "$RUN_MPS" = v3 ] || RUN_MPS=1; shift ;;
+	--mps-v3) RUN_MPS=v3; shift ;;
 	--vgpu) [ "$RUN_VGPU" = create ] || RUN_VGPU=1; shift ;;
 	--vgpu-create) RUN_VGPU=create; shift ;;
-	-h|--help) sed -n '2,24p' "$0"; exit 0 ;;
+	-h|--help) sed -n '2,27p' "$0"; exit 0 ;;
 	*) echo "unknown argument $1" >&2; exit 2 ;;
 	esac
 done
@@ -101,8 +105,9 @@ mps_check() {
 		echo "hack/gpu-check-mps.sh not present; skipped"
 		return
 	fi
-	local rc=0
-	"$ROOT/hack/gpu-check-mps.sh" || rc=$?
+	local args=() rc=0
+	[ "$RUN_MPS" = v3 ] && args+=(--v3)
+	"$ROOT/hack/gpu-check-mps.sh" "${args[@]}" || rc=$?
 	case $rc in
 	0) echo "MPS: OK" ;;
 	2) echo "MPS: prerequisites missing; skipped" ;;
@@ -127,7 +132,7 @@ main() {
 	echo "output in $OUT"
 	prereq_check
 	discovery_check
-	if [ "$RUN_MPS" = 1 ]; then
+	if [ "$RUN_MPS" = 1 ] || [ "$RUN_MPS" = v3 ]; then
 		mps_check
 	fi
 	if [ "$RUN_VGPU" != 0 ]; then
