@@ -93,7 +93,7 @@ func TestPoolConfigs(t *testing.T) {
 		"mps":     map[string]any{"scope": "node", "clientCap": 16, "defaultThreadPercentage": 50},
 		"devicePlugin": map[string]any{"mpsRoot": "/run/gs-mps", "pools": []any{
 			map[string]any{"name": "a100", "nodeSelector": map[string]any{"pool": "a100"}, "isolation": "mps", "slotsPerGPU": 4, "deviceListStrategy": "cdi", "nvmlAccess": "privileged",
-				"config": map[string]any{"mps": map[string]any{"maxClientMemoryPercent": 25, "maxClientThreadPercentage": 50, "devShm": "per-daemon"}}},
+				"config": map[string]any{"mps": map[string]any{"version": 3, "maxClientMemoryPercent": 25, "maxClientThreadPercentage": 50, "devShm": "per-daemon"}}},
 			map[string]any{"name": "t4", "nodeSelector": map[string]any{"pool": "t4"}, "isolation": "none", "slotsPerGPU": 8, "deviceListStrategy": "volume-mounts", "nvmlAccess": "env",
 				"config": map[string]any{"cdiKind": "example.com/gpu"}},
 		}},
@@ -112,7 +112,7 @@ func TestPoolConfigs(t *testing.T) {
 		values: twoPools,
 		want: map[string]*config.FileConfig{
 			"gpuslice-device-plugin-a100": header(config.FileConfig{SliceMiB: ptr[int64](2048), Isolation: ptr("mps"), DeviceListStrategy: ptr("cdi"),
-				MPS: config.MPSFile{Root: ptr("/run/gs-mps"), ControlBinary: ptr("nvidia-cuda-mps-control"), Scope: ptr("node"), ClientCap: ptr[int64](16),
+				MPS: config.MPSFile{Version: ptr(3), Root: ptr("/run/gs-mps"), ControlBinary: ptr("nvidia-cuda-mps-control"), Scope: ptr("node"), ClientCap: ptr[int64](16),
 					DefaultActiveThreadPercentage: ptr(50), MaxClientMemoryPercent: ptr(25), MaxClientThreadPercentage: ptr(50), DevShm: ptr("per-daemon")}}),
 			"gpuslice-device-plugin-t4": header(config.FileConfig{SliceMiB: ptr[int64](2048), Isolation: ptr("none"), SlotsPerGPU: ptr[int64](8),
 				DeviceListStrategy: ptr("volume-mounts"), CDIKind: ptr("example.com/gpu")}),
