@@ -210,11 +210,7 @@ func TestDevicePlugin(t *testing.T) {
 	}
 	waitCapacity("registration and ListAndWatch", dpGPUs*slicesPerGPU)
 	e.poll("published inventory", 50*time.Millisecond, time.Minute, func(ctx context.Context) (bool, error) {
-		n, err := c.Client.CoreV1().Nodes().Get(ctx, node, metav1.GetOptions{})
-		if err != nil {
-			return false, err
-		}
-		got, err := api.ParseInventory(n.Annotations[api.AnnotationInventory])
+		got, err := nodeInventory(ctx, c, node)
 		return err == nil && len(got.GPUs) == dpGPUs && got.GPUs[0].Links[0].NVLinks == 4, err
 	})
 
@@ -341,14 +337,19 @@ func TestDevicePlugin(t *testing.T) {
 		dp.health.ch <- device.HealthEvent{UUID: failed, Healthy: false, Reason: "Xid 79"}
 		waitCapacity("devices of the failed GPU unhealthy", (dpGPUs-1)*slicesPerGPU)
 		e.poll("inventory shows the failed GPU", 50*time.Millisecond, time.Minute, func(ctx context.Context) (bool, error) {
-			n, err := c.Client.CoreV1().Nodes().Get(ctx, node, metav1.GetOptions{})
-			if err != nil {
-				return false, err
-			}
-			got, err := api.ParseInventory(n.Annotations[api.AnnotationInventory])
+			got, err := nodeInventory(ctx, c, node)
 			return err == nil && !got.GPUs[3].Healthy && strings.Contains(got.GPUs[3].Reason, "Xid 79"), err
 		})
 		dp.health.ch <- device.HealthEvent{UUID: failed, Healthy: true}
 		waitCapacity("the GPU recovered", dpGPUs*slicesPerGPU)
 	}
+}
+
+// nodeInventory reads and parses a node's published inventory.
+func nodeInventory(ctx context.Context, c *harness.Cluster, node string) (*api.Inventory, error) {
+	n, err := c.Client.CoreV1().Nodes().Get(ctx, node, metav1.GetOptions{})
+	if err != nil {
+		return nil, err
+	}
+	return api.ParseInventory(n.Annotations[api.AnnotationInventory])
 }

@@ -15,7 +15,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	corev1 "k8s.io/api/core/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/kubernetes/pkg/kubelet/cm/devicemanager"
 
 	"github.com/gpuslice/gpuslice/api"
 	"github.com/gpuslice/gpuslice/deviceplugin"
@@ -159,11 +159,7 @@ func TestMPSIsolation(t *testing.T) {
 		return true, nil
 	})
 	e.poll("published MPS inventory", 50*time.Millisecond, time.Minute, func(ctx context.Context) (bool, error) {
-		n, err := c.Client.CoreV1().Nodes().Get(ctx, node, metav1.GetOptions{})
-		if err != nil {
-			return false, err
-		}
-		got, err := api.ParseInventory(n.Annotations[api.AnnotationInventory])
+		got, err := nodeInventory(ctx, c, node)
 		if err != nil {
 			return false, err
 		}
@@ -242,23 +238,7 @@ func TestMPSIsolation(t *testing.T) {
 		}
 		uuid := devs[0].UUID
 		gpuOf[tc.name] = uuid
-		if err := kl.admit(e.ctx, p); err != nil {
-			t.Fatalf("admit %s: %v", tc.name, err)
-		}
-		opts, err := kl.runOptions(e.ctx, p, &p.Spec.Containers[0])
-		if err != nil {
-			t.Fatalf("run options of %s: %v", tc.name, err)
-		}
-		got := mpsView{Envs: map[string]string{}}
-		for _, ev := range opts.Envs {
-			if slices.Contains(mpsEnvs, ev.Name) {
-				got.Envs[ev.Name] = ev.Value
-			}
-		}
-		for _, mt := range opts.Mounts {
-			got.Mounts = append(got.Mounts, mpsMount{ContainerPath: mt.ContainerPath, HostPath: mt.HostPath, ReadOnly: mt.ReadOnly})
-		}
-		slices.SortFunc(got.Mounts, func(a, b mpsMount) int { return strings.Compare(a.ContainerPath, b.ContainerPath) })
+		got, opts := admitMPS(t, e, kl, p)
 		threads := tc.core
 		if threads == 0 {
 			threads = mpsDefaultThreads
@@ -304,4 +284,29 @@ func TestMPSIsolation(t *testing.T) {
 		e.create([]*corev1.Pod{e.one("mps-two-gpus", 2, 0, 2)}, 1)
 		e.waitFailedScheduling("mps-two-gpus", time.Minute, "1 per container")
 	}
+}
+
+// admitMPS admits a bound one-container pod through the device manager and
+// returns the MPS variables and the mounts its container gets (mounts by
+// container path), and the run options they come from.
+func admitMPS(t *testing.T, e *env, kl *dpKubelet, p *corev1.Pod) (mpsView, *devicemanager.DeviceRunContainerOptions) {
+	t.Helper()
+	if err := kl.admit(e.ctx, p); err != nil {
+		t.Fatalf("admit %s: %v", p.Name, err)
+	}
+	opts, err := kl.runOptions(e.ctx, p, &p.Spec.Containers[0])
+	if err != nil {
+		t.Fatalf("run options of %s: %v", p.Name, err)
+	}
+	got := mpsView{Envs: map[string]string{}}
+	for _, ev := range opts.Envs {
+		if slices.Contains(mpsEnvs, ev.Name) {
+			got.Envs[ev.Name] = ev.Value
+		}
+	}
+	for _, mt := range opts.Mounts {
+		got.Mounts = append(got.Mounts, mpsMount{ContainerPath: mt.ContainerPath, HostPath: mt.HostPath, ReadOnly: mt.ReadOnly})
+	}
+	slices.SortFunc(got.Mounts, func(a, b mpsMount) int { return strings.Compare(a.ContainerPath, b.ContainerPath) })
+	return got, opts
 }

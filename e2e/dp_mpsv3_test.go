@@ -6,14 +6,12 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
 	corev1 "k8s.io/api/core/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/gpuslice/gpuslice/api"
 	"github.com/gpuslice/gpuslice/deviceplugin"
@@ -85,11 +83,7 @@ func TestMPSV3Namespaces(t *testing.T) {
 	})
 	t.Log("section Enforcement")
 	e.poll("published MPS v3 inventory", 50*time.Millisecond, time.Minute, func(ctx context.Context) (bool, error) {
-		n, err := c.Client.CoreV1().Nodes().Get(ctx, node, metav1.GetOptions{})
-		if err != nil {
-			return false, err
-		}
-		got, err := api.ParseInventory(n.Annotations[api.AnnotationInventory])
+		got, err := nodeInventory(ctx, c, node)
 		if err != nil {
 			return false, err
 		}
@@ -123,23 +117,7 @@ func TestMPSV3Namespaces(t *testing.T) {
 		}
 		uuid := pl.Containers[0].Devices[0].UUID
 		gpuOf[tc.name] = uuid
-		if err := kl.admit(e.ctx, p); err != nil {
-			t.Fatalf("admit %s: %v", tc.name, err)
-		}
-		opts, err := kl.runOptions(e.ctx, p, &p.Spec.Containers[0])
-		if err != nil {
-			t.Fatalf("run options of %s: %v", tc.name, err)
-		}
-		got := mpsView{Envs: map[string]string{}}
-		for _, ev := range opts.Envs {
-			if slices.Contains(mpsEnvs, ev.Name) {
-				got.Envs[ev.Name] = ev.Value
-			}
-		}
-		for _, mt := range opts.Mounts {
-			got.Mounts = append(got.Mounts, mpsMount{ContainerPath: mt.ContainerPath, HostPath: mt.HostPath, ReadOnly: mt.ReadOnly})
-		}
-		slices.SortFunc(got.Mounts, func(a, b mpsMount) int { return strings.Compare(a.ContainerPath, b.ContainerPath) })
+		got, _ := admitMPS(t, e, kl, p)
 		name, err := mps.NamespaceName(device.ContainerRef{PodUID: string(p.UID), Container: p.Spec.Containers[0].Name})
 		if err != nil {
 			t.Fatal(err)

@@ -155,11 +155,7 @@ func TestVGPU(t *testing.T) {
 	// The inventory: the T4 as vgpu, the other GPU as passthrough.
 	var inv *api.Inventory
 	e.poll("published vGPU inventory", 50*time.Millisecond, time.Minute, func(ctx context.Context) (bool, error) {
-		n, err := c.Client.CoreV1().Nodes().Get(ctx, node, metav1.GetOptions{})
-		if err != nil {
-			return false, err
-		}
-		inv, err = api.ParseInventory(n.Annotations[api.AnnotationInventory])
+		inv, err = nodeInventory(ctx, c, node)
 		return err == nil && len(inv.GPUs) == 2, err
 	})
 	e.inv[node] = inv
@@ -355,11 +351,7 @@ func TestVGPU(t *testing.T) {
 		t.Fatal(err)
 	}
 	e.poll("GPU unhealthy after its mdev vanished", 100*time.Millisecond, time.Minute, func(ctx context.Context) (bool, error) {
-		n, err := c.Client.CoreV1().Nodes().Get(ctx, node, metav1.GetOptions{})
-		if err != nil {
-			return false, err
-		}
-		inv, err := api.ParseInventory(n.Annotations[api.AnnotationInventory])
+		inv, err := nodeInventory(ctx, c, node)
 		if err != nil {
 			return false, err
 		}

@@ -112,15 +112,7 @@ func TestIsolatorMPSVersion(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			o := NewOptions()
-			fs := pflag.NewFlagSet("t", pflag.ContinueOnError)
-			o.AddFlags(fs)
-			if err := fs.Parse(append([]string{"--node-name=n"}, tc.args...)); err != nil {
-				t.Fatal(err)
-			}
-			if err := o.Validate(); err != nil {
-				t.Fatal(err)
-			}
+			o := validOptions(t, tc.args...)
 			o.Plugin.Capabilities = tc.caps
 			iso, err := o.isolator(nil, clock.RealClock{})
 			if tc.wantErr != "" {
@@ -152,15 +144,7 @@ func TestIsolatorMaxGPUsPerContainer(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			o := NewOptions()
-			fs := pflag.NewFlagSet("t", pflag.ContinueOnError)
-			o.AddFlags(fs)
-			if err := fs.Parse(append([]string{"--node-name=n"}, tc.args...)); err != nil {
-				t.Fatal(err)
-			}
-			if err := o.Validate(); err != nil {
-				t.Fatal(err)
-			}
+			o := validOptions(t, tc.args...)
 			iso, err := o.isolator(nil, clock.RealClock{})
 			if err != nil {
 				t.Fatal(err)
@@ -170,4 +154,20 @@ func TestIsolatorMaxGPUsPerContainer(t *testing.T) {
 			}
 		})
 	}
+}
+
+// validOptions parses args (after --node-name=n) into Options and validates
+// them, failing the test on an error.
+func validOptions(t *testing.T, args ...string) *Options {
+	t.Helper()
+	o := NewOptions()
+	fs := pflag.NewFlagSet("t", pflag.ContinueOnError)
+	o.AddFlags(fs)
+	if err := fs.Parse(append([]string{"--node-name=n"}, args...)); err != nil {
+		t.Fatal(err)
+	}
+	if err := o.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	return o
 }

@@ -232,15 +232,7 @@ func (m *Manager) bringUp(ctx context.Context, d *daemon, adopt bool) error {
 		}
 	}
 	if !adopted {
-		stopCtx, cancel := context.WithTimeout(ctx, m.cfg.ProbeTimeout)
-		if err := m.ctl.StopDaemon(stopCtx, d.spec); err != nil {
-			logger.V(2).Info("Could not stop a stale MPS control daemon", "err", err)
-		}
-		cancel()
-		startCtx, cancel := context.WithTimeout(ctx, 3*m.cfg.ProbeTimeout)
-		err := m.ctl.StartDaemon(startCtx, d.spec)
-		cancel()
-		if err != nil {
+		if err := m.restartDaemon(ctx, d); err != nil {
 			return fmt.Errorf("start MPS control daemon %s: %w", d.spec.ID, err)
 		}
 		logger.Info("Started MPS control daemon", "pipeDir", d.spec.PipeDir, "gpus", d.spec.VisibleDevices)
@@ -560,4 +552,18 @@ func (m *Manager) Stop() {
 		}
 		close(m.events)
 	})
+}
+
+// restartDaemon stops whatever daemon answers on d's pipe directory (a
+// stale one; failing to is only logged) and starts d's, each step bounded
+// by the probe timeout.
+func (m *Manager) restartDaemon(ctx context.Context, d *daemon) error {
+	stopCtx, cancel := context.WithTimeout(ctx, m.cfg.ProbeTimeout)
+	if err := m.ctl.StopDaemon(stopCtx, d.spec); err != nil {
+		klog.FromContext(ctx).V(2).Info("Could not stop a stale MPS control daemon", "daemon", d.spec.ID, "err", err)
+	}
+	cancel()
+	startCtx, cancel := context.WithTimeout(ctx, 3*m.cfg.ProbeTimeout)
+	defer cancel()
+	return m.ctl.StartDaemon(startCtx, d.spec)
 }

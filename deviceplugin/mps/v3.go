@@ -279,15 +279,7 @@ func (m *Manager) bringUpV3(ctx context.Context, d *daemon, adopt bool) error {
 	if err := m.writeConfig(d); err != nil {
 		return err
 	}
-	stopCtx, cancel := context.WithTimeout(ctx, m.cfg.ProbeTimeout)
-	if err := m.ctl.StopDaemon(stopCtx, d.spec); err != nil {
-		logger.V(2).Info("Could not stop a stale MPS control daemon", "err", err)
-	}
-	cancel()
-	startCtx, cancel := context.WithTimeout(ctx, 3*m.cfg.ProbeTimeout)
-	err := m.ctl.StartDaemon(startCtx, d.spec)
-	cancel()
-	if err != nil {
+	if err := m.restartDaemon(ctx, d); err != nil {
 		return fmt.Errorf("start MPS v3 control daemon %s: %w", d.spec.ID, err)
 	}
 	logger.Info("Started MPS v3 control daemon", "pipeDir", d.spec.PipeDir, "gpus", d.spec.VisibleDevices, "config", d.spec.ConfigFile)

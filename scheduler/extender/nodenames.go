@@ -46,7 +46,7 @@ func (l *nodeNameList) UnmarshalJSON(data []byte) error {
 	if i == len(raw) || raw[i] != '[' {
 		return fmt.Errorf("nodenames: want an array of strings, got %.20q", raw)
 	}
-	names := make([]string, 0, strings.Count(raw, ",")+1)
+	names := make([]string, 0, elements(raw))
 	i = skipSpace(raw, i+1)
 	for i < len(raw) && raw[i] != ']' {
 		if strings.HasPrefix(raw[i:], "null") {
@@ -84,6 +84,22 @@ func (l *nodeNameList) UnmarshalJSON(data []byte) error {
 	}
 	*l = names
 	return nil
+}
+
+// elements counts the elements of a JSON array of strings: the commas
+// outside its strings, plus one. (Counting every comma would let a body of
+// one long string of commas reserve a slot per byte.)
+func elements(raw string) int {
+	n := 1
+	for i := 0; i < len(raw); i++ {
+		switch raw[i] {
+		case '"':
+			i, _ = stringEnd(raw, i+1)
+		case ',':
+			n++
+		}
+	}
+	return n
 }
 
 // stringEnd returns the index of the closing quote of the JSON string whose

@@ -54,6 +54,28 @@ func TestNodeNameList(t *testing.T) {
 	}
 }
 
+// TestNodeNameListReservesByElements: commas inside names do not count as
+// elements, so a hostile body cannot make the decoder reserve a slot per
+// byte.
+func TestNodeNameListReservesByElements(t *testing.T) {
+	body := `["` + strings.Repeat(",", 1<<16) + `","a,b"]`
+	for _, tc := range []struct {
+		in   string
+		want int
+	}{{body, 2}, {`[]`, 1}, {`["a","b","c"]`, 3}, {`["a\",b","c"]`, 2}} {
+		if got := elements(tc.in); got != tc.want {
+			t.Errorf("elements(%.40q) = %d, want %d", tc.in, got, tc.want)
+		}
+	}
+	var l nodeNameList
+	if err := json.Unmarshal([]byte(body), &l); err != nil {
+		t.Fatal(err)
+	}
+	if len(l) != 2 || cap(l) != 2 {
+		t.Errorf("decoded %d names with room for %d, want 2 and 2", len(l), cap(l))
+	}
+}
+
 // FuzzNodeNameList: on any input nodeNameList fails exactly when
 // encoding/json's []string does, and otherwise gives the same names.
 func FuzzNodeNameList(f *testing.F) {
