@@ -12,8 +12,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/collectors"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/gpuslice/gpuslice/internal/metricsutil"
 )
 
 // Metric names, for tests and the dashboard check.
@@ -62,16 +62,12 @@ type Source struct {
 // Metrics are the device plugin's instruments and their registry. A nil
 // *Metrics records nothing.
 type Metrics struct {
-	registry      *prometheus.Registry
-	allocate      *prometheus.CounterVec
-	allocateTime  *prometheus.HistogramVec
-	preferred     *prometheus.CounterVec
-	preferredTime *prometheus.HistogramVec
-	prestart      *prometheus.CounterVec
-	prestartTime  *prometheus.HistogramVec
-	reconcile     *prometheus.CounterVec
-	reconcileTime *prometheus.HistogramVec
-	src           atomic.Pointer[Source]
+	registry  *prometheus.Registry
+	allocate  metricsutil.Calls
+	preferred metricsutil.Calls
+	prestart  metricsutil.Calls
+	reconcile metricsutil.Calls
+	src       atomic.Pointer[Source]
 }
 
 var callBuckets = prometheus.ExponentialBuckets(0.0005, 2, 14)
@@ -80,48 +76,33 @@ var callBuckets = prometheus.ExponentialBuckets(0.0005, 2, 14)
 // and process collectors; SetSource tells the collector what to read.
 func New() *Metrics {
 	m := &Metrics{
-		registry: prometheus.NewRegistry(),
-		allocate: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: AllocateTotal, Help: "kubelet Allocate calls by resource (gpu-mem, gpu-core, gpu-count) and result (ok, refused).",
-		}, []string{"resource", "result"}),
-		allocateTime: prometheus.NewHistogramVec(prometheus.HistogramOpts{
-			Name: AllocateDuration, Help: "Time to answer one container's Allocate, by resource and result.", Buckets: callBuckets,
-		}, []string{"resource", "result"}),
-		preferred: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: PreferredTotal, Help: "kubelet GetPreferredAllocation calls by resource and result (ok, refused: a pod that bypassed the extender is refused here first).",
-		}, []string{"resource", "result"}),
-		preferredTime: prometheus.NewHistogramVec(prometheus.HistogramOpts{
-			Name: PreferredDuration, Help: "Time to answer one container's GetPreferredAllocation, by resource and result.", Buckets: callBuckets,
-		}, []string{"resource", "result"}),
-		prestart: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: PreStartTotal, Help: "kubelet PreStartContainer calls by result (ok, refused).",
-		}, []string{"result"}),
-		prestartTime: prometheus.NewHistogramVec(prometheus.HistogramOpts{
-			Name: PreStartDuration, Help: "Time to answer PreStartContainer, by result.", Buckets: callBuckets,
-		}, []string{"result"}),
-		reconcile: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: ReconcilesTotal, Help: "Reconcile passes (pod-resources against placements and allocation records) by result (ok, error).",
-		}, []string{"result"}),
-		reconcileTime: prometheus.NewHistogramVec(prometheus.HistogramOpts{
-			Name: ReconcileDuration, Help: "Time of one reconcile pass, by result.", Buckets: prometheus.ExponentialBuckets(0.001, 2, 14),
-		}, []string{"result"}),
+		allocate: metricsutil.NewCalls(AllocateTotal, "kubelet Allocate calls by resource (gpu-mem, gpu-core, gpu-count) and result (ok, refused).",
+			AllocateDuration, "Time to answer one container's Allocate, by resource and result.", callBuckets, "resource", "result"),
+		preferred: metricsutil.NewCalls(PreferredTotal, "kubelet GetPreferredAllocation calls by resource and result (ok, refused: a pod that bypassed the extender is refused here first).",
+			PreferredDuration, "Time to answer one container's GetPreferredAllocation, by resource and result.", callBuckets, "resource", "result"),
+		prestart: metricsutil.NewCalls(PreStartTotal, "kubelet PreStartContainer calls by result (ok, refused).",
+			PreStartDuration, "Time to answer PreStartContainer, by result.", callBuckets, "result"),
+		reconcile: metricsutil.NewCalls(ReconcilesTotal, "Reconcile passes (pod-resources against placements and allocation records) by result (ok, error).",
+			ReconcileDuration, "Time of one reconcile pass, by result.", prometheus.ExponentialBuckets(0.001, 2, 14), "result"),
 	}
 	// Known label values start at zero.
 	for _, res := range []string{"gpuslice.io/gpu-mem", "gpuslice.io/gpu-core", "gpuslice.io/gpu-count"} {
 		for _, r := range []string{ResultOK, ResultRefused} {
-			m.allocate.WithLabelValues(res, r)
-			m.preferred.WithLabelValues(res, r)
+			m.allocate.Total.WithLabelValues(res, r)
+			m.preferred.Total.WithLabelValues(res, r)
 		}
 	}
 	for _, r := range []string{ResultOK, ResultRefused} {
-		m.prestart.WithLabelValues(r)
+		m.prestart.Total.WithLabelValues(r)
 	}
 	for _, r := range []string{ResultOK, ResultError} {
-		m.reconcile.WithLabelValues(r)
+		m.reconcile.Total.WithLabelValues(r)
 	}
-	m.registry.MustRegister(m.allocate, m.allocateTime, m.preferred, m.preferredTime, m.prestart, m.prestartTime, m.reconcile, m.reconcileTime,
-		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-		newGPUCollector(m))
+	cs := []prometheus.Collector{newGPUCollector(m)}
+	for _, c := range []metricsutil.Calls{m.allocate, m.preferred, m.prestart, m.reconcile} {
+		cs = append(cs, c.Collectors()...)
+	}
+	m.registry = metricsutil.NewRegistry(cs...)
 	return m
 }
 
@@ -137,9 +118,7 @@ func (m *Metrics) SetSource(src Source) {
 func (m *Metrics) Registry() *prometheus.Registry { return m.registry }
 
 // Handler serves the registry in the Prometheus exposition formats.
-func (m *Metrics) Handler() http.Handler {
-	return promhttp.HandlerFor(m.registry, promhttp.HandlerOpts{Registry: m.registry})
-}
+func (m *Metrics) Handler() http.Handler { return metricsutil.Handler(m.registry) }
 
 func result(err error, failed string) string {
 	if err != nil {
@@ -150,55 +129,43 @@ func result(err error, failed string) string {
 
 // Allocate records one container's Allocate of resource.
 func (m *Metrics) Allocate(resource string, d time.Duration, err error) {
-	if m == nil {
-		return
+	if m != nil {
+		m.allocate.Observe(d, resource, result(err, ResultRefused))
 	}
-	r := result(err, ResultRefused)
-	m.allocate.WithLabelValues(resource, r).Inc()
-	m.allocateTime.WithLabelValues(resource, r).Observe(d.Seconds())
 }
 
 // Preferred records one container's GetPreferredAllocation of resource.
 func (m *Metrics) Preferred(resource string, d time.Duration, err error) {
-	if m == nil {
-		return
+	if m != nil {
+		m.preferred.Observe(d, resource, result(err, ResultRefused))
 	}
-	r := result(err, ResultRefused)
-	m.preferred.WithLabelValues(resource, r).Inc()
-	m.preferredTime.WithLabelValues(resource, r).Observe(d.Seconds())
 }
 
 // PreStart records one PreStartContainer.
 func (m *Metrics) PreStart(d time.Duration, err error) {
-	if m == nil {
-		return
+	if m != nil {
+		m.prestart.Observe(d, result(err, ResultRefused))
 	}
-	r := result(err, ResultRefused)
-	m.prestart.WithLabelValues(r).Inc()
-	m.prestartTime.WithLabelValues(r).Observe(d.Seconds())
 }
 
 // Reconcile records one reconcile pass.
 func (m *Metrics) Reconcile(d time.Duration, err error) {
-	if m == nil {
-		return
+	if m != nil {
+		m.reconcile.Observe(d, result(err, ResultError))
 	}
-	r := result(err, ResultError)
-	m.reconcile.WithLabelValues(r).Inc()
-	m.reconcileTime.WithLabelValues(r).Observe(d.Seconds())
 }
 
 // AllocateCounter exposes an instrument to tests (prometheus/testutil).
-func (m *Metrics) AllocateCounter() *prometheus.CounterVec { return m.allocate }
+func (m *Metrics) AllocateCounter() *prometheus.CounterVec { return m.allocate.Total }
 
 // PreferredCounter exposes an instrument to tests (prometheus/testutil).
-func (m *Metrics) PreferredCounter() *prometheus.CounterVec { return m.preferred }
+func (m *Metrics) PreferredCounter() *prometheus.CounterVec { return m.preferred.Total }
 
 // PreStartCounter exposes an instrument to tests (prometheus/testutil).
-func (m *Metrics) PreStartCounter() *prometheus.CounterVec { return m.prestart }
+func (m *Metrics) PreStartCounter() *prometheus.CounterVec { return m.prestart.Total }
 
 // ReconcileCounter exposes an instrument to tests (prometheus/testutil).
-func (m *Metrics) ReconcileCounter() *prometheus.CounterVec { return m.reconcile }
+func (m *Metrics) ReconcileCounter() *prometheus.CounterVec { return m.reconcile.Total }
 
 // gpuCollector reads the served GPUs at scrape time.
 type gpuCollector struct {

@@ -11,10 +11,9 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/collectors"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/gpuslice/gpuslice/allocator"
+	"github.com/gpuslice/gpuslice/internal/metricsutil"
 	"github.com/gpuslice/gpuslice/scheduler/cache"
 )
 
@@ -80,8 +79,7 @@ type Source struct {
 // *Metrics records nothing, so the verbs need no check.
 type Metrics struct {
 	registry    *prometheus.Registry
-	requests    *prometheus.CounterVec
-	duration    *prometheus.HistogramVec
+	requests    metricsutil.Calls
 	binds       *prometheus.CounterVec
 	conflicts   prometheus.Counter
 	ambiguous   prometheus.Counter
@@ -93,14 +91,8 @@ type Metrics struct {
 // process collectors and the scrape-time collector of src.
 func New(src Source) *Metrics {
 	m := &Metrics{
-		registry: prometheus.NewRegistry(),
-		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: RequestsTotal, Help: "Extender HTTP requests by verb (filter, prioritize, preempt, bind) and result.",
-		}, []string{"verb", "result"}),
-		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
-			Name: RequestDuration, Help: "Time to answer an extender request, by verb and result.",
-			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 14),
-		}, []string{"verb", "result"}),
+		requests: metricsutil.NewCalls(RequestsTotal, "Extender HTTP requests by verb (filter, prioritize, preempt, bind) and result.",
+			RequestDuration, "Time to answer an extender request, by verb and result.", prometheus.ExponentialBuckets(0.0005, 2, 14), "verb", "result"),
 		binds: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: BindsTotal, Help: "Binds by result: bound, refused (not this process's filter, already bound, no longer fits) or failed (the Binding failed at the API server).",
 		}, []string{"result"}),
@@ -122,7 +114,7 @@ func New(src Source) *Metrics {
 	// series before its first event.
 	for _, verb := range []string{"filter", "prioritize", "preempt", "bind"} {
 		for _, r := range []string{ResultOK, ResultError, ResultBadRequest, ResultNotReady, ResultUnauthorized, ResultThrottled} {
-			m.requests.WithLabelValues(verb, r)
+			m.requests.Total.WithLabelValues(verb, r)
 		}
 	}
 	for _, r := range []string{BindBound, BindRefused, BindFailed} {
@@ -135,9 +127,8 @@ func New(src Source) *Metrics {
 	for _, r := range src.UnplaceableReasons {
 		m.unplaceable.WithLabelValues(r)
 	}
-	m.registry.MustRegister(m.requests, m.duration, m.binds, m.conflicts, m.ambiguous, m.decision, m.unplaceable,
-		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-		newStateCollector(src))
+	m.registry = metricsutil.NewRegistry(append(m.requests.Collectors(), m.binds, m.conflicts, m.ambiguous, m.decision, m.unplaceable,
+		newStateCollector(src))...)
 	return m
 }
 
@@ -145,17 +136,13 @@ func New(src Source) *Metrics {
 func (m *Metrics) Registry() *prometheus.Registry { return m.registry }
 
 // Handler serves the registry in the Prometheus exposition formats.
-func (m *Metrics) Handler() http.Handler {
-	return promhttp.HandlerFor(m.registry, promhttp.HandlerOpts{Registry: m.registry})
-}
+func (m *Metrics) Handler() http.Handler { return metricsutil.Handler(m.registry) }
 
 // ObserveRequest records one answered request.
 func (m *Metrics) ObserveRequest(verb, result string, d time.Duration) {
-	if m == nil {
-		return
+	if m != nil {
+		m.requests.Observe(d, verb, result)
 	}
-	m.requests.WithLabelValues(verb, result).Inc()
-	m.duration.WithLabelValues(verb, result).Observe(d.Seconds())
 }
 
 // Bind records the outcome of one bind.
@@ -289,7 +276,7 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 }
 
 // RequestsCounter exposes an instrument to tests (prometheus/testutil).
-func (m *Metrics) RequestsCounter() *prometheus.CounterVec { return m.requests }
+func (m *Metrics) RequestsCounter() *prometheus.CounterVec { return m.requests.Total }
 
 // BindsCounter exposes an instrument to tests (prometheus/testutil).
 func (m *Metrics) BindsCounter() *prometheus.CounterVec { return m.binds }
