@@ -26,6 +26,7 @@ import (
 
 	"github.com/gpuslice/gpuslice/deviceplugin/device"
 	"github.com/gpuslice/gpuslice/deviceplugin/nvml"
+	"github.com/gpuslice/gpuslice/internal/tick"
 )
 
 // Class is how an Xid affects a GPU.
@@ -215,17 +216,9 @@ func (m *Monitor) Run(ctx context.Context) error {
 			m.eventLoop(ctx, set)
 		}()
 	}
-	t := m.clock.NewTicker(m.cfg.ProbeInterval)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			wg.Wait()
-			return nil
-		case <-t.C():
-			m.ProbeAll(ctx)
-		}
-	}
+	tick.Run(ctx, m.clock.NewTicker(m.cfg.ProbeInterval), func() { m.ProbeAll(ctx) })
+	wg.Wait()
+	return nil
 }
 
 func (m *Monitor) registerEvents(ctx context.Context) (gonvml.EventSet, error) {

@@ -18,6 +18,7 @@ import (
 	"github.com/gpuslice/gpuslice/deviceplugin/cdi"
 	"github.com/gpuslice/gpuslice/deviceplugin/device"
 	"github.com/gpuslice/gpuslice/deviceplugin/sysfs"
+	"github.com/gpuslice/gpuslice/internal/tick"
 )
 
 // DefaultRescanInterval is how often the isolator rescans sysfs for
@@ -333,25 +334,27 @@ func afterUUIDs(n *Node) func() (string, error) {
 	}
 }
 
-// Slots implements device.Isolator: the GPU's instances.
-func (i *Isolator) Slots(g device.GPU) int64 {
+// snapshot returns a copy of the served GPU, taken under the lock; ok is
+// false when the GPU is not served. Its gone map is shared: not to be read.
+func (i *Isolator) snapshot(uuid string) (s served, ok bool) {
 	i.mu.Lock()
 	defer i.mu.Unlock()
-	if s, ok := i.gpus[g.UUID]; ok {
-		return int64(len(s.devs))
+	if p, ok := i.gpus[uuid]; ok {
+		return *p, true
 	}
-	return 0
+	return served{}, false
+}
+
+// Slots implements device.Isolator: the GPU's instances.
+func (i *Isolator) Slots(g device.GPU) int64 {
+	s, _ := i.snapshot(g.UUID)
+	return int64(len(s.devs))
 }
 
 // Instances implements device.WholeInstancer.
 func (i *Isolator) Instances(g device.GPU) (device.Instances, bool) {
-	i.mu.Lock()
-	defer i.mu.Unlock()
-	s, ok := i.gpus[g.UUID]
-	if !ok {
-		return device.Instances{}, false
-	}
-	return s.inst, true
+	s, ok := i.snapshot(g.UUID)
+	return s.inst, ok
 }
 
 // Problems implements device.ProblemReporter.
@@ -363,23 +366,16 @@ func (i *Isolator) Problems() []string {
 
 // Devices returns the served GPU's instances in their index order.
 func (i *Isolator) Devices(uuid string) []Device {
-	i.mu.Lock()
-	defer i.mu.Unlock()
-	if s, ok := i.gpus[uuid]; ok {
-		return slices.Clone(s.devs)
-	}
-	return nil
+	s, _ := i.snapshot(uuid)
+	return slices.Clone(s.devs)
 }
 
-// Healthy implements device.Isolator.
+// Healthy implements device.Isolator: a GPU it does not serve is healthy.
 func (i *Isolator) Healthy(uuid string) (bool, string) {
-	i.mu.Lock()
-	defer i.mu.Unlock()
-	s, ok := i.gpus[uuid]
-	if !ok {
-		return true, ""
+	if s, ok := i.snapshot(uuid); ok {
+		return s.healthy, s.reason
 	}
-	return s.healthy, s.reason
+	return true, ""
 }
 
 // update recomputes s's health; it reports whether it changed.
@@ -444,17 +440,11 @@ func (i *Isolator) startRescan(ctx context.Context) {
 	t := i.cfg.Clock.NewTicker(i.cfg.RescanInterval)
 	go func() {
 		defer close(i.done)
-		defer t.Stop()
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-t.C():
-				if err := i.Rescan(ctx); err != nil {
-					klog.FromContext(ctx).Error(err, "vGPU rescan failed")
-				}
+		tick.Run(ctx, t, func() {
+			if err := i.Rescan(ctx); err != nil {
+				klog.FromContext(ctx).Error(err, "vGPU rescan failed")
 			}
-		}
+		})
 	}()
 }
 

@@ -11,6 +11,7 @@ import (
 
 	"github.com/gpuslice/gpuslice/allocator"
 	"github.com/gpuslice/gpuslice/api"
+	"github.com/gpuslice/gpuslice/internal/tick"
 )
 
 // DefaultGrace is how long a bound pod's old shares stay charged after the
@@ -122,16 +123,7 @@ func (c *Cache) Run(ctx context.Context) {
 	if period <= 0 {
 		period = time.Second
 	}
-	t := c.clock.NewTicker(period)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C():
-			c.Cleanup(c.clock.Now())
-		}
-	}
+	tick.Run(ctx, c.clock.NewTicker(period), func() { c.Cleanup(c.clock.Now()) })
 }
 
 // Cleanup frees the assumptions whose deadline is at or before now (their
