@@ -213,22 +213,19 @@ func (fc *FileConfig) validate() error {
 			bad("metricsListenAddress", "must be host:port, got %q", *v)
 		}
 	}
-	for field, p := range map[string]*string{"sysfsRoot": fc.SysfsRoot, "cdiDir": fc.CDIDir} {
-		if p != nil && !filepath.IsAbs(*p) {
-			bad(field, "must be an absolute path, got %q", *p)
+	absolute := func(field, p string) {
+		if !filepath.IsAbs(p) {
+			bad(field, "must be an absolute path, got %q", p)
 		}
 	}
+	eachSet(absolute, named("sysfsRoot", fc.SysfsRoot), named("cdiDir", fc.CDIDir))
 	if v := fc.VGPURescanInterval; v != nil {
 		if d, err := time.ParseDuration(*v); err != nil || d <= 0 {
 			bad("vgpuRescanInterval", "must be a positive duration such as \"30s\", got %q", *v)
 		}
 	}
 	m := fc.MPS
-	for field, p := range map[string]*string{"mps.root": m.Root, "mps.containerPipeDir": m.ContainerPipeDir} {
-		if p != nil && !filepath.IsAbs(*p) {
-			bad(field, "must be an absolute path, got %q", *p)
-		}
-	}
+	eachSet(absolute, named("mps.root", m.Root), named("mps.containerPipeDir", m.ContainerPipeDir))
 	if m.ContainerPipeDir != nil && filepath.Clean(*m.ContainerPipeDir) == "/dev/shm" {
 		bad("mps.containerPipeDir", "must not be /dev/shm")
 	}
@@ -241,18 +238,13 @@ func (fc *FileConfig) validate() error {
 	if v := m.ClientCap; v != nil && (*v < 0 || *v > MaxMPSClientCap) {
 		bad("mps.clientCap", "must be 0..%d (0: the hardware default), got %d", MaxMPSClientCap, *v)
 	}
-	for _, p := range []struct {
-		field string
-		v     *int
-	}{
-		{"mps.defaultActiveThreadPercentage", m.DefaultActiveThreadPercentage},
-		{"mps.maxClientMemoryPercent", m.MaxClientMemoryPercent},
-		{"mps.maxClientThreadPercentage", m.MaxClientThreadPercentage},
-	} {
-		if p.v != nil && (*p.v < 1 || *p.v > PercentMax) {
-			bad(p.field, "must be 1..100, got %d", *p.v)
+	eachSet(func(field string, v int) {
+		if v < 1 || v > PercentMax {
+			bad(field, "must be 1..100, got %d", v)
 		}
-	}
+	}, named("mps.defaultActiveThreadPercentage", m.DefaultActiveThreadPercentage),
+		named("mps.maxClientMemoryPercent", m.MaxClientMemoryPercent),
+		named("mps.maxClientThreadPercentage", m.MaxClientThreadPercentage))
 	if d, mx := m.DefaultActiveThreadPercentage, m.MaxClientThreadPercentage; d != nil && mx != nil && *d > *mx {
 		bad("mps.defaultActiveThreadPercentage", "%d is above mps.maxClientThreadPercentage %d, which the daemon enforces", *d, *mx)
 	}
@@ -262,24 +254,33 @@ func (fc *FileConfig) validate() error {
 	if v := m.DevShm; v != nil && mps.ShmMode(*v) != mps.ShmPerDaemon && mps.ShmMode(*v) != mps.ShmNone {
 		bad("mps.devShm", "must be %q or %q, got %q", mps.ShmPerDaemon, mps.ShmNone, *v)
 	}
-	for _, p := range []struct {
-		field string
-		v     *string
-	}{
-		{"mps.healthInterval", m.HealthInterval},
-		{"mps.probeTimeout", m.ProbeTimeout},
-		{"mps.maxRestartBackoff", m.MaxRestartBackoff},
-	} {
-		if p.v == nil {
-			continue
-		}
-		if d, err := time.ParseDuration(*p.v); err != nil {
-			bad(p.field, "must be a duration such as \"10s\", got %q", *p.v)
+	eachSet(func(field, v string) {
+		if d, err := time.ParseDuration(v); err != nil {
+			bad(field, "must be a duration such as \"10s\", got %q", v)
 		} else if d <= 0 {
-			bad(p.field, "must be positive, got %q", *p.v)
+			bad(field, "must be positive, got %q", v)
+		}
+	}, named("mps.healthInterval", m.HealthInterval), named("mps.probeTimeout", m.ProbeTimeout),
+		named("mps.maxRestartBackoff", m.MaxRestartBackoff))
+	return errors.Join(errs...)
+}
+
+// field is a config field's name and value; v is nil when the file does
+// not set it.
+type field[T any] struct {
+	name string
+	v    *T
+}
+
+func named[T any](name string, v *T) field[T] { return field[T]{name, v} }
+
+// eachSet calls check on the value of each field the file sets, in order.
+func eachSet[T any](check func(name string, v T), fields ...field[T]) {
+	for _, f := range fields {
+		if f.v != nil {
+			check(f.name, *f.v)
 		}
 	}
-	return errors.Join(errs...)
 }
 
 // MaxMPSClientCap is the most MPS clients per GPU a driver accepts.
