@@ -188,7 +188,9 @@ func TestPrioritize(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		want := extenderv1.HostPriorityList{{Host: "n1", Score: 0}, {Host: "n2", Score: 10}, {Host: "n3", Score: 0}, {Host: "missing", Score: 0}}
+		// Zero scores are left out: kube-scheduler adds nothing for an
+		// unlisted node, as it would add nothing for a zero.
+		want := extenderv1.HostPriorityList{{Host: "n2", Score: 10}}
 		if diff := cmp.Diff(want, got); diff != "" {
 			t.Errorf("memo=%v: binpack scores (-want +got):\n%s", memo, diff)
 		}

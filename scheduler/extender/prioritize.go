@@ -11,16 +11,19 @@ import (
 
 // Prioritize scores the nodes 0..MaxExtenderPriority with the policy. The
 // best node(s) get the maximum, the rest are scaled below it.
+//
+// The list names only the nodes whose score is above zero: kube-scheduler
+// (prioritizeNodes in pkg/scheduler/schedule_one.go) adds each listed
+// node's score times the weight to that node's total and nothing to an
+// unlisted one, so leaving out a zero changes no decision, and on a large
+// cluster, where most nodes tie at the bottom, it saves encoding and
+// decoding thousands of entries on every scheduling cycle.
 func (e *Extender) Prioritize(ctx context.Context, args *extenderv1.ExtenderArgs) (extenderv1.HostPriorityList, error) {
 	pod := args.Pod
 	names := nodeNames(args)
-	out := make(extenderv1.HostPriorityList, len(names))
 	req, err := e.podRequest(pod)
 	if err != nil || !req.HasGPU() {
-		for i, n := range names {
-			out[i] = extenderv1.HostPriority{Host: n}
-		}
-		return out, nil
+		return extenderv1.HostPriorityList{}, nil
 	}
 	pol := e.policies.For(pod.Spec.SchedulerName)
 	raw := make([]float64, len(names))
@@ -58,8 +61,11 @@ func (e *Extender) Prioritize(ctx context.Context, args *extenderv1.ExtenderArgs
 			lo, hi = min(lo, raw[i]), max(hi, raw[i])
 		}
 	}
+	out := extenderv1.HostPriorityList{}
 	for i, n := range names {
-		out[i] = extenderv1.HostPriority{Host: n, Score: normalize(raw[i], ok[i], lo, hi)}
+		if score := normalize(raw[i], ok[i], lo, hi); score > 0 {
+			out = append(out, extenderv1.HostPriority{Host: n, Score: score})
+		}
 	}
 	return out, nil
 }
