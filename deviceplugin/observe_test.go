@@ -16,39 +16,22 @@ import (
 // (at GetPreferredAllocation, kubelet's first call), while the placed
 // twin's calls succeed.
 func TestBrokerObserved(t *testing.T) {
-	cfg := testConfig()
-	st := testState(t, 4, 16*1024, noIso)
-	pods := &fakePods{}
-	pods.add(makePod(podSpec{name: "a", assigned: t0, containers: []ctr{{name: "c", mem: 4, gpus: []int{0}}}}))
-	pods.add(makePod(podSpec{name: "x", noPlace: true, containers: []ctr{{name: "c", mem: 4}}}))
-	pr := newFakePR()
-	b := NewBroker(&cfg, st, noIso, pods, pr)
-	m := metrics.New()
-	rec := events.NewFakeRecorder(10)
-	b.obs = observers{metrics: m, events: rec, node: cfg.NodeName}
-	sim := newSim(t, b, pr, st)
-	if err := sim.admit(pods.get("default", "x"), nil); err == nil {
+	o := newObserved(t)
+	if err := o.sim.admit(o.pods.get("default", "x"), nil); err == nil {
 		t.Fatal("the bypassing pod was admitted")
 	}
-	if err := sim.admit(pods.get("default", "a"), nil); err != nil {
+	if err := o.sim.admit(o.pods.get("default", "a"), nil); err != nil {
 		t.Fatal(err)
 	}
 	got := map[string]float64{
-		"mem ok":                promtest.ToFloat64(m.AllocateCounter().WithLabelValues(KindMem.Resource(), metrics.ResultOK)),
-		"preferred mem refused": promtest.ToFloat64(m.PreferredCounter().WithLabelValues(KindMem.Resource(), metrics.ResultRefused)),
-		"preferred mem ok":      promtest.ToFloat64(m.PreferredCounter().WithLabelValues(KindMem.Resource(), metrics.ResultOK)),
+		"mem ok":                promtest.ToFloat64(o.m.AllocateCounter().WithLabelValues(KindMem.Resource(), metrics.ResultOK)),
+		"preferred mem refused": promtest.ToFloat64(o.m.PreferredCounter().WithLabelValues(KindMem.Resource(), metrics.ResultRefused)),
+		"preferred mem ok":      promtest.ToFloat64(o.m.PreferredCounter().WithLabelValues(KindMem.Resource(), metrics.ResultOK)),
 	}
 	if diff := cmp.Diff(map[string]float64{"mem ok": 1, "preferred mem refused": 1, "preferred mem ok": 1}, got); diff != "" {
 		t.Errorf("allocate counts (-want +got):\n%s", diff)
 	}
-	select {
-	case e := <-rec.Events:
-		if !strings.HasPrefix(e, "Warning "+EventAllocateRefused+" ") || !strings.Contains(e, "default/x") {
-			t.Errorf("event %q, want a %s warning naming default/x", e, EventAllocateRefused)
-		}
-	default:
-		t.Error("no event for the refused pod")
-	}
+	o.wantRefusal(t, EventAllocateRefused)
 }
 
 // TestMetricsSourceReportsGPUs: the scrape-time series follow the state:
@@ -78,6 +61,44 @@ gpuslice_device_plugin_gpu_memory_used_bytes{gpu="1",model="Test GPU",uuid="GPU-
 }
 
 var noIso = NoIsolation{SlotsPerGPU: 8}
+
+// observed is a broker with metrics and an event recorder, on a node with
+// pod a (placed on GPU 0) and pod x (no placement: it bypassed the
+// extender).
+type observed struct {
+	b    *Broker
+	pods *fakePods
+	pr   *fakePR
+	m    *metrics.Metrics
+	rec  *events.FakeRecorder
+	sim  *simKubelet
+}
+
+func newObserved(t *testing.T) *observed {
+	t.Helper()
+	cfg := testConfig()
+	st := testState(t, 4, 16*1024, noIso)
+	o := &observed{pods: &fakePods{}, pr: newFakePR(), m: metrics.New(), rec: events.NewFakeRecorder(10)}
+	o.pods.add(makePod(podSpec{name: "a", assigned: t0, containers: []ctr{{name: "c", mem: 4, gpus: []int{0}}}}))
+	o.pods.add(makePod(podSpec{name: "x", noPlace: true, containers: []ctr{{name: "c", mem: 4}}}))
+	o.b = NewBroker(&cfg, st, noIso, o.pods, o.pr)
+	o.b.obs = observers{metrics: o.m, events: o.rec, node: cfg.NodeName}
+	o.sim = newSim(t, o.b, o.pr, st)
+	return o
+}
+
+// wantRefusal checks that the next event is a reason warning on pod x.
+func (o *observed) wantRefusal(t *testing.T, reason string) {
+	t.Helper()
+	select {
+	case e := <-o.rec.Events:
+		if !strings.HasPrefix(e, "Warning "+reason+" ") || !strings.Contains(e, "default/x") {
+			t.Errorf("event %q, want a %s warning naming default/x", e, reason)
+		}
+	default:
+		t.Errorf("no %s event for default/x", reason)
+	}
+}
 
 type fakeMemory struct{}
 
@@ -118,38 +139,21 @@ gpuslice_device_plugin_mps_daemon_healthy{gpu="1",model="Test GPU",uuid="GPU-000
 // now attributes to a pod without a placement (kubelet handed them to the
 // wrong pod) is refused, counted and recorded as an event on that pod.
 func TestPreStartRefusalObserved(t *testing.T) {
-	cfg := testConfig()
-	st := testState(t, 4, 16*1024, noIso)
-	pods := &fakePods{}
-	pods.add(makePod(podSpec{name: "a", assigned: t0, containers: []ctr{{name: "c", mem: 4, gpus: []int{0}}}}))
-	pods.add(makePod(podSpec{name: "x", noPlace: true, containers: []ctr{{name: "c", mem: 4}}}))
-	pr := newFakePR()
-	b := NewBroker(&cfg, st, noIso, pods, pr)
-	m := metrics.New()
-	rec := events.NewFakeRecorder(10)
-	b.obs = observers{metrics: m, events: rec, node: cfg.NodeName}
-	sim := newSim(t, b, pr, st)
-	if err := sim.admit(pods.get("default", "a"), nil); err != nil {
+	o := newObserved(t)
+	if err := o.sim.admit(o.pods.get("default", "a"), nil); err != nil {
 		t.Fatal(err)
 	}
-	ids := pr.devs["default/a"]["c"][KindMem.Resource()]
+	ids := o.pr.devs["default/a"]["c"][KindMem.Resource()]
 	if len(ids) == 0 {
 		t.Fatal("pod-resources has no gpu-mem devices for default/a")
 	}
-	pr.drop("default", "a")
-	pr.set("default", "x", "c", KindMem.Resource(), ids)
-	if err := b.PreStart(t.Context(), ids); err == nil {
+	o.pr.drop("default", "a")
+	o.pr.set("default", "x", "c", KindMem.Resource(), ids)
+	if err := o.b.PreStart(t.Context(), ids); err == nil {
 		t.Fatal("PreStart accepted devices now held by a pod without a placement")
 	}
-	if got := promtest.ToFloat64(m.PreStartCounter().WithLabelValues(metrics.ResultRefused)); got != 1 {
+	if got := promtest.ToFloat64(o.m.PreStartCounter().WithLabelValues(metrics.ResultRefused)); got != 1 {
 		t.Errorf("refused PreStarts = %v, want 1", got)
 	}
-	select {
-	case e := <-rec.Events:
-		if !strings.HasPrefix(e, "Warning "+EventPreStartRefused+" ") || !strings.Contains(e, "default/x") {
-			t.Errorf("event %q, want a %s warning naming default/x", e, EventPreStartRefused)
-		}
-	default:
-		t.Error("no event for the refused PreStart")
-	}
+	o.wantRefusal(t, EventPreStartRefused)
 }
