@@ -3,7 +3,6 @@ package app
 import (
 	"context"
 	"io"
-	"net"
 	"net/http"
 	"strings"
 	"testing"
@@ -17,15 +16,7 @@ import (
 	"github.com/gpuslice/gpuslice/scheduler/internal/testutil"
 )
 
-func readyz(base string) (int, string) {
-	resp, err := http.Get(base + "/readyz")
-	if err != nil {
-		return 0, err.Error()
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, string(b)
-}
+func readyz(base string) (int, string) { return get(base + "/readyz") }
 
 // Two replicas on one Lease: exactly one is ready (and answers the verbs);
 // the follower says it is not the leader. When the leader stops, it
@@ -41,10 +32,7 @@ func TestServeLeaderElection(t *testing.T) {
 		done   chan error
 	}
 	start := func(id string) *replica {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
+		ln := listen(t)
 		_, ctx := ktesting.NewTestContext(t)
 		ctx, cancel := context.WithCancel(ctx)
 		r := &replica{base: "http://" + ln.Addr().String(), cancel: cancel, done: make(chan error, 1)}
@@ -107,23 +95,10 @@ func TestLeaderElectIdentityFlag(t *testing.T) {
 	if err := o.Validate(); err != nil {
 		t.Fatal(err)
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, ctx := ktesting.NewTestContext(t)
-	ctx, cancel := context.WithCancel(ctx)
-	done := make(chan error, 1)
-	go func() { done <- Serve(ctx, o, Deps{Client: client, Listener: ln, Version: "test"}) }()
-	defer func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("Serve: %v", err)
-		}
-	}()
+	startServe(t, o, Deps{Client: client, Version: "test"})
 	var holder string
 	testutil.Poll(t, "the Lease to name the replica", func() bool {
-		l, err := client.CoordinationV1().Leases("gpuslice-system").Get(ctx, "gpuslice-extender", metav1.GetOptions{})
+		l, err := client.CoordinationV1().Leases("gpuslice-system").Get(t.Context(), "gpuslice-extender", metav1.GetOptions{})
 		if err != nil || l.Spec.HolderIdentity == nil {
 			return false
 		}

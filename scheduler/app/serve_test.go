@@ -3,8 +3,6 @@ package app
 import (
 	"context"
 	"encoding/json"
-	"io"
-	"net"
 	"net/http"
 	"strings"
 	"testing"
@@ -81,21 +79,6 @@ func boundPod(t *testing.T, name, node, inventory string, slices int64) *v1.Pod 
 	return p
 }
 
-func post(t *testing.T, url string, v any) (int, string) {
-	t.Helper()
-	b, err := json.Marshal(v)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp, err := http.Post(url, "application/json", strings.NewReader(string(b)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	body, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, string(body)
-}
-
 // A restarted extender must not decide before its pod cache is complete:
 // with the node informer synced and the pod list still loading, filter is
 // refused with the retryable "not ready"; once the pods are in, filter sees
@@ -104,47 +87,23 @@ func TestServeGatesVerbsUntilCachesSync(t *testing.T) {
 	node := testutil.GPUNode(t, "n1", 1, "T4", 16, 48)
 	held := boundPod(t, "held", "n1", node.Annotations[api.AnnotationInventory], 10)
 	release := make(chan struct{})
-	client := slowPods{fake.NewClientset(node, held), release}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	logger, ctx := ktesting.NewTestContext(t)
-	ctx, cancel := context.WithCancel(ctx)
-	o := NewOptions()
-	done := make(chan error, 1)
-	go func() { done <- Serve(ctx, o, Deps{Client: client, Listener: ln, Version: "test"}) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("Serve: %v", err)
-		}
-	})
-	base := "http://" + ln.Addr().String()
+	base := "http://" + startServe(t, NewOptions(), Deps{Client: slowPods{fake.NewClientset(node, held), release}, Version: "test"})
 	newPod := testutil.Pod("new", testutil.Container("c", 10, 0, 0))
 	args := extenderv1.ExtenderArgs{Pod: newPod, NodeNames: &[]string{"n1"}}
 
 	testutil.Poll(t, "the server to answer /healthz", func() bool {
-		resp, err := http.Get(base + "/healthz")
-		if err != nil {
-			return false
-		}
-		resp.Body.Close()
-		return resp.StatusCode == 200
+		code, _ := get(base + "/healthz")
+		return code == 200
 	})
 	code, body := post(t, base+"/filter", args)
 	if code != http.StatusServiceUnavailable || !strings.Contains(body, `"error":"not ready: `) {
 		t.Fatalf("filter before the pod list = %d %s, want 503 not ready", code, body)
 	}
-	logger.Info("Releasing the pod list")
+	t.Log("Releasing the pod list")
 	close(release)
 	testutil.Poll(t, "/readyz to pass", func() bool {
-		resp, err := http.Get(base + "/readyz")
-		if err != nil {
-			return false
-		}
-		resp.Body.Close()
-		return resp.StatusCode == 200
+		code, _ := get(base + "/readyz")
+		return code == 200
 	})
 	code, body = post(t, base+"/filter", args)
 	var res extenderv1.ExtenderFilterResult
@@ -159,35 +118,8 @@ func TestServeGatesVerbsUntilCachesSync(t *testing.T) {
 // --metrics-listen-address serves /metrics alone on a second, plain
 // listener.
 func TestServeMetricsListener(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	mln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, ctx := ktesting.NewTestContext(t)
-	ctx, cancel := context.WithCancel(ctx)
-	done := make(chan error, 1)
-	go func() {
-		done <- Serve(ctx, NewOptions(), Deps{Client: fake.NewClientset(), Listener: ln, MetricsListener: mln, Version: "test"})
-	}()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("Serve: %v", err)
-		}
-	})
-	get := func(url string) (int, string) {
-		resp, err := http.Get(url)
-		if err != nil {
-			return 0, err.Error()
-		}
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(resp.Body)
-		return resp.StatusCode, string(b)
-	}
+	mln := listen(t)
+	startServe(t, NewOptions(), Deps{MetricsListener: mln, Version: "test"})
 	base := "http://" + mln.Addr().String()
 	testutil.Poll(t, "the metrics listener to say ready", func() bool {
 		code, body := get(base + "/metrics")
