@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
 )
@@ -17,6 +18,11 @@ func Run(ctx context.Context, o *Options, version string) error {
 		return fmt.Errorf("load kubeconfig: %w", err)
 	}
 	cfg.QPS, cfg.Burst = o.QPS, o.Burst
+	// Protobuf, as kube-scheduler and kubelet use: cheaper to decode here,
+	// and the API server's watch cache need not encode every pod event
+	// in JSON for this one watcher.
+	cfg.ContentType = runtime.ContentTypeProtobuf
+	cfg.AcceptContentTypes = runtime.ContentTypeProtobuf + "," + runtime.ContentTypeJSON
 	cfg.UserAgent = "gpuslice-extender/" + version
 	client, err := kubernetes.NewForConfig(cfg)
 	if err != nil {
