@@ -20,7 +20,7 @@ export CGO_CFLAGS ?= -O2 -g -Wno-deprecated-declarations
 TRACE ?= ../shared/trace/openb_pod_list_default.csv
 SEEDS ?= 42,43,44,45,46,47,48,49,50,51
 
-.PHONY: all build test unit e2e lint demo control-plane kwok bench bench-trace clean images images-check manifests manifests-check inspect
+.PHONY: all build test unit e2e lint demo control-plane kwok bench bench-trace bench-scale clean images images-check manifests manifests-check inspect
 
 all: build
 
@@ -101,6 +101,17 @@ inspect:
 ## bench: Go benchmarks of the extender's filter + prioritize.
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem -count 5 ./scheduler/extender/ ./allocator/
+
+## bench-scale: kube-scheduler alone vs. with the gpuslice extender on the
+## real control plane with NODES simulated 8-GPU nodes and PODS pods per
+## phase (A, B, A', A0; MEMORY_PODS>0 adds the memory phase). Not in CI: at
+## 5,000 nodes it runs for about half an hour on 2 cores. See docs/scale.md.
+NODES ?= 1000
+PODS ?= 10000
+MEMORY_PODS ?= 0
+bench-scale: build control-plane
+	cd e2e && $(GO) build -o bin/bench-scale ./cmd/bench-scale
+	GPUSLICE_BIN=$(BIN) K8S_BIN=$(E2E_BIN) $(E2E_BIN)/bench-scale -nodes $(NODES) -pods $(PODS) -memory-pods $(MEMORY_PODS)
 
 ## bench-trace: replay a trace through the allocator (see README).
 bench-trace:

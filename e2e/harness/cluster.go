@@ -2,7 +2,6 @@ package harness
 
 import (
 	"context"
-	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -23,7 +22,6 @@ import (
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 	"k8s.io/klog/v2"
-	"sigs.k8s.io/yaml"
 )
 
 // Options configures a cluster. The zero value is usable.
@@ -601,86 +599,6 @@ func (c *Cluster) RestartExtender(ctx context.Context) error {
 		return err
 	}
 	return c.StartExtender(ctx)
-}
-
-// startScheduler starts kube-scheduler with the shipped configuration.
-func (c *Cluster) startScheduler(ctx context.Context) error {
-	if err := c.writeSchedulerConfig(c.path("scheduler-config.yaml")); err != nil {
-		return err
-	}
-	port, err := freePort()
-	if err != nil {
-		return err
-	}
-	p, err := c.run(KubeScheduler, filepath.Join(c.k8sBin, KubeScheduler), []string{
-		"--config=" + c.path("scheduler-config.yaml"),
-		"--bind-address=127.0.0.1", "--secure-port=" + strconv.Itoa(port),
-		"--v=2",
-	})
-	if err != nil {
-		return err
-	}
-	insecure := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}} // self-signed, loopback only
-	defer insecure.CloseIdleConnections()
-	return c.waitReady(ctx, p, func(ctx context.Context) bool {
-		return httpOK(ctx, insecure, "https://127.0.0.1:"+strconv.Itoa(port)+"/readyz")
-	})
-}
-
-// The addresses manifests/scheduler-config.yaml ships with; the harness
-// replaces exactly these, and switches that extender to mutual TLS.
-const (
-	shippedExtenderURL = "http://127.0.0.1:8888/"
-	shippedKubeconfig  = "/etc/kubernetes/scheduler.conf"
-)
-
-// writeSchedulerConfig templates manifests/scheduler-config.yaml: the
-// kubeconfig path, and for the extender at the shipped URL its URL, HTTPS
-// and a tlsConfig with kube-scheduler's client certificate and the CA.
-func (c *Cluster) writeSchedulerConfig(out string) error {
-	src := filepath.Join(c.repoRoot, "manifests", "scheduler-config.yaml")
-	b, err := os.ReadFile(src)
-	if err != nil {
-		return fmt.Errorf("scheduler config: %w", err)
-	}
-	var cfg map[string]any
-	if err := yaml.Unmarshal(b, &cfg); err != nil {
-		return fmt.Errorf("%s: %w", src, err)
-	}
-	cc, _ := cfg["clientConnection"].(map[string]any)
-	if cc == nil || cc["kubeconfig"] != shippedKubeconfig {
-		return fmt.Errorf("%s: want clientConnection.kubeconfig %q to replace", src, shippedKubeconfig)
-	}
-	cc["kubeconfig"] = c.path("scheduler.kubeconfig")
-	exts, _ := cfg["extenders"].([]any)
-	found := 0
-	for _, e := range exts {
-		ext, _ := e.(map[string]any)
-		if ext == nil || ext["urlPrefix"] != shippedExtenderURL {
-			continue
-		}
-		found++
-		ext["urlPrefix"] = c.ExtenderURL
-		if c.ExtenderTLS != nil {
-			ext["enableHTTPS"] = true
-			ext["tlsConfig"] = map[string]any{
-				"certFile": c.ExtenderTLS.ClientCert,
-				"keyFile":  c.ExtenderTLS.ClientKey,
-				"caFile":   c.ExtenderTLS.CAFile,
-			}
-		}
-	}
-	if found != 1 {
-		return fmt.Errorf("%s: want exactly one extender at %q to replace, found %d", src, shippedExtenderURL, found)
-	}
-	b, err = yaml.Marshal(cfg)
-	if err != nil {
-		return fmt.Errorf("scheduler config: %w", err)
-	}
-	if err := os.WriteFile(out, b, 0o600); err != nil {
-		return fmt.Errorf("write scheduler config: %w", err)
-	}
-	return nil
 }
 
 // Running reports whether the named component (Etcd, KubeAPIServer,
