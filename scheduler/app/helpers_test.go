@@ -11,6 +11,8 @@ import (
 
 	"k8s.io/client-go/kubernetes/fake"
 	"k8s.io/klog/v2/ktesting"
+
+	"github.com/gpuslice/gpuslice/scheduler/internal/testutil"
 )
 
 // listen returns a listener on a free local port.
@@ -64,11 +66,19 @@ func post(t *testing.T, url string, v any) (int, string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	resp, err := http.Post(url, "application/json", strings.NewReader(string(b)))
-	if err != nil {
+	return testutil.Do(t, http.MethodPost, url, "application/json", string(b))
+}
+
+// checkErr fails the test unless err is what the case wants: nil for "",
+// else an error that mentions want. It reports whether the case goes on,
+// that is whether err is nil.
+func checkErr(t *testing.T, err error, want string) bool {
+	t.Helper()
+	switch {
+	case want == "" && err != nil:
 		t.Fatal(err)
+	case want != "" && (err == nil || !strings.Contains(err.Error(), want)):
+		t.Fatalf("error %v, want it to mention %q", err, want)
 	}
-	defer resp.Body.Close()
-	body, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, string(body)
+	return err == nil
 }

@@ -48,15 +48,8 @@ func TestOptionsPolicies(t *testing.T) {
 			o := NewOptions()
 			o.ListenAddress = "127.0.0.1:8888"
 			tc.mutate(o)
-			err := o.Validate()
-			if tc.wantErr != "" {
-				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
-					t.Fatalf("Validate() = %v, want %q", err, tc.wantErr)
-				}
+			if !checkErr(t, o.Validate(), tc.wantErr) {
 				return
-			}
-			if err != nil {
-				t.Fatal(err)
 			}
 			ps, err := o.Policies()
 			if err != nil {
@@ -173,15 +166,8 @@ func TestOptionsRuntimeClassIsolation(t *testing.T) {
 				t.Fatal(err)
 			}
 			o.Complete(fs)
-			err := o.Validate()
-			if tc.wantErr != "" {
-				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
-					t.Fatalf("Validate() = %v, want it to mention %q", err, tc.wantErr)
-				}
+			if !checkErr(t, o.Validate(), tc.wantErr) {
 				return
-			}
-			if err != nil {
-				t.Fatal(err)
 			}
 			got, err := o.RuntimeClassModes()
 			if err != nil {

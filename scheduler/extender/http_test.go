@@ -3,8 +3,6 @@ package extender
 import (
 	"bytes"
 	"encoding/json"
-	"io"
-	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
@@ -26,24 +24,6 @@ func newTestServer(t *testing.T, maxBody int64) (*httptest.Server, *cache.Cache,
 	srv := httptest.NewServer(NewHandler(logger, ext, ready, HandlerOptions{Version: "v-test", MaxBodyBytes: maxBody}))
 	t.Cleanup(srv.Close)
 	return srv, c, ready
-}
-
-func do(t *testing.T, method, url, contentType, body string) (int, string) {
-	t.Helper()
-	req, err := http.NewRequestWithContext(t.Context(), method, url, strings.NewReader(body))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if contentType != "" {
-		req.Header.Set("Content-Type", contentType)
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, string(b)
 }
 
 func TestHTTPBadInput(t *testing.T) {
@@ -72,7 +52,7 @@ func TestHTTPBadInput(t *testing.T) {
 	before := testutil.FreeSlices(c)
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			code, body := do(t, tc.method, srv.URL+tc.path, tc.ct, tc.body)
+			code, body := testutil.Do(t, tc.method, srv.URL+tc.path, tc.ct, tc.body)
 			if code != tc.wantCode || !strings.Contains(body, tc.wantMsg) {
 				t.Errorf("%s %s = %d %q, want %d containing %q", tc.method, tc.path, code, body, tc.wantCode, tc.wantMsg)
 			}
@@ -90,13 +70,13 @@ func TestHTTPRoundTrip(t *testing.T) {
 	srv, c, ready := newTestServer(t, 0)
 	ready.SetSynced(true)
 	for _, path := range []string{"/healthz", "/readyz", "/version"} {
-		if code, body := do(t, "GET", srv.URL+path, "", ""); code != 200 {
+		if code, body := testutil.Do(t, "GET", srv.URL+path, "", ""); code != 200 {
 			t.Errorf("GET %s = %d %q", path, code, body)
 		}
 	}
 	p := testutil.Pod("p", testutil.Container("c", 4, 0, 0))
 	args, _ := json.Marshal(extenderv1.ExtenderArgs{Pod: p, NodeNames: names("a100", "t4", "cpu-only")})
-	code, body := do(t, "POST", srv.URL+"/filter", "application/json; charset=utf-8", string(args))
+	code, body := testutil.Do(t, "POST", srv.URL+"/filter", "application/json; charset=utf-8", string(args))
 	if code != 200 {
 		t.Fatalf("filter = %d %s", code, body)
 	}
@@ -107,19 +87,19 @@ func TestHTTPRoundTrip(t *testing.T) {
 	if diff := cmp.Diff([]string{"a100", "t4"}, *fr.NodeNames); diff != "" {
 		t.Errorf("filter nodes (-want +got):\n%s", diff)
 	}
-	code, body = do(t, "POST", srv.URL+"/prioritize", "application/json", string(args))
+	code, body = testutil.Do(t, "POST", srv.URL+"/prioritize", "application/json", string(args))
 	var hp extenderv1.HostPriorityList
 	if err := json.Unmarshal([]byte(body), &hp); code != 200 || err != nil || len(hp) == 0 {
 		t.Fatalf("prioritize = %d %s %v", code, body, err)
 	}
 	bargs, _ := json.Marshal(bindArgs(p, "t4"))
-	code, body = do(t, "POST", srv.URL+"/bind", "application/json", string(bargs))
+	code, body = testutil.Do(t, "POST", srv.URL+"/bind", "application/json", string(bargs))
 	var br extenderv1.ExtenderBindingResult
 	if err := json.Unmarshal([]byte(body), &br); code != 200 || err != nil || br.Error != "" {
 		t.Fatalf("bind = %d %s %v", code, body, err)
 	}
 	// Binding again reports the error in the result body.
-	_, body = do(t, "POST", srv.URL+"/bind", "application/json", string(bargs))
+	_, body = testutil.Do(t, "POST", srv.URL+"/bind", "application/json", string(bargs))
 	if err := json.Unmarshal([]byte(body), &br); err != nil || !strings.Contains(br.Error, "already bound") {
 		t.Fatalf("second bind = %s", body)
 	}

@@ -34,7 +34,7 @@ func TestProfiling(t *testing.T) {
 			logger, _ := ktesting.NewTestContext(t)
 			srv := httptest.NewServer(NewHandler(logger, ext, NewReadiness(false), tc.opts))
 			t.Cleanup(srv.Close)
-			code, body := do(t, http.MethodGet, srv.URL+tc.path, "", "")
+			code, body := testutil.Do(t, http.MethodGet, srv.URL+tc.path, "", "")
 			if code != tc.wantCode || !strings.Contains(body, tc.wantInBody) {
 				t.Errorf("GET %s = %d %q, want %d with %q", tc.path, code, truncate(body), tc.wantCode, tc.wantInBody)
 			}

@@ -54,27 +54,27 @@ func TestHTTPVerbsGatedUntilReady(t *testing.T) {
 	pargs, _ := json.Marshal(extenderv1.ExtenderPreemptionArgs{Pod: p})
 	verbs := map[string]string{"/filter": string(args), "/prioritize": string(args), "/preempt": string(pargs), "/bind": string(bargs)}
 	for path, body := range verbs {
-		code, got := do(t, "POST", srv.URL+path, "application/json", body)
+		code, got := testutil.Do(t, "POST", srv.URL+path, "application/json", body)
 		var eb errorBody
 		if err := json.Unmarshal([]byte(got), &eb); code != 503 || err != nil || !strings.HasPrefix(eb.Error, "not ready: ") {
 			t.Errorf("%s before sync = %d %q, want 503 with a JSON \"not ready: ...\" error", path, code, got)
 		}
 	}
-	if code, _ := do(t, "GET", srv.URL+"/readyz", "", ""); code != 503 {
+	if code, _ := testutil.Do(t, "GET", srv.URL+"/readyz", "", ""); code != 503 {
 		t.Errorf("/readyz before sync = %d, want 503", code)
 	}
-	if code, _ := do(t, "GET", srv.URL+"/healthz", "", ""); code != 200 {
+	if code, _ := testutil.Do(t, "GET", srv.URL+"/healthz", "", ""); code != 200 {
 		t.Errorf("/healthz before sync = %d, want 200", code)
 	}
 	if a, cf := c.Stats(); a+cf != 0 {
 		t.Fatalf("gated verbs placed pods: %d assumed, %d confirmed", a, cf)
 	}
 	ready.SetSynced(true)
-	if code, _ := do(t, "GET", srv.URL+"/readyz", "", ""); code != 200 {
+	if code, _ := testutil.Do(t, "GET", srv.URL+"/readyz", "", ""); code != 200 {
 		t.Errorf("/readyz after sync = %d, want 200", code)
 	}
 	for _, path := range []string{"/filter", "/prioritize", "/preempt", "/bind"} {
-		if code, got := do(t, "POST", srv.URL+path, "application/json", verbs[path]); code != 200 {
+		if code, got := testutil.Do(t, "POST", srv.URL+path, "application/json", verbs[path]); code != 200 {
 			t.Errorf("%s after sync = %d %q, want 200", path, code, got)
 		}
 	}

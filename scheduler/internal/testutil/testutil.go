@@ -1,5 +1,5 @@
 // Package testutil holds the fixtures the scheduler packages' tests share:
-// GPU inventories, nodes, pods and a poll with a deadline.
+// GPU inventories, nodes, pods, a poll with a deadline and an HTTP request.
 package testutil
 
 import (
