@@ -24,6 +24,15 @@ func newCache(t *testing.T, ttl time.Duration, opts ...cache.Option) *cache.Cach
 	return cache.New(logger, 1024, ttl, append([]cache.Option{cache.WithClock(testingclock.NewFakeClock(testutil.Now))}, opts...)...)
 }
 
+// nodeCache returns a cache with a one-minute TTL holding node n1 with
+// gpus T4s of 16 slices and 4 slots each.
+func nodeCache(t *testing.T, gpus int) *cache.Cache {
+	t.Helper()
+	c := newCache(t, time.Minute)
+	c.SetNode("n1", testutil.Inventory(t, "n1", gpus, "T4", 16, 4))
+	return c
+}
+
 // bound returns pod name (one container "c" of slices slices) bound to
 // node with the placement annotation pl.
 func bound(t *testing.T, name, node string, slices int64, pl *api.Placement) *v1.Pod {
@@ -52,8 +61,7 @@ func placement(node string, slices int64, gpus ...int) *api.Placement {
 }
 
 func TestCacheAssumeForgetConfirm(t *testing.T) {
-	c := newCache(t, time.Minute)
-	c.SetNode("n1", testutil.Inventory(t, "n1", 2, "T4", 16, 4))
+	c := nodeCache(t, 2)
 	full := map[string][]int64{"n1": {16, 16}}
 	if diff := cmp.Diff(full, testutil.FreeSlices(c)); diff != "" {
 		t.Fatalf("initial (-want +got):\n%s", diff)
@@ -109,8 +117,7 @@ func TestCacheAssumeForgetConfirm(t *testing.T) {
 // TestCacheAssumeConflict checks Assume re-checks the shares under the
 // lock: a placement chosen on a stale copy is refused with ErrConflict.
 func TestCacheAssumeConflict(t *testing.T) {
-	c := newCache(t, time.Minute)
-	c.SetNode("n1", testutil.Inventory(t, "n1", 1, "T4", 16, 4))
+	c := nodeCache(t, 1)
 	req := testutil.Request(10)
 	pl := placement("n1", 10, 0)
 	if _, err := c.Assume("a", "default/a", pl, req, testutil.Now); err != nil {
@@ -128,8 +135,7 @@ func TestCacheAssumeConflict(t *testing.T) {
 // TestCacheCleanup checks expiry on the time passed in: an assumption lives
 // until its deadline (now + TTL) and not a moment less.
 func TestCacheCleanup(t *testing.T) {
-	c := newCache(t, time.Minute)
-	c.SetNode("n1", testutil.Inventory(t, "n1", 1, "T4", 16, 4))
+	c := nodeCache(t, 1)
 	if _, _, err := testutil.Assume(t, c, "u1", "n1", testutil.Request(10)); err != nil {
 		t.Fatal(err)
 	}
@@ -147,8 +153,7 @@ func TestCacheCleanup(t *testing.T) {
 }
 
 func TestCacheNodeInventoryChanges(t *testing.T) {
-	c := newCache(t, time.Minute)
-	c.SetNode("n1", testutil.Inventory(t, "n1", 2, "T4", 16, 4))
+	c := nodeCache(t, 2)
 	c.OnPod(bound(t, "p1", "n1", 10, placement("n1", 10, 0)))
 	// The device plugin marks a GPU unhealthy: the placement still counts.
 	inv, _ := api.ParseInventory(testutil.Inventory(t, "n1", 2, "T4", 16, 4))
@@ -181,8 +186,7 @@ func TestCacheNodeInventoryChanges(t *testing.T) {
 // the other keeps its charge, the vanished one stays as a placeholder no
 // pod is placed on, and it goes once the pod is gone.
 func TestCacheVanishedGPU(t *testing.T) {
-	c := newCache(t, time.Minute)
-	c.SetNode("n1", testutil.Inventory(t, "n1", 2, "T4", 16, 4))
+	c := nodeCache(t, 2)
 	p := testutil.Pod("p1", testutil.Container("c", 20, 0, 2))
 	p.Spec.NodeName = "n1"
 	s, _ := placement("n1", 10, 0, 1).Encode()
@@ -260,8 +264,7 @@ func TestCacheChargesOnlyConsistentPlacements(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			c := newCache(t, time.Minute)
-			c.SetNode("n1", testutil.Inventory(t, "n1", 2, "T4", 16, 4))
+			c := nodeCache(t, 2)
 			c.OnPod(tc.pod())
 			if diff := cmp.Diff(map[string][]int64{"n1": tc.want}, testutil.FreeSlices(c)); diff != "" {
 				t.Errorf("(-want +got):\n%s", diff)
@@ -329,8 +332,7 @@ func TestCacheIgnoresForgedUpdates(t *testing.T) {
 // TestCacheSidecarCharge checks the cache charges a sidecar for the pod's
 // life, from the pod's spec, with the placement's real init flags.
 func TestCacheSidecarCharge(t *testing.T) {
-	c := newCache(t, time.Minute)
-	c.SetNode("n1", testutil.Inventory(t, "n1", 1, "T4", 16, 4))
+	c := nodeCache(t, 1)
 	always := v1.ContainerRestartPolicyAlways
 	p := testutil.Pod("p", testutil.Container("app", 4, 0, 0))
 	side := testutil.Container("side", 2, 0, 0)
@@ -355,8 +357,7 @@ func TestCacheSidecarCharge(t *testing.T) {
 // TestCacheFreeAfterEvicting checks preemption sees the node without the
 // victims' shares, and the cache itself is unchanged.
 func TestCacheFreeAfterEvicting(t *testing.T) {
-	c := newCache(t, time.Minute)
-	c.SetNode("n1", testutil.Inventory(t, "n1", 1, "T4", 16, 4))
+	c := nodeCache(t, 1)
 	c.OnPod(bound(t, "p", "n1", 10, placement("n1", 10, 0)))
 	n, err := c.FreeAfterEvicting("n1", []types.UID{"uid-p", "unknown"})
 	if err != nil {
