@@ -12,6 +12,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/client-go/kubernetes/fake"
 	k8stesting "k8s.io/client-go/testing"
 	"k8s.io/klog/v2/ktesting"
 	extenderv1 "k8s.io/kube-scheduler/extender/v1"
@@ -266,75 +267,62 @@ func TestBind(t *testing.T) {
 }
 
 func TestBindFailures(t *testing.T) {
-	t.Run("api error forgets the assumption", func(t *testing.T) {
-		p := testutil.Pod("p", testutil.Container("c", 8, 0, 0))
-		ext, c, client := newTestExtender(t, testNodes(t), p)
-		before := testutil.FreeSlices(c)
-		client.PrependReactor("create", "pods", func(k8stesting.Action) (bool, runtime.Object, error) {
-			return true, nil, errors.New("etcdserver: request timed out")
-		})
-		ext.Filter(t.Context(), argsFor(p, "a100"))
-		err := ext.Bind(t.Context(), bindArgs(p, "a100"))
-		if err == nil || !strings.Contains(err.Error(), "request timed out") {
-			t.Fatalf("err = %v", err)
-		}
-		if diff := cmp.Diff(before, testutil.FreeSlices(c)); diff != "" {
-			t.Errorf("failed bind left shares behind (-before +after):\n%s", diff)
-		}
-		if c.HasPod(p.UID) {
-			t.Error("failed bind left the pod assumed")
-		}
-	})
-	t.Run("ambiguous failure that bound the pod keeps the shares", func(t *testing.T) {
-		p := testutil.Pod("p", testutil.Container("c", 8, 0, 0))
-		ext, c, client := newTestExtender(t, testNodes(t), p)
-		bind := bindingReactor(client)
-		client.PrependReactor("create", "pods", func(a k8stesting.Action) (bool, runtime.Object, error) {
-			if _, _, err := bind(a); err != nil {
-				return true, nil, err
+	for _, tc := range []struct {
+		name string
+		// react makes the Binding fail.
+		react func(client *fake.Clientset)
+		// wantErr is what the error mentions; keeps whether the shares
+		// stay charged; calls, when not 0, the API calls the bind makes.
+		wantErr string
+		keeps   bool
+		calls   int
+	}{
+		{name: "api error forgets the assumption", react: func(client *fake.Clientset) {
+			client.PrependReactor("create", "pods", func(k8stesting.Action) (bool, runtime.Object, error) {
+				return true, nil, errors.New("etcdserver: request timed out")
+			})
+		}, wantErr: "request timed out"},
+		{name: "ambiguous failure that bound the pod keeps the shares", react: func(client *fake.Clientset) {
+			bind := bindingReactor(client)
+			client.PrependReactor("create", "pods", func(a k8stesting.Action) (bool, runtime.Object, error) {
+				if _, _, err := bind(a); err != nil {
+					return true, nil, err
+				}
+				return true, nil, errors.New("http2: client connection lost")
+			})
+		}, keeps: true},
+		{name: "ambiguous failure with an unreadable pod keeps the shares", react: func(client *fake.Clientset) {
+			client.PrependReactor("*", "pods", func(k8stesting.Action) (bool, runtime.Object, error) {
+				return true, nil, errors.New("connection refused")
+			})
+		}, keeps: true},
+		{name: "definite refusal forgets without a read", react: func(client *fake.Clientset) {
+			client.PrependReactor("create", "pods", func(k8stesting.Action) (bool, runtime.Object, error) {
+				return true, nil, apierrors.NewConflict(v1.Resource("pods"), "p", errors.New("precondition failed"))
+			})
+		}, calls: 1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p := testutil.Pod("p", testutil.Container("c", 8, 0, 0))
+			ext, c, client := newTestExtender(t, testNodes(t), p)
+			before := testutil.FreeSlices(c)
+			tc.react(client)
+			ext.Filter(t.Context(), argsFor(p, "a100"))
+			client.ClearActions()
+			if err := ext.Bind(t.Context(), bindArgs(p, "a100")); err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+				t.Fatalf("err = %v, want an error mentioning %q", err, tc.wantErr)
 			}
-			return true, nil, errors.New("http2: client connection lost")
+			if c.HasPod(p.UID) != tc.keeps {
+				t.Fatalf("pod still assumed = %v after the failed bind, want %v", !tc.keeps, tc.keeps)
+			}
+			if diff := cmp.Diff(before, testutil.FreeSlices(c)); !tc.keeps && diff != "" {
+				t.Errorf("failed bind left shares behind (-before +after):\n%s", diff)
+			}
+			if n := len(client.Actions()); tc.calls != 0 && n != tc.calls {
+				t.Errorf("failed bind made %d API calls, want %d: %v", n, tc.calls, client.Actions())
+			}
 		})
-		ext.Filter(t.Context(), argsFor(p, "a100"))
-		if err := ext.Bind(t.Context(), bindArgs(p, "a100")); err == nil {
-			t.Fatal("bind reported success")
-		}
-		if !c.HasPod(p.UID) {
-			t.Fatal("the shares of a pod that was bound were freed")
-		}
-	})
-	t.Run("ambiguous failure with an unreadable pod keeps the shares", func(t *testing.T) {
-		p := testutil.Pod("p", testutil.Container("c", 8, 0, 0))
-		ext, c, client := newTestExtender(t, testNodes(t), p)
-		client.PrependReactor("*", "pods", func(k8stesting.Action) (bool, runtime.Object, error) {
-			return true, nil, errors.New("connection refused")
-		})
-		ext.Filter(t.Context(), argsFor(p, "a100"))
-		if err := ext.Bind(t.Context(), bindArgs(p, "a100")); err == nil {
-			t.Fatal("bind reported success")
-		}
-		if !c.HasPod(p.UID) {
-			t.Fatal("shares freed although the bind may have landed")
-		}
-	})
-	t.Run("definite refusal forgets without a read", func(t *testing.T) {
-		p := testutil.Pod("p", testutil.Container("c", 8, 0, 0))
-		ext, c, client := newTestExtender(t, testNodes(t), p)
-		client.PrependReactor("create", "pods", func(k8stesting.Action) (bool, runtime.Object, error) {
-			return true, nil, apierrors.NewConflict(v1.Resource("pods"), "p", errors.New("precondition failed"))
-		})
-		ext.Filter(t.Context(), argsFor(p, "a100"))
-		client.ClearActions()
-		if err := ext.Bind(t.Context(), bindArgs(p, "a100")); err == nil {
-			t.Fatal("bind reported success")
-		}
-		if c.HasPod(p.UID) {
-			t.Fatal("a refused bind kept its shares")
-		}
-		if n := len(client.Actions()); n != 1 {
-			t.Errorf("refused bind made %d API calls, want 1: %v", n, client.Actions())
-		}
-	})
+	}
 	t.Run("uid differs from the filtered pod", func(t *testing.T) {
 		p := testutil.Pod("p", testutil.Container("c", 8, 0, 0))
 		ext, c, _ := newTestExtender(t, testNodes(t), p)
