@@ -8,7 +8,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/spf13/pflag"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes/fake"
 	"k8s.io/klog/v2/ktesting"
@@ -86,12 +85,8 @@ func TestServeLeaderElection(t *testing.T) {
 func TestLeaderElectIdentityFlag(t *testing.T) {
 	client := fake.NewClientset(testutil.GPUNode(t, "n1", 1, "T4", 16, 48))
 	o := NewOptions()
-	fs := pflag.NewFlagSet("test", pflag.ContinueOnError)
-	o.AddFlags(fs)
-	if err := fs.Parse([]string{"--listen-address=127.0.0.1:0", "--leader-elect", "--leader-elect-identity=replica-a_1", "--leader-elect-lease-duration=3s",
-		"--leader-elect-renew-deadline=2s", "--leader-elect-retry-period=100ms"}); err != nil {
-		t.Fatal(err)
-	}
+	parseFlags(t, o, "--listen-address=127.0.0.1:0", "--leader-elect", "--leader-elect-identity=replica-a_1", "--leader-elect-lease-duration=3s",
+		"--leader-elect-renew-deadline=2s", "--leader-elect-retry-period=100ms")
 	if err := o.Validate(); err != nil {
 		t.Fatal(err)
 	}

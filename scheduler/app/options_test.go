@@ -13,6 +13,28 @@ import (
 	"github.com/gpuslice/gpuslice/api"
 )
 
+// validated returns loopback options that set changed, once Validate
+// answered as wantErr says (checkErr); ok is false when the case ends
+// there.
+func validated(t *testing.T, set func(o *Options), wantErr string) (o *Options, ok bool) {
+	t.Helper()
+	o = NewOptions()
+	o.ListenAddress = "127.0.0.1:8888"
+	set(o)
+	return o, checkErr(t, o.Validate(), wantErr)
+}
+
+// parseFlags parses args with o's flags and completes o.
+func parseFlags(t *testing.T, o *Options, args ...string) {
+	t.Helper()
+	fs := pflag.NewFlagSet("test", pflag.ContinueOnError)
+	o.AddFlags(fs)
+	if err := fs.Parse(args); err != nil {
+		t.Fatal(err)
+	}
+	o.Complete(fs)
+}
+
 func TestOptionsPolicies(t *testing.T) {
 	dir := t.TempDir()
 	write := func(name, body string) string {
@@ -45,10 +67,8 @@ func TestOptionsPolicies(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			o := NewOptions()
-			o.ListenAddress = "127.0.0.1:8888"
-			tc.mutate(o)
-			if !checkErr(t, o.Validate(), tc.wantErr) {
+			o, ok := validated(t, tc.mutate, tc.wantErr)
+			if !ok {
 				return
 			}
 			ps, err := o.Policies()
@@ -110,16 +130,7 @@ func TestOptionsValidateAuthAndLeaderElection(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			o := NewOptions()
 			tc.mutate(o)
-			err := o.Validate()
-			if tc.wantErr == "" {
-				if err != nil {
-					t.Fatalf("Validate() = %v, want nil", err)
-				}
-				return
-			}
-			if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
-				t.Fatalf("Validate() = %v, want it to mention %q", err, tc.wantErr)
-			}
+			checkErr(t, o.Validate(), tc.wantErr)
 		})
 	}
 }
@@ -128,12 +139,7 @@ func TestOptionsValidateAuthAndLeaderElection(t *testing.T) {
 func TestOptionsCompleteReadsChangedFlags(t *testing.T) {
 	for _, args := range [][]string{nil, {"--policy=spread"}} {
 		o := NewOptions()
-		fs := pflag.NewFlagSet("test", pflag.ContinueOnError)
-		o.AddFlags(fs)
-		if err := fs.Parse(args); err != nil {
-			t.Fatal(err)
-		}
-		o.Complete(fs)
+		parseFlags(t, o, args...)
 		if want := len(args) > 0; o.policyFlagSet != want {
 			t.Errorf("args %q: policyFlagSet = %v, want %v", args, o.policyFlagSet, want)
 		}
@@ -158,15 +164,8 @@ func TestOptionsRuntimeClassIsolation(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
-			o := NewOptions()
-			o.ListenAddress = "127.0.0.1:8888"
-			fs := pflag.NewFlagSet("test", pflag.ContinueOnError)
-			o.AddFlags(fs)
-			if err := fs.Parse(tc.args); err != nil {
-				t.Fatal(err)
-			}
-			o.Complete(fs)
-			if !checkErr(t, o.Validate(), tc.wantErr) {
+			o, ok := validated(t, func(o *Options) { parseFlags(t, o, tc.args...) }, tc.wantErr)
+			if !ok {
 				return
 			}
 			got, err := o.RuntimeClassModes()
