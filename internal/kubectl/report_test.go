@@ -11,8 +11,10 @@ import (
 	"github.com/gpuslice/gpuslice/api"
 )
 
+// amt is an amount of which used is held, of total.
+func amt(used, total int64) Amount { return Amount{Used: used, Free: total - used, Total: total} }
+
 func TestFreeState(t *testing.T) {
-	amt := func(used, total int64) Amount { return Amount{Used: used, Free: total - used, Total: total} }
 	for _, tc := range []struct {
 		name string
 		g    GPUReport
@@ -35,7 +37,6 @@ func TestFreeState(t *testing.T) {
 }
 
 func TestSummarize(t *testing.T) {
-	amt := func(used, total int64) Amount { return Amount{Used: used, Free: total - used, Total: total} }
 	g := func(state FreeState, used, total int64) GPUReport {
 		return GPUReport{State: state, Slices: amt(used, total), Core: amt(0, 100)}
 	}
@@ -74,7 +75,6 @@ func TestAge(t *testing.T) {
 }
 
 func TestBar(t *testing.T) {
-	amt := func(used, total int64) Amount { return Amount{Used: used, Free: total - used, Total: total} }
 	for _, tc := range []struct {
 		name string
 		g    GPUReport
