@@ -49,6 +49,20 @@ done
 say() { printf '\n=== %s\n' "$*"; }
 fail() { echo "FAIL: $*"; FAILED=1; }
 
+# run_section OK SKIP NAME SCRIPT [ARGS...]: runs a section's own script and
+# says OK when it exits 0, "SKIP; skipped" when it exits 2 (what it needs is
+# missing), and fails the NAME check otherwise.
+run_section() {
+	local ok=$1 skip=$2 name=$3 rc=0
+	shift 3
+	"$@" || rc=$?
+	case $rc in
+	0) echo "$ok" ;;
+	2) echo "$skip; skipped" ;;
+	*) fail "$name check failed (exit $rc)" ;;
+	esac
+}
+
 # --- section: prerequisites -------------------------------------------------
 prereq_check() {
 	say "prerequisites"
@@ -105,27 +119,18 @@ mps_check() {
 		echo "hack/gpu-check-mps.sh not present; skipped"
 		return
 	fi
-	local args=() rc=0
+	local args=()
 	[ "$RUN_MPS" = v3 ] && args+=(--v3)
-	"$ROOT/hack/gpu-check-mps.sh" "${args[@]}" || rc=$?
-	case $rc in
-	0) echo "MPS: OK" ;;
-	2) echo "MPS: prerequisites missing; skipped" ;;
-	*) fail "MPS check failed (exit $rc)" ;;
-	esac
+	run_section "MPS: OK" "MPS: prerequisites missing" MPS "$ROOT/hack/gpu-check-mps.sh" "${args[@]}"
 }
 
 # --- section: vGPU (deviceplugin/vgpu, hack/gpu-check-vgpu.sh) --------------
 vgpu_check() {
 	say "vGPU"
-	local args=() rc=0
+	local args=()
 	[ "$RUN_VGPU" = create ] && args+=(--create)
-	"$ROOT/hack/gpu-check-vgpu.sh" "${args[@]}" || rc=$?
-	case $rc in
-	0) echo "vGPU section: OK" ;;
-	2) echo "vGPU: no vGPU-capable or vfio-pci GPU (or not root for --vgpu-create); skipped" ;;
-	*) fail "vGPU check failed (exit $rc)" ;;
-	esac
+	run_section "vGPU section: OK" "vGPU: no vGPU-capable or vfio-pci GPU (or not root for --vgpu-create)" vGPU \
+		"$ROOT/hack/gpu-check-vgpu.sh" "${args[@]}"
 }
 
 main() {
