@@ -35,11 +35,12 @@
 #         namespace's directory (at another path): the client works there, and
 #         pointing CUDA_MPS_PIPE_DIRECTORY at the other namespace's socket or at
 #         the daemon's own pipe directory gains nothing (needs unshare);
-#   v3-6. the run-time commands the plugin uses, whose spelling is ASSUMED
-#         (not from NVIDIA's documentation): `namespace create --server=gpuslice
-#         --name=N --pinned-memory-limit=<MiB>M --active-thread-percentage=P`
-#         makes a third namespace (list, get, its socket, a client stopped at
-#         its limit), `namespace delete` removes it again;
+#   v3-6. the run-time commands the plugin uses, spelled as NVIDIA's "MPS v3
+#         Interface" gives them: `namespace create N --server=gpuslice` and
+#         `namespace set N --server=gpuslice --pinned-memory-limit=<MiB>M
+#         --active-thread-percentage=P --client-priority=0` make a third
+#         namespace (list, get, its socket, a client stopped at its limit),
+#         `namespace delete N --server=gpuslice` removes it again;
 #   v3-7. `nvidia-cuda-mps-control -q` stops the daemon.
 # The v3 part needs driver 615 or newer and CUDA 13.4 or newer (read from
 # nvidia-smi); with an older one it prints a SKIP line and, with --v3, the
@@ -481,11 +482,13 @@ legacy_stop
 }
 
 # ---- MPS v3 --------------------------------------------------------------------------------
-# The namespaces, named as the plugin names them (gs_<pod UID>_<container>):
-# A and B come from the TOML file, C is created and deleted at run time.
-NS_A=gs_check-a_client
-NS_B=gs_check-b_client
-NS_C=gs_check-c_client
+# The namespaces, named as the plugin names them (gs_<pod UID's 32 hex
+# digits>_<16 hex digits of the container name's SHA-256>; NVIDIA allows
+# lowercase letters, digits and '_', at most 64): A and B come from the TOML
+# file, C is created and deleted at run time.
+NS_A=gs_0000000000000000000000000000000a_000000000000000a
+NS_B=gs_0000000000000000000000000000000b_000000000000000b
+NS_C=gs_0000000000000000000000000000000c_000000000000000c
 LIMIT_C=$(((LIMIT_A + LIMIT_B) / 2))
 THREAD_C=$THREAD_A
 
@@ -499,29 +502,40 @@ v3_toml() {
 		allowed_devices = "$UUID"
 		pinned_memory_limit = "${CEILING_MIB}M"
 		active_thread_percentage = "100"
+		client_priority = "0"
 
 		[servers.$V3_SERVER.namespaces.$NS_A]
 		pinned_memory_limit = "${LIMIT_A}M"
 		active_thread_percentage = "$THREAD_A"
+		client_priority = "0"
 
 		[servers.$V3_SERVER.namespaces.$NS_B]
 		pinned_memory_limit = "${LIMIT_B}M"
 		active_thread_percentage = "$THREAD_B"
+		client_priority = "0"
 	TOML
 }
 
 # ns_dir NS: the socket directory of namespace NS (the plugin's NamespaceDir).
 ns_dir() { echo "$PIPE3/$V3_SERVER/$1"; }
 
-# ns_run NAME VERB [NS] [ARG...]: `namespace VERB --server=gpuslice [--name=NS]
-# ARG...` as the plugin runs it; its output is in $WORK/NAME.out, its status
-# is the command's.
+# ns_run NAME VERB [NS] [ARG...]: `namespace VERB [NS] --server=gpuslice
+# ARG...` as the plugin runs it (list: --format=csv,noheader); its output is
+# in $WORK/NAME.out, its status is the command's.
 ns_run() {
 	local name=$1 verb=$2 ns=${3:-}
-	local args=(namespace "$verb" "--server=$V3_SERVER")
-	[[ -n $ns ]] && args+=("--name=$ns")
+	local args=(namespace "$verb")
+	[[ -n $ns ]] && args+=("$ns")
+	args+=("--server=$V3_SERVER")
+	[[ $verb == list ]] && args+=("--format=csv,noheader")
 	args+=("${@:4}")
 	ctl3 "${args[@]}" >"$WORK/$name.out" 2>&1
+}
+
+# ns_field NAME NS FIELD: `namespace get NS gpuslice FIELD` (NVIDIA's
+# spelling: one unformatted value), output in $WORK/NAME.out.
+ns_field() {
+	ctl3 namespace get "$2" "$V3_SERVER" "$3" >"$WORK/$1.out" 2>&1
 }
 # out_of NAME: the last output of ns_run NAME, on one line.
 out_of() { tr '\n' ' ' <"$WORK/$1.out" | sed 's/ *$//'; }
@@ -547,7 +561,7 @@ check_listed() {
 	local name=$1 ns=$2 want=$3
 	if ! ns_run list list; then
 		result FAIL "$name" "namespace list failed: $(out_of list)"
-	elif grep -qxF "$ns" <(tr -s ' \t' '\n\n' <"$WORK/list.out"); then
+	elif grep -qxF "$ns" <(cut -d, -f1 <"$WORK/list.out" | tr -d ' \t'); then
 		if [[ $want == yes ]]; then result PASS "$name" "listed: $(out_of list)"; else result FAIL "$name" "still listed: $(out_of list)"; fi
 	elif [[ $want == yes ]]; then
 		result FAIL "$name" "not listed: $(out_of list)"
@@ -556,33 +570,32 @@ check_listed() {
 	fi
 }
 
-# check_get NAME NS MIB THREADS: `namespace get` shows NS's limits, read as
-# the plugin reads them ("key = value" lines, quotes trimmed, <n>M or <n>G,
-# the percentage rounded).
+# check_get NAME NS MIB THREADS: `namespace get` shows NS's limits (the
+# pinned-memory-limit and active-thread-percentage fields: <n>K, <n>M or
+# <n>G, the percentage rounded).
 check_get() {
-	local name=$1 ns=$2 mib=$3 threads=$4 k v mem="" thr=""
-	if ! ns_run get get "$ns"; then
+	local name=$1 ns=$2 mib=$3 threads=$4 v mem thr
+	if ! ns_field get "$ns" pinned-memory-limit; then
 		result FAIL "$name" "namespace get failed: $(out_of get)"
 		return
 	fi
-	while IFS='=' read -r k v; do
-		k=${k//[[:space:]]/}
-		v=${v//[[:space:]\"]/}
-		case $k in
-		pinned_memory_limit)
-			case $v in
-			*G) mem=$((${v%G} * 1024)) ;;
-			*M) mem=${v%M} ;;
-			*) mem="?$v" ;;
-			esac
-			;;
-		active_thread_percentage) thr=$(printf '%.0f' "$v" 2>/dev/null || echo "?$v") ;;
-		esac
-	done <"$WORK/get.out"
+	v=$(tr -d ' \t\n"' <"$WORK/get.out")
+	case $v in
+	*G) mem=$((${v%G} * 1024)) ;;
+	*M) mem=${v%M} ;;
+	*K) mem=$((${v%K} / 1024)) ;;
+	*) mem="?$v" ;;
+	esac
+	if ! ns_field get "$ns" active-thread-percentage; then
+		result FAIL "$name" "namespace get failed: $(out_of get)"
+		return
+	fi
+	v=$(tr -d ' \t\n"' <"$WORK/get.out")
+	thr=$(printf '%.0f' "$v" 2>/dev/null || echo "?$v")
 	if [[ $mem == "$mib" && $thr == "$threads" ]]; then
 		result PASS "$name" "pinned_memory_limit ${mem} MiB, active_thread_percentage $thr"
 	else
-		result FAIL "$name" "want ${mib} MiB/${threads}%, got '$(out_of get)'"
+		result FAIL "$name" "want ${mib} MiB/${threads}%, got ${mem} MiB/${thr}%"
 	fi
 }
 
@@ -629,7 +642,7 @@ v3_checks() {
 	check_listed "v3 namespace list shows $NS_B" "$NS_B" yes
 	check_get "v3 namespace get $NS_A" "$NS_A" "$LIMIT_A" "$THREAD_A"
 	check_get "v3 namespace get $NS_B" "$NS_B" "$LIMIT_B" "$THREAD_B"
-	if ctl3 namespace list --server=gs-no-such-server >"$WORK/nolist.out" 2>&1; then
+	if ctl3 namespace list --server=gs_no_such_server >"$WORK/nolist.out" 2>&1; then
 		result FAIL "v3 namespace list of an unknown server" "succeeded ($(out_of nolist)): the plugin takes a failure as a server that does not answer"
 	else
 		result PASS "v3 namespace list of an unknown server" "fails: $(out_of nolist)"
@@ -689,8 +702,9 @@ v3_checks() {
 		stop_holder
 	fi
 
-	# ---- v3-6: run-time namespace commands (ASSUMED spelling) ---------------------------
-	if ns_run create create "$NS_C" "--pinned-memory-limit=${LIMIT_C}M" "--active-thread-percentage=$THREAD_C"; then
+	# ---- v3-6: run-time namespace commands (NVIDIA's "MPS v3 Interface") ----------------
+	if ns_run create create "$NS_C" &&
+		ns_run create set "$NS_C" "--pinned-memory-limit=${LIMIT_C}M" "--active-thread-percentage=$THREAD_C" "--client-priority=0"; then
 		result PASS "v3 namespace create (run time) $NS_C" "accepted: $(out_of create)"
 		check_listed "v3 namespace list shows $NS_C" "$NS_C" yes
 		check_get "v3 namespace get $NS_C" "$NS_C" "$LIMIT_C" "$THREAD_C"
@@ -715,7 +729,7 @@ v3_checks() {
 		result FAIL "v3 namespace create (run time) $NS_C" "$(out_of create)"
 		check_listed "v3 namespace list after a failed create" "$NS_C" no
 	fi
-	if ns_run get-gone get "$NS_C"; then
+	if ns_field get-gone "$NS_C" pinned-memory-limit; then
 		result FAIL "v3 namespace get of a deleted namespace" "succeeded: $(out_of get-gone)"
 	else
 		result PASS "v3 namespace get of a deleted namespace" "fails: $(out_of get-gone)"

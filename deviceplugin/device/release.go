@@ -35,3 +35,23 @@ type PodReleaser interface {
 type EnforcementReporter interface {
 	Enforcement() api.Enforcement
 }
+
+// RunningContainer is a container of this node that holds devices and that
+// its runtime has started, as its pod's status says.
+type RunningContainer struct {
+	ContainerRef
+	// QOSClass is the pod's QoS class (pod status; "" when not set yet).
+	QOSClass string
+	// ContainerID is the status's "<runtime>://<id>".
+	ContainerID string
+}
+
+// ContainerLimiter is implemented by an Isolator that puts limits on a
+// container once its runtime has started it (MPS v3: the hard memory limit
+// of its cgroup). After every reconcile the plugin calls LimitContainers
+// with the node's running containers that hold devices; a container
+// started since is in a later call. Failures are the implementation's to
+// log and count: nothing is returned.
+type ContainerLimiter interface {
+	LimitContainers(ctx context.Context, running []RunningContainer)
+}

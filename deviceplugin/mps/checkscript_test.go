@@ -128,21 +128,21 @@ func TestCheckScriptV3ControlPlane(t *testing.T) {
 	}
 	for _, want := range []string{
 		"PASS v3 daemon start (-d -p 3 -a FILE)",
-		"PASS v3 socket of TOML namespace gs_check-a_client",
-		"PASS v3 socket of TOML namespace gs_check-b_client",
-		"PASS v3 namespace list shows gs_check-a_client",
-		"PASS v3 namespace get gs_check-a_client: pinned_memory_limit 1024 MiB, active_thread_percentage 25",
-		"PASS v3 namespace get gs_check-b_client: pinned_memory_limit 2048 MiB, active_thread_percentage 50",
+		"PASS v3 socket of TOML namespace gs_0000000000000000000000000000000a_000000000000000a",
+		"PASS v3 socket of TOML namespace gs_0000000000000000000000000000000b_000000000000000b",
+		"PASS v3 namespace list shows gs_0000000000000000000000000000000a_000000000000000a",
+		"PASS v3 namespace get gs_0000000000000000000000000000000a_000000000000000a: pinned_memory_limit 1024 MiB, active_thread_percentage 25",
+		"PASS v3 namespace get gs_0000000000000000000000000000000b_000000000000000b: pinned_memory_limit 2048 MiB, active_thread_percentage 50",
 		"PASS v3 namespace list of an unknown server",
-		"PASS v3 namespace create (run time) gs_check-c_client",
-		"PASS v3 namespace list shows gs_check-c_client",
-		"PASS v3 namespace get gs_check-c_client: pinned_memory_limit 1536 MiB, active_thread_percentage 25",
-		"PASS v3 socket of run-time namespace gs_check-c_client",
-		"PASS v3 namespace delete (run time) gs_check-c_client",
+		"PASS v3 namespace create (run time) gs_0000000000000000000000000000000c_000000000000000c",
+		"PASS v3 namespace list shows gs_0000000000000000000000000000000c_000000000000000c",
+		"PASS v3 namespace get gs_0000000000000000000000000000000c_000000000000000c: pinned_memory_limit 1536 MiB, active_thread_percentage 25",
+		"PASS v3 socket of run-time namespace gs_0000000000000000000000000000000c_000000000000000c",
+		"PASS v3 namespace delete (run time) gs_0000000000000000000000000000000c_000000000000000c",
 		"PASS v3 namespace list after delete: not listed",
 		"PASS v3 namespace get of a deleted namespace",
 		"PASS v3 daemon stop (-q)",
-		"SKIP v3 client in gs_check-a_client: no CUDA client (--no-client)",
+		"SKIP v3 client in gs_0000000000000000000000000000000a_000000000000000a: no CUDA client (--no-client)",
 		"SKIP v3 client seeing only its namespace",
 		"compute mode restored to Default",
 		"RESULT: all checks as expected",
@@ -161,12 +161,13 @@ func TestCheckScriptV3ControlPlane(t *testing.T) {
 	}
 	toml := filepath.Join(m[1], "mps.toml")
 	for _, want := range []string{
-		// The plugin's startArgs and nsArgs/createNamespace spellings.
+		// The plugin's startArgs and v3_commands.go spellings.
 		"start visible=" + fakeGPUUUID + " log=" + filepath.Join(m[1], "log") + " protocol=3 config=" + toml,
-		"namespace list --server=" + v3ServerName,
-		"namespace get --server=" + v3ServerName + " --name=gs_check-a_client",
-		"namespace create --server=" + v3ServerName + " --name=gs_check-c_client --pinned-memory-limit=1536M --active-thread-percentage=25",
-		"namespace delete --server=" + v3ServerName + " --name=gs_check-c_client",
+		strings.Join(nsCommand("list", "", "--format=csv,noheader"), " "),
+		"namespace get gs_0000000000000000000000000000000a_000000000000000a " + v3ServerName + " pinned-memory-limit",
+		strings.Join(nsCommand("create", "gs_0000000000000000000000000000000c_000000000000000c"), " "),
+		strings.Join(nsCommand("set", "gs_0000000000000000000000000000000c_000000000000000c", (&Manager{}).limitFlags(namespace{memMiB: 1536, threads: 25})...), " "),
+		strings.Join(nsCommand("delete", "gs_0000000000000000000000000000000c_000000000000000c"), " "),
 		"-q",
 	} {
 		if !strings.Contains(string(log), want+"\n") {
@@ -179,9 +180,9 @@ func TestCheckScriptV3ControlPlane(t *testing.T) {
 	}
 	for _, want := range []string{
 		"schema_version = \"1.0\"\n",
-		"[servers." + v3ServerName + "]\nallowed_devices = \"" + fakeGPUUUID + "\"\npinned_memory_limit = \"4096M\"\nactive_thread_percentage = \"100\"\n",
-		"[servers." + v3ServerName + ".namespaces.gs_check-a_client]\npinned_memory_limit = \"1024M\"\nactive_thread_percentage = \"25\"\n",
-		"[servers." + v3ServerName + ".namespaces.gs_check-b_client]\npinned_memory_limit = \"2048M\"\nactive_thread_percentage = \"50\"\n",
+		"[servers." + v3ServerName + "]\nallowed_devices = \"" + fakeGPUUUID + "\"\npinned_memory_limit = \"4096M\"\nactive_thread_percentage = \"100\"\nclient_priority = \"0\"\n",
+		"[servers." + v3ServerName + ".namespaces.gs_0000000000000000000000000000000a_000000000000000a]\n" + limitsOf("1024M", "25") + "\n",
+		"[servers." + v3ServerName + ".namespaces.gs_0000000000000000000000000000000b_000000000000000b]\n" + limitsOf("2048M", "50") + "\n",
 	} {
 		if !strings.Contains(string(applied), want) {
 			t.Errorf("TOML lacks %q:\n%s", want, applied)

@@ -69,6 +69,7 @@ const (
 	nodeDaemonID                   = "node"
 	maxThreadPercentage            = 100
 	maxClientCap                   = 60
+	maxClientPriority              = 1
 	clientCapVolta           int64 = 48
 	clientCapPreVolta        int64 = 16
 	voltaMajor                     = 7
@@ -130,6 +131,17 @@ type Config struct {
 	// so a tenant cannot delete or replace the daemon's sockets. Not
 	// verified on hardware that MPS clients work with it; see docs/mps.md.
 	ReadOnlyPipeMount bool
+
+	// ClientPriority (v3) is the client_priority of the server's default
+	// namespace and of every namespace gpuslice creates: 0 (normal, the
+	// default) or 1 (below normal), per NVIDIA's "MPS v3 Interface".
+	ClientPriority int
+	// HardLimits (v3), when set, puts each container's gpu-mem share as
+	// the kernel-enforced hard memory limit on the container's cgroup
+	// (NVIDIA's "MPS v3 Memory Partitioning"; LimitContainers). Set it
+	// only where the node has memory partitioning; with it, v3 GPUs
+	// enforce api.EnforcementBinding, without it api.EnforcementCeiling.
+	HardLimits HardLimiter
 
 	// Version is the MPS protocol: VersionLegacy (2, default) or VersionV3
 	// (3). In v3 every daemon runs one server, and every container gets a
@@ -203,6 +215,9 @@ func (cfg Config) withDefaults() (Config, error) {
 	}
 	if cfg.Version != VersionLegacy && cfg.Version != VersionV3 {
 		errs = append(errs, fmt.Errorf("version %d: must be %d (legacy MPS) or %d (MPS v3)", cfg.Version, VersionLegacy, VersionV3))
+	}
+	if cfg.ClientPriority < 0 || cfg.ClientPriority > maxClientPriority {
+		errs = append(errs, fmt.Errorf("client priority %d: must be 0 (normal) or 1 (below normal)", cfg.ClientPriority))
 	}
 	if cfg.ReleaseGrace < 0 {
 		errs = append(errs, fmt.Errorf("release grace %v: must be positive", cfg.ReleaseGrace))

@@ -233,3 +233,17 @@ func eventually(t *testing.T, what string, cond func() bool) {
 		}
 	}
 }
+
+// errorMatches reports whether the test should go on checking a result:
+// with want "" err must be nil; otherwise err must contain want (and the
+// result is not checked).
+func errorMatches(t *testing.T, err error, want string) bool {
+	t.Helper()
+	switch {
+	case want == "" && err != nil:
+		t.Fatalf("unexpected error: %v", err)
+	case want != "" && (err == nil || !strings.Contains(err.Error(), want)):
+		t.Fatalf("error = %v, want %q", err, want)
+	}
+	return want == ""
+}

@@ -70,9 +70,11 @@ type Manager struct {
 	cancel  context.CancelFunc
 	// ctx is Start's context (cancelled by Stop), for the control commands
 	// that Allocate and the reconcile run (v3 namespaces).
-	ctx      context.Context
-	wg       sync.WaitGroup
-	stopOnce sync.Once
+	ctx context.Context
+	// hardLimitFailures counts failed hard memory limits (v3_limits.go).
+	hardLimitFailures uint64
+	wg                sync.WaitGroup
+	stopOnce          sync.Once
 }
 
 // NewManager validates cfg (unset fields take their defaults) and returns a
@@ -470,21 +472,6 @@ var (
 
 // Version is the configured MPS protocol (VersionLegacy or VersionV3).
 func (m *Manager) Version() int { return m.cfg.Version }
-
-// Enforcement is what the Manager's GPUs enforce on a container's share.
-// Legacy MPS: a ceiling (the client's environment sets its limits; the
-// daemon defaults bound them). MPS v3: binding, because the container's
-// limits are its namespace's, set by the plugin on the server, and the
-// container reaches only its namespace's socket directory, so it cannot
-// connect to another namespace or to the server's default one. This does
-// not include a hard limit on the container cgroup (dmem.max), which
-// gpuslice does not set.
-func (m *Manager) Enforcement() api.Enforcement {
-	if m.cfg.Version == VersionV3 {
-		return api.EnforcementBinding
-	}
-	return api.EnforcementCeiling
-}
 
 // Scope is the configured daemon scope.
 func (m *Manager) Scope() Scope { return m.cfg.Scope }

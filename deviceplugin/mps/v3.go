@@ -1,215 +1,69 @@
 package mps
 
-// MPS v3 (Config.Version 3). What follows NVIDIA's MPS guide (r615/r620,
-// "MPS v3 Interface", "MPS v3 Namespaces", "MPS v3 Configuration File"):
-//   - the daemon starts with `nvidia-cuda-mps-control -d -p 3 -a FILE`
-//     (-m for multi-user) and applies the TOML FILE once at start; later
-//     changes are not written back, so the plugin rewrites FILE with every
-//     namespace it knows before each (re)start;
-//   - the TOML's schema_version "1.0", [servers.<name>] with
-//     allowed_devices, pinned_memory_limit and active_thread_percentage,
-//     and [servers.<name>.namespaces.<name>] with pinned_memory_limit and
-//     active_thread_percentage, values as strings ("4096M", "30");
-//   - a client reaches namespace N of server S through the socket
-//     $CUDA_MPS_PIPE_DIRECTORY/S/N/control;
+// MPS v3 (Config.Version 3), following NVIDIA's MPS guide: "MPS v3
+// Interface", "MPS v3 Namespaces" and "MPS v3 Configuration File".
+//   - The daemon starts with `nvidia-cuda-mps-control -d -p 3 [-m] -a FILE`
+//     and applies the TOML FILE once at start; later CLI changes are not
+//     written back, so the plugin rewrites FILE with every namespace it
+//     knows before each (re)start.
+//   - The TOML has schema_version "1.0", [servers.<name>] with
+//     allowed_devices, pinned_memory_limit, active_thread_percentage and
+//     client_priority, and [servers.<name>.namespaces.<name>] with only
+//     pinned_memory_limit, active_thread_percentage and client_priority;
+//     values are strings ("4096M", "30", "0"). The server-level limits are
+//     those of the server's default namespace: a named namespace neither
+//     inherits them nor is capped by them, so every namespace gpuslice
+//     creates gets both limits set.
+//   - A client reaches namespace N of server S through the socket
+//     $CUDA_MPS_PIPE_DIRECTORY/S/N/control, and a client whose
+//     CUDA_MPS_PIPE_DIRECTORY is the directory S/N connects through it, so
+//     mounting only that directory routes the container to its namespace.
+//   - The run-time commands are in v3_commands.go, the names in
+//     v3_names.go, the kernel-enforced hard memory limit of each
+//     container's cgroup in v3_limits.go.
 //   - `nvidia-cuda-mps-control -q` quits the daemon.
 //
-// What the guide's pages available here did not spell out, and is an
-// assumption (named so, and kept in this file):
-//   - the spelling of the runtime namespace commands, modelled on the
-//     documented module verb syntax (`server create --uid=UID`):
-//     `namespace create --server=S --name=N --pinned-memory-limit=<MiB>M
-//     --active-thread-percentage=P`, `namespace delete --server=S --name=N`,
-//     `namespace list --server=S` (one name per line, failing when S does
-//     not exist) and `namespace get --server=S --name=N` ("key = value"
-//     lines with the TOML keys);
-//   - that a client whose CUDA_MPS_PIPE_DIRECTORY is a namespace's
-//     directory S/N connects to its control socket, so mounting only that
-//     directory routes the container to its namespace;
-//   - that a namespace's pinned_memory_limit applies to each device of the
-//     server (one value per namespace: a container whose shares differ
-//     between GPUs is refused).
+// One assumption remains (docs/mps.md): a namespace's pinned_memory_limit
+// applies to each device of the server, per NVIDIA's Dynamo guide ("Per-GPU
+// Compute and Memory Limits with MPS"), so a container whose shares differ
+// between GPUs is refused.
 
 import (
 	"context"
 	"fmt"
 	"os"
-	"path/filepath"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
 
 	"k8s.io/klog/v2"
 
-	"github.com/gpuslice/gpuslice/api"
 	"github.com/gpuslice/gpuslice/deviceplugin/device"
 )
 
-const (
-	// v3ServerName is the one MPS v3 server each daemon runs.
-	v3ServerName = "gpuslice"
-	// v3ConfigFileName is the TOML file, in <Root>/<id>, that the daemon
-	// applies at start.
-	v3ConfigFileName = "mps.toml"
-	// namespacePrefix marks the namespaces gpuslice manages; others (the
-	// server's "default") are left alone.
-	namespacePrefix = "gs_"
-	// maxNamespaceName bounds a namespace name (a path element).
-	maxNamespaceName = 200
-)
+// v3ConfigFileName is the TOML file, in <Root>/<id>, that the daemon
+// applies at start.
+const v3ConfigFileName = "mps.toml"
 
 // namespace is one container's MPS v3 namespace.
 type namespace struct {
-	name   string
-	podUID string
+	name string
+	// pod is the pod's key (PodKey).
+	pod string
 	// memMiB is the pinned memory limit per device, threads the active
 	// thread percentage; 0 when adopted without readable limits.
 	memMiB  int64
 	threads int
+	// gpus are the UUIDs of the container's GPUs; nil when adopted (the
+	// daemon's GPUs then stand for them).
+	gpus []string
 	// since is when the namespace was created or adopted (ReleaseGrace).
 	since time.Time
 }
 
-// NamespaceName is the name of container c's namespace:
-// "gs_<pod UID>_<container>". Kubernetes UIDs and container names hold only
-// letters, digits and '-', so the name is a valid path element and the pod
-// is read back from it after a plugin restart.
-func NamespaceName(c device.ContainerRef) (string, error) {
-	if !namePart(c.PodUID) || !namePart(c.Container) {
-		return "", fmt.Errorf("MPS v3 namespace of pod %q container %q: only letters, digits and '-' can name a namespace", c.PodUID, c.Container)
-	}
-	name := namespacePrefix + c.PodUID + "_" + c.Container
-	if len(name) > maxNamespaceName {
-		return "", fmt.Errorf("MPS v3 namespace %q: longer than %d bytes", name, maxNamespaceName)
-	}
-	return name, nil
-}
-
-// namePart reports whether s may be a part of a namespace name: letters,
-// digits and '-' only, so a name is a plain path element and a bare TOML
-// key.
-func namePart(s string) bool {
-	return s != "" && !strings.ContainsFunc(s, func(r rune) bool {
-		return (r < 'a' || r > 'z') && (r < 'A' || r > 'Z') && (r < '0' || r > '9') && r != '-'
-	})
-}
-
-// namespacePod returns the pod UID of a gpuslice namespace name, and false
-// for any name NamespaceName cannot produce (another program's namespace,
-// or a name a daemon reported that could not be a path element or a TOML
-// key: it is never adopted, written or released).
-func namespacePod(name string) (string, bool) {
-	rest, ok := strings.CutPrefix(name, namespacePrefix)
-	if !ok || len(name) > maxNamespaceName {
-		return "", false
-	}
-	uid, ctr, ok := strings.Cut(rest, "_")
-	return uid, ok && namePart(uid) && namePart(ctr)
-}
-
-// NamespaceDir is the host directory of namespace name on the daemon whose
-// pipe directory is pipeDir: the directory holding its control socket.
-func NamespaceDir(pipeDir, name string) string {
-	return filepath.Join(pipeDir, v3ServerName, name)
-}
-
-func nsArgs(verb, name string, extra ...string) []string {
-	args := []string{"namespace", verb, "--server=" + v3ServerName}
-	if name != "" {
-		args = append(args, "--name="+name)
-	}
-	return append(args, extra...)
-}
-
-// run runs one v3 command bounded by the probe timeout.
-func (m *Manager) run(ctx context.Context, d *daemon, args ...string) (string, error) {
-	ctx, cancel := context.WithTimeout(ctx, m.cfg.ProbeTimeout)
-	defer cancel()
-	return m.ctl.Run(ctx, d.spec, args...)
-}
-
-// createNamespace creates ns on d's server.
-func (m *Manager) createNamespace(ctx context.Context, d *daemon, ns namespace) error {
-	_, err := m.run(ctx, d, nsArgs("create", ns.name,
-		"--pinned-memory-limit="+strconv.FormatInt(ns.memMiB, 10)+"M",
-		"--active-thread-percentage="+strconv.Itoa(ns.threads))...)
-	if err != nil {
-		return fmt.Errorf("create MPS v3 namespace %s: %w", ns.name, err)
-	}
-	return nil
-}
-
-// listNamespaces returns the names of the namespaces of d's server.
-func (m *Manager) listNamespaces(ctx context.Context, d *daemon) ([]string, error) {
-	out, err := m.run(ctx, d, nsArgs("list", "")...)
-	if err != nil {
-		return nil, fmt.Errorf("list MPS v3 namespaces: %w", err)
-	}
-	return strings.Fields(out), nil
-}
-
-// readNamespace reads the limits of namespace name from d's server.
-func (m *Manager) readNamespace(ctx context.Context, d *daemon, name string) (memMiB int64, threads int, err error) {
-	out, err := m.run(ctx, d, nsArgs("get", name)...)
-	if err != nil {
-		return 0, 0, fmt.Errorf("read MPS v3 namespace %s: %w", name, err)
-	}
-	memMiB, threads, err = parseNamespaceGet(out)
-	if err != nil {
-		return 0, 0, fmt.Errorf("read MPS v3 namespace %s: %w", name, err)
-	}
-	return memMiB, threads, nil
-}
-
-// parseNamespaceGet reads the limits from `namespace get` output ("key =
-// value" lines with the TOML keys; other lines are ignored). The threads
-// must be a percentage 0..100 and the memory a limit parseMiB accepts.
-func parseNamespaceGet(out string) (memMiB int64, threads int, err error) {
-	for _, line := range strings.Split(out, "\n") {
-		k, v, ok := strings.Cut(line, "=")
-		if !ok {
-			continue
-		}
-		v = strings.Trim(strings.TrimSpace(v), `"`)
-		switch strings.TrimSpace(k) {
-		case "pinned_memory_limit":
-			memMiB, err = parseMiB(v)
-		case "active_thread_percentage":
-			var f float64
-			f, err = strconv.ParseFloat(v, 64)
-			if err == nil && !(f >= 0 && f <= 100) {
-				err = fmt.Errorf("thread percentage %q is not 0..100", v)
-			}
-			threads = int(f + 0.5)
-		}
-		if err != nil {
-			return 0, 0, fmt.Errorf("%q: %w", line, err)
-		}
-	}
-	return memMiB, threads, nil
-}
-
-// parseMiB parses a limit such as "4096M" or "4G" into MiB.
-func parseMiB(v string) (int64, error) {
-	mult := int64(1)
-	switch {
-	case strings.HasSuffix(v, "G"):
-		mult, v = 1024, strings.TrimSuffix(v, "G")
-	case strings.HasSuffix(v, "M"):
-		v = strings.TrimSuffix(v, "M")
-	default:
-		return 0, fmt.Errorf("limit %q: want <n>M or <n>G", v)
-	}
-	n, err := strconv.ParseInt(v, 10, 64)
-	if err != nil || n < 0 || n > api.MaxMemoryMiBPerGPU/mult {
-		return 0, fmt.Errorf("limit %q: want <n>M or <n>G, at most %d MiB", v, api.MaxMemoryMiBPerGPU)
-	}
-	return n * mult, nil
-}
-
 // configTOML is the TOML that d's daemon applies at start: its server
-// (its GPUs, the per-client ceilings) and every namespace in nss.
+// (its GPUs, and the default namespace's limits: the ceilings of a client
+// that reaches the server without a namespace) and every namespace in nss.
 func (m *Manager) configTOML(d *daemon, nss []namespace) string {
 	var b strings.Builder
 	b.WriteString("# Written by the gpuslice device plugin; applied with nvidia-cuda-mps-control -d -p 3 -a.\n")
@@ -224,6 +78,7 @@ func (m *Manager) configTOML(d *daemon, nss []namespace) string {
 	}
 	fmt.Fprintf(&b, "pinned_memory_limit = \"%dM\"\n", ceiling)
 	fmt.Fprintf(&b, "active_thread_percentage = \"%d\"\n", m.cfg.MaxClientThreadPercentage)
+	fmt.Fprintf(&b, "client_priority = \"%d\"\n", m.cfg.ClientPriority)
 	for _, ns := range nss {
 		if ns.memMiB <= 0 || ns.threads <= 0 {
 			continue // adopted without readable limits: not recreated
@@ -231,6 +86,7 @@ func (m *Manager) configTOML(d *daemon, nss []namespace) string {
 		fmt.Fprintf(&b, "\n[servers.%s.namespaces.%s]\n", v3ServerName, ns.name)
 		fmt.Fprintf(&b, "pinned_memory_limit = \"%dM\"\n", ns.memMiB)
 		fmt.Fprintf(&b, "active_thread_percentage = \"%d\"\n", ns.threads)
+		fmt.Fprintf(&b, "client_priority = \"%d\"\n", m.cfg.ClientPriority)
 	}
 	return b.String()
 }
@@ -270,8 +126,8 @@ func (m *Manager) bringUpV3(ctx context.Context, d *daemon, adopt bool) error {
 		return err
 	}
 	if adopt {
-		if names, err := m.listNamespaces(ctx, d); err == nil {
-			m.adopt(ctx, d, names)
+		if rows, err := m.listNamespaces(ctx, d); err == nil {
+			m.adopt(ctx, d, rows)
 			logger.Info("Adopted a running MPS v3 control daemon", "namespaces", len(m.knownNamespaces(d)))
 			return m.probeV3(ctx, d)
 		}
@@ -286,30 +142,29 @@ func (m *Manager) bringUpV3(ctx context.Context, d *daemon, adopt bool) error {
 	return m.probeV3(ctx, d)
 }
 
-// adopt records gpuslice's namespaces among names (a daemon that outlived
-// the plugin), reading their limits; one whose limits cannot be read is
-// kept without them (it is not recreated if the daemon restarts).
-func (m *Manager) adopt(ctx context.Context, d *daemon, names []string) {
+// adopt records gpuslice's namespaces among rows (a daemon that outlived
+// the plugin) with the limits the daemon reports; one without both limits
+// is kept without them (it is not recreated if the daemon restarts).
+func (m *Manager) adopt(ctx context.Context, d *daemon, rows []nsRow) {
 	logger := klog.FromContext(ctx).WithValues("daemon", d.spec.ID)
 	now := m.cfg.Clock.Now()
-	for _, name := range names {
-		uid, ok := namespacePod(name)
+	for _, r := range rows {
+		pod, ok := namespacePod(r.name)
 		if !ok {
 			continue
 		}
-		ns := &namespace{name: name, podUID: uid, since: now}
-		mem, threads, err := m.readNamespace(ctx, d, name)
-		if err != nil {
-			logger.Error(err, "Adopted an MPS v3 namespace without its limits", "namespace", name)
+		ns := &namespace{name: r.name, pod: pod, since: now}
+		if r.memMiB > 0 && r.threads > 0 {
+			ns.memMiB, ns.threads = r.memMiB, r.threads
 		} else {
-			ns.memMiB, ns.threads = mem, threads
+			logger.Info("Adopted an MPS v3 namespace without its limits", "namespace", r.name)
 		}
 		m.mu.Lock()
-		if _, known := d.namespaces[name]; !known {
-			d.namespaces[name] = ns
+		if _, known := d.namespaces[r.name]; !known {
+			d.namespaces[r.name] = ns
 		}
 		m.mu.Unlock()
-		logger.V(2).Info("Adopted MPS v3 namespace", "namespace", name, "memMiB", ns.memMiB, "threads", ns.threads)
+		logger.V(2).Info("Adopted MPS v3 namespace", "namespace", r.name, "memMiB", ns.memMiB, "threads", ns.threads)
 	}
 }
 
@@ -317,12 +172,12 @@ func (m *Manager) adopt(ctx context.Context, d *daemon, names []string) {
 // Manager knows; a missing one (the daemon lost it) is created again. An
 // error means the daemon must be restarted.
 func (m *Manager) probeV3(ctx context.Context, d *daemon) error {
-	names, err := m.listNamespaces(ctx, d)
+	rows, err := m.listNamespaces(ctx, d)
 	if err != nil {
 		return fmt.Errorf("MPS v3 control daemon does not answer: %w", err)
 	}
 	for _, ns := range m.knownNamespaces(d) {
-		if slices.Contains(names, ns.name) || ns.memMiB <= 0 || ns.threads <= 0 {
+		if hasNamespace(rows, ns.name) || ns.memMiB <= 0 || ns.threads <= 0 {
 			continue
 		}
 		klog.FromContext(ctx).Info("MPS v3 namespace missing on its server; creating it again", "daemon", d.spec.ID, "namespace", ns.name)
@@ -361,7 +216,12 @@ func (m *Manager) ContainerEditsFor(c device.ContainerRef, devs []device.Contain
 		m.mu.Unlock()
 		return nil, fmt.Errorf("MPS container edits: memory limits %s differ between GPUs, and an MPS v3 namespace has one pinned memory limit", strings.Join(r.limits, ","))
 	}
-	ns := namespace{name: name, podUID: c.PodUID, memMiB: r.mem[0], threads: r.threads, since: m.cfg.Clock.Now()}
+	pod, _ := PodKey(c.PodUID)
+	gpus := make([]string, len(devs))
+	for i, dev := range devs {
+		gpus[i] = dev.UUID
+	}
+	ns := namespace{name: name, pod: pod, memMiB: r.mem[0], threads: r.threads, gpus: gpus, since: m.cfg.Clock.Now()}
 	old, exists := r.d.namespaces[name]
 	var prev namespace
 	if exists {
@@ -374,12 +234,12 @@ func (m *Manager) ContainerEditsFor(c device.ContainerRef, devs []device.Contain
 	switch {
 	case exists && prev.memMiB == ns.memMiB && prev.threads == ns.threads:
 		logger.V(2).Info("MPS v3 namespace exists with the container's limits; kept")
-	default:
-		if exists {
-			if _, err := m.run(ctx, r.d, nsArgs("delete", name)...); err != nil {
-				return nil, fmt.Errorf("MPS container edits: replace namespace %s: %w", name, err)
-			}
+	case exists:
+		if err := m.setNamespace(ctx, r.d, ns); err != nil {
+			return nil, fmt.Errorf("MPS container edits: %w", err)
 		}
+		logger.Info("Changed the limits of MPS v3 namespace", "memMiB", ns.memMiB, "threads", ns.threads)
+	default:
 		if err := m.createNamespace(ctx, r.d, ns); err != nil {
 			return nil, fmt.Errorf("MPS container edits: %w", err)
 		}
@@ -409,6 +269,12 @@ func (m *Manager) ReleasePods(ctx context.Context, live map[string]bool) {
 	if m.cfg.Version != VersionV3 {
 		return
 	}
+	liveKeys := make(map[string]bool, len(live))
+	for uid, ok := range live {
+		if key, valid := PodKey(uid); valid && ok {
+			liveKeys[key] = true
+		}
+	}
 	logger := klog.FromContext(ctx).WithName("mps")
 	type victim struct {
 		d       *daemon
@@ -424,7 +290,7 @@ func (m *Manager) ReleasePods(ctx context.Context, live map[string]bool) {
 	}
 	for _, d := range m.daemons {
 		for name, ns := range d.namespaces {
-			if !live[ns.podUID] && now.Sub(ns.since) >= m.cfg.ReleaseGrace {
+			if !liveKeys[ns.pod] && now.Sub(ns.since) >= m.cfg.ReleaseGrace {
 				victims = append(victims, victim{d: d, name: name, healthy: d.healthy})
 			}
 		}
@@ -434,10 +300,10 @@ func (m *Manager) ReleasePods(ctx context.Context, live map[string]bool) {
 
 	for _, v := range victims {
 		if v.healthy {
-			if _, err := m.run(ctx, v.d, nsArgs("delete", v.name)...); err != nil {
+			if _, err := m.deleteNamespace(ctx, v.d, v.name); err != nil {
 				// Already gone from the server: nothing left to delete.
-				names, lerr := m.listNamespaces(ctx, v.d)
-				if lerr != nil || slices.Contains(names, v.name) {
+				rows, lerr := m.listNamespaces(ctx, v.d)
+				if lerr != nil || hasNamespace(rows, v.name) {
 					logger.Error(err, "Could not delete the MPS v3 namespace of a released pod; retried later", "daemon", v.d.spec.ID, "namespace", v.name)
 					continue
 				}
@@ -464,4 +330,9 @@ func (m *Manager) Namespaces(uuid string) []string {
 		out = append(out, ns.name)
 	}
 	return out
+}
+
+// hasNamespace reports whether rows list namespace name.
+func hasNamespace(rows []nsRow, name string) bool {
+	return slices.ContainsFunc(rows, func(r nsRow) bool { return r.name == name })
 }

@@ -15,13 +15,19 @@
 // arguments it reads commands from stdin and prints the answers.
 //
 // MPS v3 (-p 3): `-d -p 3 [-m] -a FILE` starts a daemon that applies the
-// TOML FILE (a copy is kept as fakectl.applied.toml): each [servers.S]
-// becomes the directory S with a stand-in "control" socket file, each
-// [servers.S.namespaces.N] the directory S/N with a "control" file and a
-// "limits" file of `key = "value"` lines. `-q` quits. The module verb
-// commands `namespace create|delete|list|get --server=S [--name=N]
-// [--pinned-memory-limit=V] [--active-thread-percentage=V]` change and
-// read that tree; they are logged like control commands.
+// TOML FILE (a copy is kept as fakectl.applied.toml; a key NVIDIA's "MPS v3
+// Configuration File" does not allow in its table is an error): each
+// [servers.S] becomes the directory S with a stand-in "control" socket
+// file, each [servers.S.namespaces.N] the directory S/N with a "control"
+// file and a "limits" file of `key = "value"` lines. `-q` quits. The
+// module verb commands of NVIDIA's "MPS v3 Interface",
+// `namespace create N --server=S`, `namespace set N --server=S
+// [--pinned-memory-limit=V] [--active-thread-percentage=V]
+// [--client-priority=V]`, `namespace delete N --server=S [--force]`,
+// `namespace list [--server=S] [--format=csv,noheader]` (csv rows: name,
+// server, server-status, pinned-memory-limit, active-thread-percentage,
+// client-priority, pipe-directory) and `namespace get N S FIELD`, change
+// and read that tree; they are logged like control commands.
 package main
 
 import (
@@ -60,16 +66,25 @@ func run() int {
 		fmt.Fprintln(f, line)
 	}
 
-	if len(os.Args) > 2 && os.Args[1] == "namespace" {
-		record(strings.Join(os.Args[1:], " "))
-		if _, err := os.Stat(path("fakectl.alive")); err != nil {
+	// reach fails a command when no daemon runs, and never answers while
+	// fakectl.hang exists (until the caller's timeout kills us).
+	reach := func() bool {
+		if !exists("fakectl.alive") {
 			fmt.Fprintln(os.Stderr, "Cannot find MPS control daemon process")
-			return 1
+			return false
 		}
 		if exists("fakectl.hang") {
 			ch := make(chan os.Signal, 1)
 			signal.Notify(ch, syscall.SIGTERM)
 			<-ch
+			return false
+		}
+		return true
+	}
+
+	if len(os.Args) > 2 && os.Args[1] == "namespace" {
+		record(strings.Join(os.Args[1:], " "))
+		if !reach() {
 			return 1
 		}
 		return namespaceCmd(dir, os.Args[2], os.Args[3:])
@@ -149,18 +164,10 @@ func run() int {
 			continue
 		}
 		record(line)
-		visible, err := os.ReadFile(path("fakectl.alive"))
-		if err != nil {
-			fmt.Fprintln(os.Stderr, "Cannot find MPS control daemon process")
+		if !reach() {
 			return 1
 		}
-		if exists("fakectl.hang") {
-			// Never answer: block until the caller's timeout kills us.
-			ch := make(chan os.Signal, 1)
-			signal.Notify(ch, syscall.SIGTERM)
-			<-ch
-			return 1
-		}
+		visible, _ := os.ReadFile(path("fakectl.alive"))
 		devices := len(strings.Split(string(visible), ","))
 		f := strings.Fields(line)
 		switch {
@@ -276,9 +283,17 @@ func applyConfig(dir, config string) error {
 				return fmt.Errorf("unknown table %s", l)
 			}
 		case strings.Contains(l, "="):
+			k, v, _ := strings.Cut(l, "=")
+			k = strings.TrimSpace(k)
+			allowed := serverKeys
 			if cur != "" {
-				k, v, _ := strings.Cut(l, "=")
-				limits[cur] = append(limits[cur], strings.TrimSpace(k)+" = "+strings.TrimSpace(v))
+				allowed = namespaceKeys
+			}
+			if !strings.Contains(allowed, " "+k+" ") && k != "schema_version" {
+				return fmt.Errorf("key %q not allowed here", k)
+			}
+			if cur != "" {
+				limits[cur] = append(limits[cur], k+" = "+strings.TrimSpace(v))
 			}
 		default:
 			return fmt.Errorf("bad line %q", l)
@@ -291,6 +306,13 @@ func applyConfig(dir, config string) error {
 	}
 	return nil
 }
+
+// The keys NVIDIA's "MPS v3 Configuration File" allows in a server's and in
+// a namespace's table (space-delimited).
+const (
+	serverKeys    = " allowed_devices pinned_memory_limit active_thread_percentage client_priority uid locality_domains "
+	namespaceKeys = " pinned_memory_limit active_thread_percentage client_priority "
+)
 
 // touchSocket creates dir with a stand-in control socket.
 func touchSocket(dir string) error {
@@ -308,74 +330,137 @@ func writeNamespace(ns string, lines []string) error {
 	return os.WriteFile(filepath.Join(ns, "limits"), []byte(strings.Join(lines, "\n")+"\n"), 0o644)
 }
 
-// namespaceCmd runs `namespace <verb> <flags>` on the v3 tree of dir.
+// namespaceCmd runs `namespace <verb> [<name>] <options>` on the v3 tree of
+// dir.
 func namespaceCmd(dir, verb string, args []string) int {
 	opts := map[string]string{}
+	var pos []string
 	for _, a := range args {
-		k, v, ok := strings.Cut(strings.TrimPrefix(a, "--"), "=")
-		if !ok || !strings.HasPrefix(a, "--") {
-			fmt.Fprintln(os.Stderr, "fakectl: bad option", a)
-			return 2
+		if !strings.HasPrefix(a, "--") {
+			pos = append(pos, a)
+			continue
 		}
+		k, v, _ := strings.Cut(strings.TrimPrefix(a, "--"), "=")
 		opts[k] = v
 	}
-	server := opts["server"]
+	name, server := "", opts["server"]
+	switch {
+	case verb == "get" && len(pos) == 3:
+		name, server = pos[0], pos[1]
+	case verb == "list" && len(pos) == 0:
+	case verb != "get" && verb != "list" && len(pos) == 1:
+		name = pos[0]
+	default:
+		fmt.Fprintln(os.Stderr, "fakectl: bad arguments", args)
+		return 2
+	}
 	if _, err := os.Stat(filepath.Join(dir, server, "control")); server == "" || err != nil {
 		fmt.Fprintln(os.Stderr, "No such server", server)
 		return 1
 	}
-	name := opts["name"]
 	ns := filepath.Join(dir, server, name)
 	_, err := os.Stat(filepath.Join(ns, "control"))
 	present := name != "" && err == nil
-	switch verb {
-	case "list":
+	switch {
+	case verb == "list":
 		entries, _ := os.ReadDir(filepath.Join(dir, server))
-		fmt.Println("default")
+		fmt.Printf("default,%s,Ready,-,-,0,%s\n", server, filepath.Join(dir, server, "default"))
 		for _, e := range entries {
 			if e.IsDir() {
-				fmt.Println(e.Name())
+				l := readLimits(filepath.Join(dir, server, e.Name()))
+				fmt.Printf("%s,%s,Ready,%s,%s,%s,%s\n", e.Name(), server, l["pinned_memory_limit"], l["active_thread_percentage"], l["client_priority"], filepath.Join(dir, server, e.Name()))
 			}
 		}
-	case "create":
-		mem, threads := opts["pinned-memory-limit"], opts["active-thread-percentage"]
-		switch {
-		case name == "" || name == "default" || strings.ContainsAny(name, "/."):
-			fmt.Fprintln(os.Stderr, "Invalid namespace name", name)
-			return 1
-		case present:
-			fmt.Fprintln(os.Stderr, "Namespace exists", name)
+	case verb == "create":
+		if !validName(name) || name == "default" || present {
+			fmt.Fprintln(os.Stderr, "Invalid or existing namespace name", name)
 			return 1
 		}
-		if _, err := strconv.Atoi(strings.TrimRight(mem, "MG")); err != nil || !strings.ContainsAny(mem[len(mem)-1:], "MG") {
-			fmt.Fprintln(os.Stderr, "Invalid limit", mem)
-			return 1
-		}
-		if n, err := strconv.Atoi(threads); err != nil || n < 1 || n > 100 {
-			fmt.Fprintln(os.Stderr, "Invalid percentage", threads)
-			return 1
-		}
-		if err := writeNamespace(ns, []string{
-			fmt.Sprintf("pinned_memory_limit = %q", mem),
-			fmt.Sprintf("active_thread_percentage = %q", threads),
-		}); err != nil {
+		if err := writeNamespace(ns, nil); err != nil {
 			fmt.Fprintln(os.Stderr, "fakectl:", err)
 			return 1
 		}
-	case "delete", "get":
-		if !present {
-			fmt.Fprintln(os.Stderr, "No such namespace", name)
+	case !present:
+		fmt.Fprintln(os.Stderr, "No such namespace", name)
+		return 1
+	case verb == "delete":
+		_ = os.RemoveAll(ns)
+	case verb == "set":
+		return setNamespace(ns, opts)
+	case verb == "get":
+		v, ok := readLimits(ns)[strings.ReplaceAll(pos[2], "-", "_")]
+		if !ok {
+			fmt.Fprintln(os.Stderr, "Unknown field", pos[2])
 			return 1
 		}
-		if verb == "delete" {
-			_ = os.RemoveAll(ns)
-			return 0
-		}
-		raw, _ := os.ReadFile(filepath.Join(ns, "limits"))
-		fmt.Print(string(raw))
+		fmt.Println(v)
 	default:
 		fmt.Fprintln(os.Stderr, "Unknown namespace verb", verb)
 		return 2
 	}
 	return 0
+}
+
+// validName is NVIDIA's rule for server and namespace names: lowercase
+// letters, digits and underscores, at most 64 characters.
+func validName(name string) bool {
+	return name != "" && len(name) <= 64 && !strings.ContainsFunc(name, func(r rune) bool {
+		return (r < 'a' || r > 'z') && (r < '0' || r > '9') && r != '_'
+	})
+}
+
+// setNamespace changes the limits of namespace directory ns from the
+// --pinned-memory-limit, --active-thread-percentage and --client-priority
+// options; at least one is required.
+func setNamespace(ns string, opts map[string]string) int {
+	l := readLimits(ns)
+	set := 0
+	if mem, ok := opts["pinned-memory-limit"]; ok {
+		if _, err := strconv.Atoi(strings.TrimRight(mem, "KMG")); err != nil || mem == "" || !strings.ContainsAny(mem[len(mem)-1:], "KMG") {
+			fmt.Fprintln(os.Stderr, "Invalid limit", mem)
+			return 1
+		}
+		l["pinned_memory_limit"], set = mem, set+1
+	}
+	if threads, ok := opts["active-thread-percentage"]; ok {
+		if n, err := strconv.Atoi(threads); err != nil || n < 1 || n > 100 {
+			fmt.Fprintln(os.Stderr, "Invalid percentage", threads)
+			return 1
+		}
+		l["active_thread_percentage"], set = threads, set+1
+	}
+	if prio, ok := opts["client-priority"]; ok {
+		if prio != "0" && prio != "1" {
+			fmt.Fprintln(os.Stderr, "Invalid client priority", prio)
+			return 1
+		}
+		l["client_priority"], set = prio, set+1
+	}
+	if set == 0 {
+		fmt.Fprintln(os.Stderr, "namespace set: at least one option is required")
+		return 1
+	}
+	var lines []string
+	for _, k := range []string{"pinned_memory_limit", "active_thread_percentage", "client_priority"} {
+		if v, ok := l[k]; ok {
+			lines = append(lines, fmt.Sprintf("%s = %q", k, v))
+		}
+	}
+	if err := writeNamespace(ns, lines); err != nil {
+		fmt.Fprintln(os.Stderr, "fakectl:", err)
+		return 1
+	}
+	return 0
+}
+
+// readLimits reads the `key = "value"` lines of namespace directory ns.
+func readLimits(ns string) map[string]string {
+	raw, _ := os.ReadFile(filepath.Join(ns, "limits"))
+	out := map[string]string{}
+	for _, l := range strings.Split(string(raw), "\n") {
+		if k, v, ok := strings.Cut(l, "="); ok {
+			out[strings.TrimSpace(k)] = strings.Trim(strings.TrimSpace(v), `"`)
+		}
+	}
+	return out
 }
