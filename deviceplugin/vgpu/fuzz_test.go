@@ -49,34 +49,31 @@ func FuzzDecodeNodeConfig(f *testing.F) {
 	})
 }
 
-func FuzzParseMdevDescription(f *testing.F) {
-	f.Add(t4Desc4Q)
-	f.Add("framebuffer=48G")
-	f.Add("num_heads=1,framebuffer=512M, max_instance=32")
-	f.Add("framebuffer=0M")
+// fuzzParse fuzzes parse from the seeds and checks each value it accepts.
+func fuzzParse[T any](f *testing.F, parse func(string) (T, error), check func(t *testing.T, s string, v T), seeds ...string) {
+	for _, s := range seeds {
+		f.Add(s)
+	}
 	f.Fuzz(func(t *testing.T, s string) {
-		d, err := ParseMdevDescription(s)
-		if err != nil {
-			return
+		if v, err := parse(s); err == nil {
+			check(t, s, v)
 		}
+	})
+}
+
+func FuzzParseMdevDescription(f *testing.F) {
+	fuzzParse(f, ParseMdevDescription, func(t *testing.T, s string, d MdevDescription) {
 		if d.FramebufferMiB < 0 || d.FramebufferMiB > maxFramebufferMiB || d.MaxInstance < 0 || d.MaxInstance > maxCount {
 			t.Fatalf("ParseMdevDescription(%q) = %+v: out of range", s, d)
 		}
 		if _, ok := d.Fields["framebuffer"]; ok && d.FramebufferMiB == 0 {
 			t.Fatalf("ParseMdevDescription(%q): framebuffer given but parsed as 0", s)
 		}
-	})
+	}, t4Desc4Q, "framebuffer=48G", "num_heads=1,framebuffer=512M, max_instance=32", "framebuffer=0M")
 }
 
 func FuzzParseCreatableTypes(f *testing.F) {
-	f.Add("ID    : vGPU Name\n557   : NVIDIA L40-1B\n558   : NVIDIA L40-2Q\n")
-	f.Add("ID : vGPU Name\n")
-	f.Add("557 : NVIDIA L40-4Q\n557 : dup\n")
-	f.Fuzz(func(t *testing.T, s string) {
-		ts, err := ParseCreatableTypes(s)
-		if err != nil {
-			return
-		}
+	fuzzParse(f, ParseCreatableTypes, func(t *testing.T, s string, ts []VGPUType) {
 		seen := map[int]bool{}
 		for _, v := range ts {
 			if v.ID <= 0 || seen[v.ID] || v.Name == "" || strings.TrimSpace(v.Name) != v.Name || v.FramebufferMiB < 0 {
@@ -84,7 +81,7 @@ func FuzzParseCreatableTypes(f *testing.F) {
 			}
 			seen[v.ID] = true
 		}
-	})
+	}, "ID    : vGPU Name\n557   : NVIDIA L40-1B\n558   : NVIDIA L40-2Q\n", "ID : vGPU Name\n", "557 : NVIDIA L40-4Q\n557 : dup\n")
 }
 
 func FuzzFramebufferFromTypeName(f *testing.F) {

@@ -16,7 +16,7 @@ func TestParseMdevDescription(t *testing.T) {
 	if diff := cmp.Diff(want, d); diff != "" {
 		t.Errorf("(-want +got):\n%s", diff)
 	}
-	for _, tc := range []struct{ in, want string }{
+	wantParseErrors(t, "ParseMdevDescription", ParseMdevDescription, []badInput{
 		{"framebuffer=4096", "unit must be M or G"},
 		{"framebuffer=-4M", "not a positive size"},
 		{"framebuffer=0M", "not a positive size"},
@@ -25,11 +25,7 @@ func TestParseMdevDescription(t *testing.T) {
 		{"framebuffer=1M, framebuffer=2M", "framebuffer given twice"},
 		{"num_heads", "is not key=value"},
 		{"max_instance=many", "max_instance"},
-	} {
-		if _, err := ParseMdevDescription(tc.in); err == nil || !strings.Contains(err.Error(), tc.want) {
-			t.Errorf("ParseMdevDescription(%q) = %v, want an error containing %q", tc.in, err, tc.want)
-		}
-	}
+	})
 	if d, err := ParseMdevDescription("framebuffer=2G"); err != nil || d.FramebufferMiB != 2048 {
 		t.Errorf("framebuffer=2G: %d, %v", d.FramebufferMiB, err)
 	}
@@ -57,16 +53,26 @@ func TestParseCreatableTypes(t *testing.T) {
 	if got, err := ParseCreatableTypes("ID : vGPU Name\n"); err != nil || len(got) != 0 {
 		t.Errorf("header only: %v, %v", got, err)
 	}
-	for _, tc := range []struct{ in, want string }{
+	wantParseErrors(t, "ParseCreatableTypes", ParseCreatableTypes, []badInput{
 		{"557 NVIDIA L40-1B", `line 1 "557 NVIDIA L40-1B"`},
 		{"ID : vGPU Name\nx : y", "line 2"},
 		{"0 : zero", "line 1"},
 		{"557 :", "line 1"},
 		{"557 : a\n557 : b", "type 557 listed twice"},
 		{"ID : vGPU Name\nID : again", "line 2"},
-	} {
-		if _, err := ParseCreatableTypes(tc.in); err == nil || !strings.Contains(err.Error(), tc.want) {
-			t.Errorf("ParseCreatableTypes(%q) = %v, want an error containing %q", tc.in, err, tc.want)
+	})
+}
+
+// badInput is an input a parser refuses, and what its error mentions.
+type badInput struct{ in, want string }
+
+// wantParseErrors checks that parse, named name, refuses every input with
+// an error that mentions its want.
+func wantParseErrors[T any](t *testing.T, name string, parse func(string) (T, error), bad []badInput) {
+	t.Helper()
+	for _, tc := range bad {
+		if _, err := parse(tc.in); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s(%q) = %v, want an error containing %q", name, tc.in, err, tc.want)
 		}
 	}
 }
