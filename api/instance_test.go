@@ -19,11 +19,7 @@ func instanceInventory() *Inventory {
 }
 
 func TestValidateInstances(t *testing.T) {
-	tests := []struct {
-		name    string
-		change  func(inv *Inventory)
-		wantErr string
-	}{
+	testValidate(t, instanceInventory, []inventoryCase{
 		{name: "valid", change: func(*Inventory) {}},
 		{name: "instanceMiB on an mps GPU", change: func(inv *Inventory) { inv.GPUs[0].Isolation = IsolationMPS },
 			wantErr: `instanceMiB 4096 on a GPU of isolation "mps"`},
@@ -52,15 +48,7 @@ func TestValidateInstances(t *testing.T) {
 		}},
 		{name: "passthrough slices short of the GPU", change: func(inv *Inventory) { inv.GPUs[1].Slices = 8 },
 			wantErr: "8 slices, want 1 instances of 16 slices"},
-	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			inv := instanceInventory()
-			tc.change(inv)
-			err := inv.Validate()
-			checkErr(t, err, tc.wantErr)
-		})
-	}
+	})
 }
 
 func TestInstanceUnits(t *testing.T) {
