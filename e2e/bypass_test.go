@@ -21,9 +21,7 @@ import (
 // suspended it is refused at Allocate by the device plugin and does not
 // take the devices of a placed pod of the same shape waiting on the node.
 func TestBypass(t *testing.T) {
-	pluginDirOwned(t)
-	c := startCluster(t, harness.Options{})
-	d := startDPNode(t, c)
+	c, d := startDPCluster(t)
 
 	t.Run("PolicyRejects", func(t *testing.T) {
 		always := corev1.ContainerRestartPolicyAlways
@@ -87,15 +85,7 @@ func TestBypass(t *testing.T) {
 			zero := int64(0)
 			_ = c.Client.CoreV1().Pods(ns).DeleteCollection(context.Background(), metav1.DeleteOptions{GracePeriodSeconds: &zero}, metav1.ListOptions{})
 		})
-		restore, err := c.SuspendPolicy(d.ctx, harness.PolicyNoPresetNode)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() {
-			if err := restore(context.Background()); err != nil {
-				t.Errorf("restore policy: %v", err)
-			}
-		})
+		restore := suspendPolicy(d.ctx, t, c, harness.PolicyNoPresetNode)
 		p := d.one("bypass", 4, 0, 0)
 		p.Namespace = ns
 		p.Spec.NodeName = d.node

@@ -11,6 +11,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/tools/events"
 	"k8s.io/klog/v2"
@@ -158,6 +159,30 @@ func dpInventory(t *testing.T, sliceMiB int64) *api.Inventory {
 	return deviceplugin.NewState(gpus).Inventory(sliceMiB, api.IsolationNone, nil)
 }
 
+// podAllocation reads pod ns/name and its allocation record; an error
+// when the record is missing or malformed, or gives a container other GPUs
+// than the placement names.
+func podAllocation(ctx context.Context, client kubernetes.Interface, ns, name string) (*corev1.Pod, *api.Allocation, error) {
+	p, err := client.CoreV1().Pods(ns).Get(ctx, name, metav1.GetOptions{})
+	if err != nil {
+		return nil, nil, err
+	}
+	alloc, err := api.ParseAllocation(p.Annotations[api.AnnotationAllocated])
+	if err != nil {
+		return nil, nil, err
+	}
+	pl, err := api.ParsePlacement(p.Annotations[api.AnnotationPlacement])
+	if err != nil {
+		return nil, nil, err
+	}
+	for _, ac := range alloc.Containers {
+		if !slices.Equal(containerGPUs(pl.Containers, ac.Name, ac.Init), containerGPUs(alloc.Containers, ac.Name, ac.Init)) {
+			return nil, nil, fmt.Errorf("placement %+v != allocation %+v", pl.Containers, alloc.Containers)
+		}
+	}
+	return p, alloc, nil
+}
+
 // containerGPUs returns the GPU UUIDs of a container in a placement or
 // allocation record.
 func containerGPUs(cs []api.ContainerPlacement, name string, init bool) []string {
@@ -253,24 +278,9 @@ func TestDevicePlugin(t *testing.T) {
 			}
 			var alloc *api.Allocation
 			e.poll("allocation of "+name, 50*time.Millisecond, time.Minute, func(ctx context.Context) (bool, error) {
-				got, err := c.Client.CoreV1().Pods(e.ns).Get(ctx, name, metav1.GetOptions{})
-				if err != nil {
-					return false, err
-				}
-				alloc, err = api.ParseAllocation(got.Annotations[api.AnnotationAllocated])
-				if err != nil {
-					return false, err
-				}
-				pl, err := api.ParsePlacement(got.Annotations[api.AnnotationPlacement])
-				if err != nil {
-					return false, err
-				}
-				for _, ac := range alloc.Containers {
-					if !slices.Equal(containerGPUs(pl.Containers, ac.Name, ac.Init), containerGPUs(alloc.Containers, ac.Name, ac.Init)) {
-						return false, fmt.Errorf("placement %+v != allocation %+v", pl.Containers, alloc.Containers)
-					}
-				}
-				return true, nil
+				var err error
+				_, alloc, err = podAllocation(ctx, c.Client, e.ns, name)
+				return err == nil, err
 			})
 			for _, ac := range alloc.Containers {
 				want := containerGPUs(alloc.Containers, ac.Name, ac.Init)

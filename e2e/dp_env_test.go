@@ -24,6 +24,15 @@ type dpNode struct {
 	dp   *dpPlugin
 }
 
+// startDPCluster starts a cluster (default options) and a device-plugin
+// node on it, for a test that owns the kubelet plugin directory.
+func startDPCluster(t *testing.T) (*harness.Cluster, *dpNode) {
+	t.Helper()
+	pluginDirOwned(t)
+	c := startCluster(t, harness.Options{})
+	return c, startDPNode(t, c)
+}
+
 // startDPNode creates the env, the node with the fake GPUs' inventory, the
 // in-process kubelet and the device plugin, and waits until the plugin has
 // registered every device.
@@ -93,23 +102,8 @@ func (d *dpNode) admitChecked(name string) *corev1.Pod {
 	var alloc *api.Allocation
 	d.poll("allocation of "+name+" equals its placement", 50*time.Millisecond, time.Minute, func(ctx context.Context) (bool, error) {
 		d.invariant(ctx, nil)
-		got, err = d.c.Client.CoreV1().Pods(d.ns).Get(ctx, name, metav1.GetOptions{})
-		if err != nil {
-			return false, err
-		}
-		if alloc, err = api.ParseAllocation(got.Annotations[api.AnnotationAllocated]); err != nil {
-			return false, err
-		}
-		pl, err := api.ParsePlacement(got.Annotations[api.AnnotationPlacement])
-		if err != nil {
-			return false, err
-		}
-		for _, ac := range alloc.Containers {
-			if !slices.Equal(containerGPUs(pl.Containers, ac.Name, ac.Init), containerGPUs(alloc.Containers, ac.Name, ac.Init)) {
-				return false, fmt.Errorf("placement %+v != allocation %+v", pl.Containers, alloc.Containers)
-			}
-		}
-		return true, nil
+		got, alloc, err = podAllocation(ctx, d.c.Client, d.ns, name)
+		return err == nil, err
 	})
 	for _, ac := range alloc.Containers {
 		kind := "app/"

@@ -39,6 +39,22 @@ import (
 // carries it, and every pod of the test selects it.
 const groupLabel = "e2e.gpuslice.io/group"
 
+// suspendPolicy suspends an admission policy of c until the test ends, or
+// until the test calls restore.
+func suspendPolicy(ctx context.Context, t *testing.T, c *harness.Cluster, policy string) (restore func(context.Context) error) {
+	t.Helper()
+	restore, err := c.SuspendPolicy(ctx, policy)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := restore(context.Background()); err != nil {
+			t.Errorf("restore policy: %v", err)
+		}
+	})
+	return restore
+}
+
 // startCluster starts a control plane for one top-level test and checks,
 // after it stopped, that no component process and no listening port is left.
 func startCluster(t *testing.T, opts harness.Options) *harness.Cluster {
@@ -158,6 +174,24 @@ func (e *env) pod(name string, cs ...ctr) *corev1.Pod {
 // one is a pod with one container named "main".
 func (e *env) one(name string, mem, core, count int64) *corev1.Pod {
 	return e.pod(name, ctr{name: "main", mem: mem, core: core, count: count})
+}
+
+// ones returns n one-container pods asking mem gpu-mem slices each, named
+// by format and their index.
+func (e *env) ones(format string, n int, mem int64) []*corev1.Pod {
+	pods := make([]*corev1.Pod, n)
+	for i := range pods {
+		pods[i] = e.one(fmt.Sprintf(format, i), mem, 0, 0)
+	}
+	return pods
+}
+
+// createAsync creates pods as createAll does, in a goroutine of its own;
+// the channel receives createAll's result.
+func (e *env) createAsync(pods []*corev1.Pod, workers int) <-chan error {
+	created := make(chan error, 1)
+	go func() { created <- e.createAll(pods, workers) }()
+	return created
 }
 
 // create creates pods with up to workers concurrent requests, failing the

@@ -10,7 +10,6 @@ import (
 	"testing"
 	"time"
 
-	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/wait"
@@ -92,15 +91,11 @@ func failoverOnce(t *testing.T, c *harness.Cluster) {
 	}
 
 	begin := time.Now()
-	var pods []*corev1.Pod
-	for i := range foBurst {
-		pods = append(pods, e.one(fmt.Sprintf("f-%04d", i), foPerPod, 0, 0))
-	}
-	created := make(chan error, 1)
+	pods := e.ones("f-%04d", foBurst, foPerPod)
 	// Few creators: the burst then lasts long enough (the scheduler keeps
 	// up with creation) that both kills land while most of it is unbound,
 	// also on a loaded machine.
-	go func() { created <- e.createAll(pods, 8) }()
+	created := e.createAsync(pods, 8)
 
 	// The kills run in their own goroutine, which watches the bound count
 	// closely (so each kill lands near its mark) and reports each failover

@@ -197,15 +197,7 @@ func TestForgedAnnotations(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		restore, err := c.SuspendPolicy(e.ctx, harness.PolicyAnnotations)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() {
-			if err := restore(context.Background()); err != nil {
-				t.Errorf("restore policy: %v", err)
-			}
-		})
+		restore := suspendPolicy(e.ctx, t, c, harness.PolicyAnnotations)
 		squat := e.one("squatter", 0, 0, 0)
 		squat.Spec.NodeName = node
 		squat.Annotations = map[string]string{api.AnnotationPlacement: string(b)}

@@ -36,9 +36,7 @@ import (
 // names a metric the components export; and a pod no node can place gets
 // one event with its typed reason, visible like `kubectl get events`.
 func TestObserve(t *testing.T) {
-	pluginDirOwned(t)
-	c := startCluster(t, harness.Options{})
-	d := startDPNode(t, c)
+	c, d := startDPCluster(t)
 	for i := range 2 {
 		name := fmt.Sprintf("%s-a100-%d", d.group, i)
 		inv := harness.A100x8().Inventory(name, c.SliceMiB)

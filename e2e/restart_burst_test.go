@@ -77,12 +77,8 @@ func restartUnderBurstOnce(t *testing.T, c *harness.Cluster) {
 	}
 	e := newEnv(t, c, shapes...)
 	begin := time.Now()
-	var pods []*corev1.Pod
-	for i := range rbBurst {
-		pods = append(pods, e.one(fmt.Sprintf("b-%04d", i), rbPerPod, 0, 0))
-	}
-	created := make(chan error, 1)
-	go func() { created <- e.createAll(pods, 50) }()
+	pods := e.ones("b-%04d", rbBurst, rbPerPod)
+	created := e.createAsync(pods, 50)
 
 	// ready carries the result of waiting for a restarted extender.
 	ready := make(chan error, 1)

@@ -40,12 +40,8 @@ func TestExtenderRestart(t *testing.T) {
 	}
 	e := newEnv(t, c, shapes...)
 
-	var pods []*corev1.Pod
-	for i := range burst {
-		pods = append(pods, e.one(fmt.Sprintf("r-%03d", i), perPod, 0, 0))
-	}
-	created := make(chan error, 1)
-	go func() { created <- e.createAll(pods, 50) }()
+	pods := e.ones("r-%03d", burst, perPod)
+	created := e.createAsync(pods, 50)
 
 	// SIGKILL the extender as soon as killAfter pods are bound.
 	bound := func(ctx context.Context) (b, u []corev1.Pod, err error) {

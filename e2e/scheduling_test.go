@@ -169,10 +169,7 @@ func testUnschedulable(t *testing.T, c *harness.Cluster) {
 		}
 		pods = append(pods, tc.pod)
 	}
-	restore, err := c.SuspendPolicy(e.ctx, harness.PolicyRequestShape)
-	if err != nil {
-		t.Fatal(err)
-	}
+	restore := suspendPolicy(e.ctx, t, c, harness.PolicyRequestShape)
 	e.create(shapeless, len(shapeless))
 	if err := restore(e.ctx); err != nil {
 		t.Fatal(err)

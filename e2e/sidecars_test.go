@@ -10,7 +10,6 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/gpuslice/gpuslice/api"
-	"github.com/gpuslice/gpuslice/e2e/harness"
 )
 
 // TestSidecars is issue 9's class 4 (pods with a GPU sidecar can never
@@ -21,9 +20,7 @@ import (
 // allocation names, and the pod is charged the sum (the sidecar runs beside
 // the app), so 3-slice pods fill exactly the room that is left and no more.
 func TestSidecars(t *testing.T) {
-	pluginDirOwned(t)
-	c := startCluster(t, harness.Options{})
-	d := startDPNode(t, c)
+	c, d := startDPCluster(t)
 	always := corev1.ContainerRestartPolicyAlways
 	p := d.pod("with-sidecar", ctr{name: "sidecar", init: true, mem: 8}, ctr{name: "main", mem: 8})
 	p.Spec.InitContainers[0].RestartPolicy = &always

@@ -2,7 +2,6 @@ package e2e
 
 import (
 	"context"
-	"fmt"
 	"testing"
 	"time"
 
@@ -10,7 +9,6 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/gpuslice/gpuslice/api"
-	"github.com/gpuslice/gpuslice/e2e/harness"
 )
 
 // twinWindowPolls is how many polls TestTwinSwap watches the placements for
@@ -27,9 +25,7 @@ const twinWindowPolls = 100
 // placed on a GPU that is still promised, and the earlier twin must still
 // be admitted with the GPU its placement names.
 func TestTwinSwap(t *testing.T) {
-	pluginDirOwned(t)
-	c := startCluster(t, harness.Options{})
-	d := startDPNode(t, c)
+	c, d := startDPCluster(t)
 	whole := int64(dpMemMiB) / c.SliceMiB
 	for _, n := range []string{"other-0", "other-1"} {
 		d.create([]*corev1.Pod{d.one(n, whole, 0, 0)}, 1)
@@ -86,25 +82,8 @@ func (d *dpNode) allocatedAsPlaced(name string) *corev1.Pod {
 	d.poll("allocation of "+name+" equals its placement", 50*time.Millisecond, time.Minute, func(ctx context.Context) (bool, error) {
 		d.invariant(ctx, nil)
 		var err error
-		got, err = d.c.Client.CoreV1().Pods(d.ns).Get(ctx, name, metav1.GetOptions{})
-		if err != nil {
-			return false, err
-		}
-		alloc, err := api.ParseAllocation(got.Annotations[api.AnnotationAllocated])
-		if err != nil {
-			return false, err
-		}
-		pl, err := api.ParsePlacement(got.Annotations[api.AnnotationPlacement])
-		if err != nil {
-			return false, err
-		}
-		for _, ac := range alloc.Containers {
-			a, b := containerGPUs(pl.Containers, ac.Name, ac.Init), containerGPUs(alloc.Containers, ac.Name, ac.Init)
-			if fmt.Sprint(a) != fmt.Sprint(b) {
-				return false, fmt.Errorf("placement %v != allocation %v", a, b)
-			}
-		}
-		return true, nil
+		got, _, err = podAllocation(ctx, d.c.Client, d.ns, name)
+		return err == nil, err
 	})
 	return got
 }
