@@ -1,7 +1,6 @@
 package chartrender
 
 import (
-	"os"
 	"path/filepath"
 	"strconv"
 	"testing"
@@ -20,16 +19,8 @@ import (
 // server by e2e's TestPodSecurity/RequestShape.)
 func TestAdmissionBoundsMatchAPI(t *testing.T) {
 	path := filepath.Join(repoRoot, AdmissionDir, "pod-security.yaml")
-	b, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	objs, err := DecodeStrict(path, b)
-	if err != nil {
-		t.Fatal(err)
-	}
 	var policy *admissionv1.ValidatingAdmissionPolicy
-	for _, o := range objs {
+	for _, o := range decodeFile(t, path) {
 		if p, ok := o.Typed.(*admissionv1.ValidatingAdmissionPolicy); ok && p.Name == "gpuslice-request-shape" {
 			policy = p
 		}

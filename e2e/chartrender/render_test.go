@@ -93,15 +93,7 @@ func TestAdmissionRenderingEqualsPlainFiles(t *testing.T) {
 	}
 	var want []Object
 	for _, p := range plain {
-		b, err := os.ReadFile(p)
-		if err != nil {
-			t.Fatal(err)
-		}
-		objs, err := DecodeStrict(p, b)
-		if err != nil {
-			t.Fatal(err)
-		}
-		want = append(want, objs...)
+		want = append(want, decodeFile(t, p)...)
 	}
 	var got []Object
 	for _, o := range renderObjects(t, nil) {
