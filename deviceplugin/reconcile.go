@@ -271,6 +271,7 @@ func (b *Broker) Reconcile(ctx context.Context, patcher PodPatcher, now time.Tim
 	}
 	b.fixLedger(ctx, s)
 	fixes, live, err := b.plan(s, now)
+	running := runningContainers(s)
 	b.mu.Unlock()
 	b.forget(live)
 	if err != nil {
@@ -283,6 +284,9 @@ func (b *Broker) Reconcile(ctx context.Context, patcher PodPatcher, now time.Tim
 		}
 		r.ReleasePods(ctx, pods)
 	}
+	if l, ok := b.iso.(device.ContainerLimiter); ok {
+		l.LimitContainers(ctx, running)
+	}
 	var errs []error
 	for _, f := range fixes {
 		if err := patcher.PatchPodAnnotations(ctx, f.namespace, f.name, f.uid, f.annotations); err != nil {
@@ -292,4 +296,38 @@ func (b *Broker) Reconcile(ctx context.Context, patcher PodPatcher, now time.Tim
 		logger.Info("Recorded allocation", "pod", klog.KRef(f.namespace, f.name), "placementRewritten", f.rewritten, "swappedWith", f.partner)
 	}
 	return errors.Join(errs...)
+}
+
+// runningContainers lists the containers of s whose status names a
+// container ID and that have not terminated: those whose cgroup the
+// runtime has made. A container without an ID yet is in a later call.
+func runningContainers(s *snapshot) []device.RunningContainer {
+	var out []device.RunningContainer
+	for _, c := range s.cands {
+		id := containerID(c.pod, c.key.Container, c.key.Init)
+		if id == "" {
+			continue
+		}
+		out = append(out, device.RunningContainer{
+			ContainerRef: device.ContainerRef{PodUID: string(c.key.UID), Container: c.key.Container},
+			QOSClass:     string(c.pod.Status.QOSClass),
+			ContainerID:  id,
+		})
+	}
+	return out
+}
+
+// containerID is the ID in the status of container name of p ("" while it
+// has none, or once it has terminated).
+func containerID(p *corev1.Pod, name string, init bool) string {
+	statuses := p.Status.ContainerStatuses
+	if init {
+		statuses = p.Status.InitContainerStatuses
+	}
+	for _, st := range statuses {
+		if st.Name == name && st.State.Terminated == nil {
+			return st.ContainerID
+		}
+	}
+	return ""
 }

@@ -1,14 +1,18 @@
 package deviceplugin
 
 import (
+	"context"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	corev1 "k8s.io/api/core/v1"
 	"k8s.io/klog/v2/ktesting"
 	testingclock "k8s.io/utils/clock/testing"
 
 	"github.com/gpuslice/gpuslice/api"
+	"github.com/gpuslice/gpuslice/deviceplugin/device"
 )
 
 // reconcileEnv runs the broker with the kubelet simulator over two GPUs of
@@ -191,5 +195,73 @@ func TestPublishInventoryOverwritesGarbage(t *testing.T) {
 	inv := nodes.inventory()
 	if inv == nil || len(inv.GPUs) != 2 {
 		t.Fatalf("inventory after garbage: %+v", inv)
+	}
+}
+
+// limitingIsolator records the running containers of every
+// LimitContainers call.
+type limitingIsolator struct {
+	NoIsolation
+	mu    sync.Mutex
+	calls [][]device.RunningContainer
+}
+
+func (l *limitingIsolator) LimitContainers(_ context.Context, running []device.RunningContainer) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.calls = append(l.calls, running)
+}
+
+func (l *limitingIsolator) last() []device.RunningContainer {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.calls[len(l.calls)-1]
+}
+
+// TestReconcileLimitsRunningContainers: after every reconcile the isolator
+// gets the containers whose status names a container ID; one without an ID
+// yet is in a later call, a terminated one in none.
+func TestReconcileLimitsRunningContainers(t *testing.T) {
+	_, ctx := ktesting.NewTestContext(t)
+	cfg := testConfig()
+	iso := &limitingIsolator{NoIsolation: NoIsolation{SlotsPerGPU: 4}}
+	st := testState(t, 2, 8192, iso)
+	pods := &fakePods{}
+	pods.add(makePod(podSpec{name: "a", assigned: t0, containers: []ctr{{name: "c", mem: 8, gpus: []int{0}}}}))
+	pr := newFakePR()
+	b := NewBroker(&cfg, st, iso, pods, pr)
+	if err := newSim(t, b, pr, st).admit(pods.get("default", "a"), nil); err != nil {
+		t.Fatal(err)
+	}
+	setStatus := func(st corev1.ContainerStatus, qos corev1.PodQOSClass) {
+		pods.mu.Lock()
+		defer pods.mu.Unlock()
+		np := pods.pods[0].DeepCopy()
+		np.Status.QOSClass = qos
+		np.Status.ContainerStatuses = []corev1.ContainerStatus{st}
+		pods.pods[0] = np
+	}
+	uid := string(pods.get("default", "a").UID)
+	steps := []struct {
+		name   string
+		status *corev1.ContainerStatus
+		want   []device.RunningContainer
+	}{
+		{name: "not started: no ID yet", want: nil},
+		{name: "started", status: &corev1.ContainerStatus{Name: "c", ContainerID: "containerd://abc", State: corev1.ContainerState{Running: &corev1.ContainerStateRunning{}}},
+			want: []device.RunningContainer{{ContainerRef: device.ContainerRef{PodUID: uid, Container: "c"}, QOSClass: "Burstable", ContainerID: "containerd://abc"}}},
+		{name: "terminated", status: &corev1.ContainerStatus{Name: "c", ContainerID: "containerd://abc", State: corev1.ContainerState{Terminated: &corev1.ContainerStateTerminated{}}},
+			want: nil},
+	}
+	for i, s := range steps {
+		if s.status != nil {
+			setStatus(*s.status, corev1.PodQOSBurstable)
+		}
+		if err := b.Reconcile(ctx, pods, t0.Add(time.Duration(i)*time.Minute)); err != nil {
+			t.Fatal(err)
+		}
+		if diff := cmp.Diff(s.want, iso.last()); diff != "" {
+			t.Errorf("%s: running containers (-want +got):\n%s", s.name, diff)
+		}
 	}
 }

@@ -40,6 +40,7 @@ import (
 	"github.com/gpuslice/gpuslice/deviceplugin/cdi"
 	"github.com/gpuslice/gpuslice/deviceplugin/config"
 	"github.com/gpuslice/gpuslice/deviceplugin/device"
+	"github.com/gpuslice/gpuslice/deviceplugin/dmem"
 	"github.com/gpuslice/gpuslice/deviceplugin/health"
 	"github.com/gpuslice/gpuslice/deviceplugin/hostdev"
 	"github.com/gpuslice/gpuslice/deviceplugin/kube"
@@ -88,19 +89,38 @@ type Options struct {
 	// adds or replaces the fuse entry.
 	HostDevices []hostdev.Device
 	FuseCount   int
+	// MPSHardLimit says how MPS v3 puts each container's memory share on
+	// its cgroup as the hard limit where the node has memory partitioning
+	// (--mps-hard-limit): HardLimitNVML (the default), HardLimitDMemFile or
+	// HardLimitOff.
+	MPSHardLimit string
 }
+
+// Values of --mps-hard-limit.
+const (
+	// HardLimitNVML sets the limit through nvmlDeviceSetMemoryLimits_v1,
+	// as NVIDIA's "MPS v3 Memory Partitioning" asks.
+	HardLimitNVML = "nvml"
+	// HardLimitDMemFile writes the cgroup's dmem.max directly (the
+	// kernel's dmem backend only; see package dmem).
+	HardLimitDMemFile = "dmem-file"
+	// HardLimitOff sets no hard limit: v3 GPUs then publish enforcement
+	// ceiling.
+	HardLimitOff = "off"
+)
 
 // NewOptions returns the defaults: the one place they are set. The flags
 // show them, and a field neither a flag nor the config file sets keeps
 // them.
 func NewOptions() *Options {
 	return &Options{
-		NodeName:    os.Getenv("NODE_NAME"),
-		HostRoot:    "/",
-		Plugin:      deviceplugin.DefaultConfig(),
-		Strategy:    string(deviceplugin.StrategyCDI),
-		Isolation:   string(api.IsolationNone),
-		SlotsPerGPU: 16,
+		NodeName:     os.Getenv("NODE_NAME"),
+		HostRoot:     "/",
+		MPSHardLimit: HardLimitNVML,
+		Plugin:       deviceplugin.DefaultConfig(),
+		Strategy:     string(deviceplugin.StrategyCDI),
+		Isolation:    string(api.IsolationNone),
+		SlotsPerGPU:  16,
 		MPS: mps.Config{
 			Root:                      mps.DefaultRoot,
 			ControlBinary:             mps.DefaultControlBinary,
@@ -155,6 +175,8 @@ func (o *Options) AddFlags(fs *pflag.FlagSet) {
 	fs.StringVar((*string)(&o.MPS.DevShm), "mps-dev-shm", string(o.MPS.DevShm), fmt.Sprintf("Containers' /dev/shm under MPS: %q (the daemon's) or %q (isolation mps).", mps.ShmPerDaemon, mps.ShmNone))
 	fs.BoolVar(&o.MPS.MultiUserServer, "mps-multi-user-server", o.MPS.MultiUserServer, "Start daemons with -multiuser-server: clients of all UIDs share one server (isolation mps; docs/mps.md).")
 	fs.BoolVar(&o.MPS.ReadOnlyPipeMount, "mps-read-only-pipe-mount", o.MPS.ReadOnlyPipeMount, "Mount the pipe directory read-only in containers (isolation mps; not verified on hardware).")
+	fs.StringVar(&o.MPSHardLimit, "mps-hard-limit", o.MPSHardLimit, fmt.Sprintf("MPS v3: how each container's gpu-mem share becomes the hard memory limit of its cgroup where the node has memory partitioning (cgroup v2 dmem): %q (NVML, as NVIDIA asks), %q (write dmem.max) or %q (none: v3 GPUs publish enforcement ceiling, not binding).", HardLimitNVML, HardLimitDMemFile, HardLimitOff))
+	fs.IntVar(&o.MPS.ClientPriority, "mps-client-priority", o.MPS.ClientPriority, "MPS v3: the client_priority of every namespace and of the server's default one: 0 (normal) or 1 (below normal).")
 	fs.IntVar(&o.MPS.Version, "mps-version", o.MPS.Version, fmt.Sprintf("MPS protocol (isolation mps): %d, legacy MPS, or %d, MPS v3 (a namespace per container, binding limits; needs driver >= 615 and CUDA >= 13.4).", mps.VersionLegacy, mps.VersionV3))
 	fs.DurationVar(&o.MPS.HealthInterval, "mps-health-interval", o.MPS.HealthInterval, "How often each MPS daemon is probed (isolation mps).")
 	fs.DurationVar(&o.MPS.ProbeTimeout, "mps-probe-timeout", o.MPS.ProbeTimeout, "Bound of one MPS control-pipe round trip (isolation mps).")
@@ -181,6 +203,11 @@ func (o *Options) Validate() error {
 		}
 	case api.IsolationMPS:
 		errs = append(errs, validateMPS(o.MPS)...)
+		switch o.MPSHardLimit {
+		case HardLimitNVML, HardLimitDMemFile, HardLimitOff:
+		default:
+			errs = append(errs, fmt.Errorf("--mps-hard-limit (mps.hardLimit): must be %q, %q or %q, got %q", HardLimitNVML, HardLimitDMemFile, HardLimitOff, o.MPSHardLimit))
+		}
 	case api.IsolationVGPU:
 		errs = append(errs, o.validateVGPU()...)
 	default:
@@ -279,12 +306,40 @@ func (o *Options) isolator(lib nvml.Library, clk clock.WithTicker) (device.Isola
 		if err := requireMPSv3(o.Plugin.Capabilities); err != nil {
 			return nil, err
 		}
+		hl, err := o.hardLimits(lib)
+		if err != nil {
+			return nil, err
+		}
+		cfg.HardLimits = hl
 	}
 	m, err := mps.NewManager(cfg, nil, nvml.ComputeModes{Lib: lib})
 	if err != nil {
 		return nil, fmt.Errorf("MPS isolation: %w", err)
 	}
 	return m, nil
+}
+
+// hardLimits returns MPS v3's hard memory limiter, or nil where the node
+// has no memory partitioning (cgroup v2 with the dmem controller) or
+// --mps-hard-limit is off. Containers' cgroups are found under
+// <host-root>/sys/fs/cgroup.
+func (o *Options) hardLimits(lib nvml.Library) (mps.HardLimiter, error) {
+	root := filepath.Join(o.HostRoot, "sys/fs/cgroup")
+	var lim dmem.Limiter
+	switch o.MPSHardLimit {
+	case HardLimitNVML:
+		lim = nvml.MemoryLimits{Lib: lib}
+	case HardLimitDMemFile:
+		lim = dmem.FileLimiter{Root: root}
+	case HardLimitOff:
+		return nil, nil
+	default:
+		return nil, fmt.Errorf("--mps-hard-limit %q: must be %q, %q or %q", o.MPSHardLimit, HardLimitNVML, HardLimitDMemFile, HardLimitOff)
+	}
+	if caps := o.Plugin.Capabilities; caps == nil || !caps.CgroupV2 || caps.MemoryPartitioning != api.MemoryPartitioningDMem {
+		return nil, nil
+	}
+	return &dmem.Enforcer{Root: root, Limiter: lim}, nil
 }
 
 // requireMPSv3 refuses MPS v3 on a node whose capability detection did not

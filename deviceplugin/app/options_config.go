@@ -86,6 +86,8 @@ func (o *Options) ApplyFile(fc *config.FileConfig, changed func(flag string) boo
 	boolean("mps-multi-user-server", m.MultiUserServer, &o.MPS.MultiUserServer)
 	num("mps-version", m.Version, &o.MPS.Version)
 	boolean("mps-read-only-pipe-mount", m.ReadOnlyPipeMount, &o.MPS.ReadOnlyPipeMount)
+	num("mps-client-priority", m.ClientPriority, &o.MPS.ClientPriority)
+	str("mps-hard-limit", m.HardLimit, &o.MPSHardLimit)
 	dur("mps-health-interval", m.HealthInterval, &o.MPS.HealthInterval)
 	dur("mps-probe-timeout", m.ProbeTimeout, &o.MPS.ProbeTimeout)
 	dur("mps-max-restart-backoff", m.MaxRestartBackoff, &o.MPS.MaxRestartBackoff)
@@ -127,6 +129,9 @@ func validateMPS(c mps.Config) []error {
 		bad("mps-default-thread-percentage", "defaultActiveThreadPercentage", "must be 1..100 (0: the max client thread percentage), got %d", d)
 	case d > c.MaxClientThreadPercentage:
 		bad("mps-default-thread-percentage", "defaultActiveThreadPercentage", "%d is above the max client thread percentage %d, which the daemon enforces", d, c.MaxClientThreadPercentage)
+	}
+	if c.ClientPriority != 0 && c.ClientPriority != 1 {
+		bad("mps-client-priority", "clientPriority", "must be 0 (normal) or 1 (below normal), got %d", c.ClientPriority)
 	}
 	if c.ClientCap < 0 || c.ClientCap > config.MaxMPSClientCap {
 		bad("mps-client-cap", "clientCap", "must be 0..%d, got %d", config.MaxMPSClientCap, c.ClientCap)

@@ -82,6 +82,12 @@ type MPSFile struct {
 	// v3: a namespace per container; needs a node that supports it).
 	Version           *int  `json:"version,omitempty"`
 	ReadOnlyPipeMount *bool `json:"readOnlyPipeMount,omitempty"`
+	// ClientPriority (MPS v3) is every namespace's client_priority: 0
+	// (normal) or 1 (below normal).
+	ClientPriority *int `json:"clientPriority,omitempty"`
+	// HardLimit (MPS v3) is how a container's share becomes the hard
+	// memory limit of its cgroup: "nvml", "dmem-file" or "off".
+	HardLimit *string `json:"hardLimit,omitempty"`
 	// The durations are Go duration strings ("10s", "5m"), parsed by
 	// validate so that a bad one is named.
 	HealthInterval    *string `json:"healthInterval,omitempty"`
