@@ -70,8 +70,7 @@ type Isolator struct {
 	problems []string
 	tracker  Tracker
 	events   chan device.HealthEvent
-	stop     context.CancelFunc
-	done     chan struct{}
+	rescan   *tick.Loop
 }
 
 // served is one served GPU.
@@ -432,20 +431,14 @@ func (i *Isolator) ContainerEdits(devs []device.ContainerDevice) (*device.Contai
 }
 
 func (i *Isolator) startRescan(ctx context.Context) {
-	if i.stop != nil {
+	if i.rescan != nil {
 		return
 	}
-	ctx, i.stop = context.WithCancel(context.WithoutCancel(ctx))
-	i.done = make(chan struct{})
-	t := i.cfg.Clock.NewTicker(i.cfg.RescanInterval)
-	go func() {
-		defer close(i.done)
-		tick.Run(ctx, t, func() {
-			if err := i.Rescan(ctx); err != nil {
-				klog.FromContext(ctx).Error(err, "vGPU rescan failed")
-			}
-		})
-	}()
+	i.rescan = tick.Go(context.WithoutCancel(ctx), i.cfg.Clock.NewTicker(i.cfg.RescanInterval), func(ctx context.Context) {
+		if err := i.Rescan(ctx); err != nil {
+			klog.FromContext(ctx).Error(err, "vGPU rescan failed")
+		}
+	})
 }
 
 // Rescan discovers sysfs again and marks the GPUs whose instances (or which
@@ -494,13 +487,11 @@ func (i *Isolator) Rescan(ctx context.Context) error {
 // Stop implements device.Isolator: it ends the rescan and closes Events.
 func (i *Isolator) Stop() {
 	i.mu.Lock()
-	stop, done := i.stop, i.done
-	i.stop = nil
+	rescan := i.rescan
+	i.rescan = nil
 	i.mu.Unlock()
-	if stop == nil {
-		return
+	if rescan != nil {
+		rescan.Stop()
+		close(i.events)
 	}
-	stop()
-	<-done
-	close(i.events)
 }

@@ -27,3 +27,17 @@ func TestRunCallsOnEveryTickAndReturnsWhenDone(t *testing.T) {
 	cancel()
 	<-done
 }
+
+func TestGoRunsUntilStop(t *testing.T) {
+	clk := testingclock.NewFakeClock(time.Unix(0, 0))
+	calls := make(chan struct{})
+	l := Go(t.Context(), clk.NewTicker(time.Second), func(ctx context.Context) {
+		if ctx.Err() != nil {
+			t.Error("f called on an ended context")
+		}
+		calls <- struct{}{}
+	})
+	clk.Step(time.Second)
+	<-calls
+	l.Stop()
+}
