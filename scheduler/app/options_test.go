@@ -1,7 +1,6 @@
 package app
 
 import (
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -37,13 +36,7 @@ func parseFlags(t *testing.T, o *Options, args ...string) {
 
 func TestOptionsPolicies(t *testing.T) {
 	dir := t.TempDir()
-	write := func(name, body string) string {
-		p := filepath.Join(dir, name)
-		if err := os.WriteFile(p, []byte(body), 0o600); err != nil {
-			t.Fatal(err)
-		}
-		return p
-	}
+	write := func(name, body string) string { return writeFile(t, dir, name, []byte(body)) }
 	good := write("good.yaml", "policy: spread\nprofiles:\n  frag: gpuslice\n  pack: binpack\n")
 	tests := []struct {
 		name        string
