@@ -240,6 +240,19 @@ func (e *env) list(ctx context.Context) ([]corev1.Pod, error) {
 	return l.Items, nil
 }
 
+// listChecked returns the env's pods once check and the invariant (with no
+// trusted pods) held for them.
+func (e *env) listChecked(ctx context.Context) ([]corev1.Pod, error) {
+	e.t.Helper()
+	ps, err := e.list(ctx)
+	if err != nil {
+		return nil, err
+	}
+	e.check(ctx, ps)
+	e.invariant(ctx, nil)
+	return ps, nil
+}
+
 // nodes returns the env's nodes.
 func (e *env) nodes(ctx context.Context) ([]corev1.Node, error) {
 	l, err := e.c.Client.CoreV1().Nodes().List(ctx, metav1.ListOptions{LabelSelector: labels.Set{groupLabel: e.group}.String()})
