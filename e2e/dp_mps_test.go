@@ -87,6 +87,29 @@ func newMPSManager(t *testing.T, ctl, root string, modes mps.ComputeModeSetter) 
 }
 
 // startMPSDP runs the device plugin like startDP, with MPS isolation.
+// startMPSNode adds node to the cluster with the inventory the dpDiscoverer
+// GPUs have under m (published by the test, as an operator's node would
+// start), and runs kubelet's device manager and the device plugin with m on
+// it.
+func startMPSNode(t *testing.T, e *env, node string, m *mps.Manager) *dpKubelet {
+	t.Helper()
+	c := e.c
+	found, _ := dpDiscoverer{}.Discover(e.ctx)
+	gpus, err := deviceplugin.BuildGPUs(e.ctx, found, c.SliceMiB, m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	inv := deviceplugin.NewState(gpus).Inventory(c.SliceMiB, api.IsolationMPS, nil)
+	if _, err := c.AddGPUNode(e.ctx, harness.GPUNode{Name: node, Inventory: inv, Labels: map[string]string{groupLabel: e.group}}); err != nil {
+		t.Fatal(err)
+	}
+	e.inv[node] = inv
+	prSock := filepath.Join(t.TempDir(), "pod-resources.sock")
+	kl := startDPKubelet(t, prSock)
+	startMPSDP(t, c, node, prSock, m)
+	return kl
+}
+
 func startMPSDP(t *testing.T, c *harness.Cluster, node, prSock string, m *mps.Manager) *dpPlugin {
 	t.Helper()
 	iso := m
@@ -134,19 +157,7 @@ func TestMPSIsolation(t *testing.T) {
 
 	// The node starts with the MPS slots (the client cap) but without the
 	// limit on GPUs per container: the plugin must publish that.
-	found, _ := dpDiscoverer{}.Discover(e.ctx)
-	gpus, err := deviceplugin.BuildGPUs(e.ctx, found, c.SliceMiB, m)
-	if err != nil {
-		t.Fatal(err)
-	}
-	inv := deviceplugin.NewState(gpus).Inventory(c.SliceMiB, api.IsolationMPS, nil)
-	if _, err := c.AddGPUNode(e.ctx, harness.GPUNode{Name: node, Inventory: inv, Labels: map[string]string{groupLabel: e.group}}); err != nil {
-		t.Fatal(err)
-	}
-	e.inv[node] = inv
-	prSock := filepath.Join(t.TempDir(), "pod-resources.sock")
-	kl := startDPKubelet(t, prSock)
-	startMPSDP(t, c, node, prSock, m)
+	kl := startMPSNode(t, e, node, m)
 
 	slicesPerGPU := int64(dpMemMiB) / c.SliceMiB
 	mpsSlots := m.Slots(device.GPU{Major: 9})

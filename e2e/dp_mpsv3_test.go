@@ -12,10 +12,12 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/gpuslice/gpuslice/api"
 	"github.com/gpuslice/gpuslice/deviceplugin"
 	"github.com/gpuslice/gpuslice/deviceplugin/device"
+	"github.com/gpuslice/gpuslice/deviceplugin/dmem"
 	"github.com/gpuslice/gpuslice/deviceplugin/mps"
 	"github.com/gpuslice/gpuslice/e2e/harness"
 )
@@ -38,13 +40,71 @@ func namespaceLimits(t *testing.T, nsDir string) string {
 	return strings.TrimSpace(string(raw))
 }
 
+// fakeCgroupRoot is a cgroup v2 root for the device plugin: dmem.capacity
+// with a region per dpDiscoverer GPU, and the cgroups of started
+// containers.
+type fakeCgroupRoot struct {
+	root string
+	// regions maps GPU UUID to its dmem region.
+	regions map[string]string
+}
+
+func newFakeCgroupRoot(t *testing.T) *fakeCgroupRoot {
+	t.Helper()
+	cg := &fakeCgroupRoot{root: t.TempDir(), regions: map[string]string{}}
+	gpus, _ := dpDiscoverer{}.Discover(context.Background())
+	var capacity strings.Builder
+	for _, g := range gpus {
+		cg.regions[g.UUID] = "nvidia/0000" + g.PCIBusID + "/vidmem"
+		fmt.Fprintf(&capacity, "%s %d\n", cg.regions[g.UUID], g.MemoryMiB<<20)
+	}
+	if err := os.WriteFile(filepath.Join(cg.root, dmem.CapacityFile), []byte(capacity.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return cg
+}
+
+// start plays the runtime and kubelet for p's first container: its
+// cgroupfs-driver cgroup with an unlimited dmem.max, then the pod status
+// with container ID containerd://<id>. It returns the dmem.max path.
+func (cg *fakeCgroupRoot) start(t *testing.T, e *env, p *corev1.Pod, id string) string {
+	t.Helper()
+	live, err := e.c.Client.CoreV1().Pods(p.Namespace).Get(e.ctx, p.Name, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := filepath.Join(cg.root, "kubepods", strings.ToLower(string(live.Status.QOSClass)), "pod"+string(p.UID), id)
+	if live.Status.QOSClass == corev1.PodQOSGuaranteed {
+		dir = filepath.Join(cg.root, "kubepods", "pod"+string(p.UID), id)
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	maxFile := filepath.Join(dir, dmem.MaxFile)
+	var unlimited strings.Builder
+	for _, r := range cg.regions {
+		unlimited.WriteString(r + " max\n")
+	}
+	if err := os.WriteFile(maxFile, []byte(unlimited.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	live.Status.ContainerStatuses = []corev1.ContainerStatus{{Name: p.Spec.Containers[0].Name, ContainerID: "containerd://" + id,
+		State: corev1.ContainerState{Running: &corev1.ContainerStateRunning{}}}}
+	if _, err := e.c.Client.CoreV1().Pods(p.Namespace).UpdateStatus(e.ctx, live, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	return maxFile
+}
+
 // TestMPSV3Namespaces runs the device plugin in MPS v3 mode (a v3 daemon
 // per GPU, driving the fake nvidia-cuda-mps-control) behind kubelet's own
 // device manager, and checks that two pods placed on one GPU by the real
 // kube-scheduler and gpuslice extender get two namespaces whose limits are
 // their shares, that each container gets only its own namespace's socket
-// directory, that the node's GPUs publish binding enforcement, and that
-// deleting a pod deletes its namespace. Like TestMPSIsolation it uses
+// directory, that the node's GPUs publish binding enforcement (the plugin
+// sets hard memory limits), that a started container's cgroup gets its
+// share as its hard memory limit, and that deleting a pod deletes its
+// namespace. Like TestMPSIsolation it uses
 // kubelet's fixed device plugin directory, so it needs root and is not
 // parallel.
 func TestMPSV3Namespaces(t *testing.T) {
@@ -53,26 +113,15 @@ func TestMPSV3Namespaces(t *testing.T) {
 	e := newEnv(t, c)
 	node := e.group + "-mpsv3"
 	root := t.TempDir()
+	cg := newFakeCgroupRoot(t)
 	m, err := mps.NewManager(mps.Config{Root: root, Scope: mps.ScopeGPU, Version: mps.VersionV3,
-		DefaultActiveThreadPercentage: mpsDefaultThreads, ReleaseGrace: mpsV3Grace},
+		DefaultActiveThreadPercentage: mpsDefaultThreads, ReleaseGrace: mpsV3Grace,
+		HardLimits: &dmem.Enforcer{Root: cg.root, Limiter: dmem.FileLimiter{Root: cg.root}}},
 		noShmControl{mps.NewExecControl(buildFakeMPSControl(t, c.RepoRoot()))}, &recordedModes{})
 	if err != nil {
 		t.Fatal(err)
 	}
-
-	found, _ := dpDiscoverer{}.Discover(e.ctx)
-	gpus, err := deviceplugin.BuildGPUs(e.ctx, found, c.SliceMiB, m)
-	if err != nil {
-		t.Fatal(err)
-	}
-	inv := deviceplugin.NewState(gpus).Inventory(c.SliceMiB, api.IsolationMPS, nil)
-	if _, err := c.AddGPUNode(e.ctx, harness.GPUNode{Name: node, Inventory: inv, Labels: map[string]string{groupLabel: e.group}}); err != nil {
-		t.Fatal(err)
-	}
-	e.inv[node] = inv
-	prSock := filepath.Join(t.TempDir(), "pod-resources.sock")
-	kl := startDPKubelet(t, prSock)
-	startMPSDP(t, c, node, prSock, m)
+	kl := startMPSNode(t, e, node, m)
 
 	slicesPerGPU := int64(dpMemMiB) / c.SliceMiB
 	e.poll("registration and ListAndWatch", 50*time.Millisecond, time.Minute, func(context.Context) (bool, error) {
@@ -142,7 +191,7 @@ func TestMPSV3Namespaces(t *testing.T) {
 		if threads == 0 {
 			threads = mpsDefaultThreads
 		}
-		wantLimits := fmt.Sprintf("pinned_memory_limit = \"%dM\"\nactive_thread_percentage = \"%d\"", tc.mem*c.SliceMiB, threads)
+		wantLimits := fmt.Sprintf("pinned_memory_limit = \"%dM\"\nactive_thread_percentage = \"%d\"\nclient_priority = \"0\"", tc.mem*c.SliceMiB, threads)
 		if diff := cmp.Diff(wantLimits, namespaceLimits(t, dir)); diff != "" {
 			t.Errorf("pod %s: limits of namespace %s (-want +got):\n%s", tc.name, name, diff)
 		}
@@ -154,6 +203,25 @@ func TestMPSV3Namespaces(t *testing.T) {
 	if nsDir["v3-small"] == nsDir["v3-large"] {
 		t.Errorf("two containers share namespace directory %s", nsDir["v3-small"])
 	}
+
+	// Hard limit: once a container has started (kubelet, which the test
+	// stands in for, writes its ID into the pod's status, and the runtime
+	// has made its cgroup), the next reconcile puts its share on its
+	// cgroup's dmem.max. The in-process kubelet starts no container, so the
+	// test writes the status and the cgroup.
+	t.Log("section HardLimit")
+	maxFile := cg.start(t, e, bound["v3-large"], "c0ffee")
+	e.poll("hard memory limit on the started container's cgroup", 50*time.Millisecond, time.Minute, func(ctx context.Context) (bool, error) {
+		b, err := os.ReadFile(maxFile)
+		if err != nil {
+			return false, err
+		}
+		want := fmt.Sprintf("%s %d\n", cg.regions[gpuOf["v3-large"]], 10*c.SliceMiB<<20)
+		if string(b) != want {
+			return false, fmt.Errorf("%s = %q, want %q", maxFile, b, want)
+		}
+		return true, nil
+	})
 
 	// Release: deleting a pod deletes its namespace, the other one stays.
 	t.Log("section Release")
