@@ -72,6 +72,9 @@ type Options struct {
 	// modes vgpu and passthrough): those pods are placed on GPUs of that
 	// mode only, every other pod on GPUs of shared modes only.
 	RuntimeClassIsolation string
+	// FilterShortlist is the most feasible nodes filter answers with, the
+	// policy's best (extender.WithShortlist); 0: every feasible node.
+	FilterShortlist int
 	// Logs holds the component-base logging flags.
 	Logs *logsapi.LoggingConfiguration
 
@@ -93,6 +96,7 @@ func NewOptions() *Options {
 		Pending:        extender.DefaultPendingLimits(),
 
 		PodEventInterval: extender.DefaultEventInterval,
+		FilterShortlist:  extender.DefaultShortlist,
 
 		MaxConcurrentBodies: extender.DefaultMaxConcurrentBodies,
 		LeaderElection:      DefaultLeaderElection(),
@@ -121,6 +125,7 @@ func (o *Options) AddFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&o.RuntimeClassIsolation, "runtime-class-isolation", o.RuntimeClassIsolation, "RuntimeClasses whose pods run in VM sandboxes, with the GPU isolation mode they need, as name=mode[,name=mode...] (modes: vgpu, passthrough), e.g. kata-vgpu=vgpu,kubevirt=passthrough. Their pods are placed only on GPUs of that mode; every other pod only on GPUs of shared modes (none, mps).")
 	fs.BoolVar(&o.Profiling, "profiling", o.Profiling, "Serve Go's pprof profiles on GET /debug/pprof/ of --listen-address, behind the same client authentication as the verbs (go tool pprof https://HOST/debug/pprof/profile with the client certificate).")
 	fs.DurationVar(&o.PodEventInterval, "pod-event-interval", o.PodEventInterval, "Most often one event reason (no node can place the pod, invalid request, failed bind) is recorded on one pod and logged at the default verbosity.")
+	fs.IntVar(&o.FilterShortlist, "filter-shortlist", o.FilterShortlist, "Most feasible nodes filter answers with: the placement policy's best, after fitting the pod on every node kube-scheduler sent. kube-scheduler then scores and prioritizes only these (far less work per pod on a large cluster); a node outside them cannot win on kube-scheduler's own soft preferences. 0: every feasible node.")
 	o.LeaderElection.AddFlags(fs)
 	fs.DurationVar(&o.Pending.TTL, "pending-pod-ttl", o.Pending.TTL, "How long a filter's outcome stays valid: /bind accepts only a (pod UID, node) pair this process filtered and found feasible within this time.")
 	fs.IntVar(&o.Pending.MaxPods, "max-pending-pods", o.Pending.MaxPods, "Most filtered pods remembered for bind; the oldest filter is dropped first (its bind fails and kube-scheduler retries the pod).")
@@ -176,6 +181,9 @@ func (o *Options) Validate() error {
 		errs = append(errs, errors.New("--max-body-bytes and --max-concurrent-bodies must be positive"))
 	}
 	errs = append(errs, o.LeaderElection.Validate())
+	if o.FilterShortlist < 0 {
+		errs = append(errs, fmt.Errorf("--filter-shortlist must be 0 (all) or positive, got %d", o.FilterShortlist))
+	}
 	if o.Pending.TTL <= 0 || o.Pending.MaxPods <= 0 || o.Pending.MaxNodes <= 0 {
 		errs = append(errs, errors.New("--pending-pod-ttl, --max-pending-pods and --max-pending-nodes must be positive"))
 	}

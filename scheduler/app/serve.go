@@ -83,7 +83,7 @@ func Serve(ctx context.Context, o *Options, d Deps) error {
 	recorder := broadcaster.NewRecorder(scheme.Scheme, eventsComponent)
 	clk := clock.RealClock{}
 	ext := extender.NewExtender(c, policies, d.Client, factory.Core().V1().Pods().Lister(), clk, o.Pending,
-		extender.WithMetrics(m), extender.WithEvents(recorder, o.PodEventInterval), extender.WithRuntimeClassModes(modes))
+		extender.WithMetrics(m), extender.WithEvents(recorder, o.PodEventInterval), extender.WithRuntimeClassModes(modes), extender.WithShortlist(o.FilterShortlist))
 	handler := extender.NewHandler(logger, ext, ready, extender.HandlerOptions{
 		Version:             d.Version,
 		MaxBodyBytes:        o.MaxBodyBytes,

@@ -33,6 +33,10 @@ type Extender struct {
 	// modes maps runtime classes to the VM-sandbox isolation mode their
 	// pods need (WithRuntimeClassModes); nil: every pod runs containers.
 	modes api.RuntimeClassModes
+
+	// shortlist bounds the feasible nodes filter answers with
+	// (WithShortlist); 0: all.
+	shortlist int
 }
 
 // Option configures an Extender.

@@ -66,6 +66,7 @@ func (e *Extender) Filter(ctx context.Context, args *extenderv1.ExtenderArgs) *e
 			res.FailedAndUnresolvableNodes[names[i]] = r.Message()
 		}
 	}
+	fit, scores = shortlist(fit, scores, e.shortlist)
 	pp.nodes, pp.scores = fit, scores
 	e.pending.put(pp)
 	if len(fit) == 0 && len(names) > 0 {

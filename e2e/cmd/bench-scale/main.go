@@ -46,6 +46,8 @@ type options struct {
 	memoryPods int
 	workers    int
 	skipA0     bool
+	profileDir string
+	skipAlone  bool
 	timeout    time.Duration
 }
 
@@ -56,6 +58,8 @@ func main() {
 	flag.IntVar(&o.memoryPods, "memory-pods", envInt("MEMORY_PODS", 0), "Placed pods for the memory phase M; 0 skips it ($MEMORY_PODS).")
 	flag.IntVar(&o.workers, "workers", 64, "Concurrent creators of nodes and pods.")
 	flag.BoolVar(&o.skipA0, "skip-default-percentage", false, "Skip phase A0 (kube-scheduler's default percentageOfNodesToScore).")
+	flag.StringVar(&o.profileDir, "profile-dir", "", "Run the extender with --profiling and save a 30 s CPU profile taken in phase B and a heap profile at its end here.")
+	flag.BoolVar(&o.skipAlone, "only-extender", false, "Run phase B (and M) only, e.g. to profile the extender.")
 	flag.DurationVar(&o.timeout, "phase-timeout", 30*time.Minute, "Longest a phase may take.")
 	klog.InitFlags(nil)
 	flag.Parse()

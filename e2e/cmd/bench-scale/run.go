@@ -7,6 +7,8 @@ import (
 	"io"
 	"math"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -68,7 +70,11 @@ func run(ctx context.Context, o options, out io.Writer) error {
 	fmt.Fprintf(out, "bench-scale: %d nodes (8x H100 80GB each), %d pods per phase\n", o.nodes, o.pods)
 	startCtx, cancel := context.WithTimeout(ctx, 5*time.Minute)
 	defer cancel()
-	c, err := harness.New(startCtx, harness.Options{WithoutScheduler: true, NoSignalHandler: true, Logf: logf, StartTimeout: 3 * time.Minute})
+	hopts := harness.Options{WithoutScheduler: true, NoSignalHandler: true, Logf: logf, StartTimeout: 3 * time.Minute}
+	if o.profileDir != "" {
+		hopts.ExtenderArgs = []string{"--profiling"}
+	}
+	c, err := harness.New(startCtx, hopts)
 	if err != nil {
 		return fmt.Errorf("start control plane: %w", err)
 	}
@@ -99,9 +105,12 @@ func run(ctx context.Context, o options, out io.Writer) error {
 func (b *bench) phases(ctx context.Context) error {
 	alone := harness.SchedulerSetup{WithoutExtender: true, WithoutLeaderElection: true}
 	withExt := harness.SchedulerSetup{WithoutLeaderElection: true}
-	a, err := b.phase(ctx, phase{Name: "A", Setup: alone})
-	if err != nil {
-		return err
+	var a phaseResult
+	var err error
+	if !b.o.skipAlone {
+		if a, err = b.phase(ctx, phase{Name: "A", Setup: alone}); err != nil {
+			return err
+		}
 	}
 	if err := b.c.StartExtender(ctx); err != nil {
 		return fmt.Errorf("start extender: %w", err)
@@ -125,6 +134,10 @@ func (b *bench) phases(ctx context.Context) error {
 	}
 	if err := b.c.StopExtender(); err != nil {
 		return err
+	}
+	if b.o.skipAlone {
+		b.report([]phaseResult{ext}, extStats)
+		return nil
 	}
 	a2, err := b.phase(ctx, phase{Name: "A'", Setup: alone})
 	if err != nil {
@@ -175,6 +188,12 @@ func (b *bench) phase(ctx context.Context, p phase) (phaseResult, error) {
 	if err != nil {
 		return r, err
 	}
+	profiled := make(chan error, 1)
+	if p.Extender && b.o.profileDir != "" {
+		go func() { profiled <- b.scraper.save(ctx, "debug/pprof/profile?seconds=30", filepath.Join(b.o.profileDir, "extender-cpu.pprof")) }()
+	} else {
+		profiled <- nil
+	}
 	start := time.Now()
 	err = parallel(ctx, b.o.pods, b.o.workers, func(ctx context.Context, i int) error {
 		if _, err := b.client.CoreV1().Pods(ns).Create(ctx, benchPod(i), createOpts); err != nil {
@@ -210,6 +229,11 @@ func (b *bench) phase(ctx context.Context, p phase) (phaseResult, error) {
 		r.ExtCPU = ext1.CPUSeconds - ext0.CPUSeconds
 		if r.Audit, err = auditPlacements(ctx, b.client, ns, b.gpus); err != nil {
 			return r, err
+		}
+		if b.o.profileDir != "" {
+			if err := errors.Join(<-profiled, b.scraper.save(ctx, "debug/pprof/heap", filepath.Join(b.o.profileDir, "extender-heap.pprof"))); err != nil {
+				return r, err
+			}
 		}
 	}
 	fmt.Fprintf(b.out, "phase %-2s %-58s %6d pods created in %6.1fs, all bound after %7.1fs: %7.1f pods/s (kube-scheduler %.0f CPU s)\n",
@@ -328,6 +352,32 @@ func newScraper(c *harness.Cluster) (*scraper, error) {
 		return nil, err
 	}
 	return &scraper{client: c.ExtenderTLS.HTTPClient(cert), url: c.ExtenderURL + "metrics"}, nil
+}
+
+// save writes what GET path answers to file.
+func (s *scraper) save(ctx context.Context, path, file string) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimSuffix(s.url, "metrics")+path, nil)
+	if err != nil {
+		return err
+	}
+	long := *s.client
+	long.Timeout = 2 * time.Minute // a CPU profile takes its seconds
+	resp, err := long.Do(req)
+	if err != nil {
+		return fmt.Errorf("GET %s: %w", path, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("GET %s: %s", path, resp.Status)
+	}
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return fmt.Errorf("GET %s: %w", path, err)
+	}
+	if err := os.MkdirAll(filepath.Dir(file), 0o755); err != nil {
+		return err
+	}
+	return os.WriteFile(file, b, 0o644)
 }
 
 func (s *scraper) scrape(ctx context.Context) (map[string]*dto.MetricFamily, error) {
