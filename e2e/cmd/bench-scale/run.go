@@ -190,7 +190,9 @@ func (b *bench) phase(ctx context.Context, p phase) (phaseResult, error) {
 	}
 	profiled := make(chan error, 1)
 	if p.Extender && b.o.profileDir != "" {
-		go func() { profiled <- b.scraper.save(ctx, "debug/pprof/profile?seconds=30", filepath.Join(b.o.profileDir, "extender-cpu.pprof")) }()
+		go func() {
+			profiled <- b.scraper.save(ctx, "debug/pprof/profile?seconds=30", filepath.Join(b.o.profileDir, "extender-cpu.pprof"))
+		}()
 	} else {
 		profiled <- nil
 	}
