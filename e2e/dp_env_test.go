@@ -56,7 +56,7 @@ func startDPNode(t *testing.T, c *harness.Cluster) *dpNode {
 	return d
 }
 
-// containerEnvs admits a pod through the device manager and returns each
+// admit admits a pod through the device manager and returns each
 // container's GPUs as the runtime gets them (visibleGPUs), keyed
 // "init/name" or "app/name".
 func (d *dpNode) admit(p *corev1.Pod) (map[string][]string, error) {
