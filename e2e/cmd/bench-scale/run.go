@@ -118,6 +118,9 @@ func (b *bench) phases(ctx context.Context) error {
 	if b.scraper, err = newScraper(b.c); err != nil {
 		return err
 	}
+	if idle, err := readProc(b.c.Pids()[harness.Extender]); err == nil {
+		fmt.Fprintf(b.out, "extender ready with %d nodes and no pods: RSS %.0f MiB\n", b.o.nodes, idle.RSSMiB)
+	}
 	ext, err := b.phase(ctx, phase{Name: "B", Setup: withExt, Extender: true})
 	if err != nil {
 		return err
