@@ -96,24 +96,11 @@ func (cg *fakeCgroupRoot) start(t *testing.T, e *env, p *corev1.Pod, id string) 
 	return maxFile
 }
 
-// TestMPSV3Namespaces runs the device plugin in MPS v3 mode (a v3 daemon
-// per GPU, driving the fake nvidia-cuda-mps-control) behind kubelet's own
-// device manager, and checks that two pods placed on one GPU by the real
-// kube-scheduler and gpuslice extender get two namespaces whose limits are
-// their shares, that each container gets only its own namespace's socket
-// directory, that the node's GPUs publish binding enforcement (the plugin
-// sets hard memory limits), that a started container's cgroup gets its
-// share as its hard memory limit, and that deleting a pod deletes its
-// namespace. Like TestMPSIsolation it uses
-// kubelet's fixed device plugin directory, so it needs root and is not
-// parallel.
-func TestMPSV3Namespaces(t *testing.T) {
-	pluginDirOwned(t)
-	c := startCluster(t, harness.Options{})
-	e := newEnv(t, c)
-	node := e.group + "-mpsv3"
-	root := t.TempDir()
-	cg := newFakeCgroupRoot(t)
+// newV3Manager is an MPS v3 manager with a daemon per GPU under root,
+// driving the fake control program, whose hard memory limits go to the
+// dmem.max files of cg.
+func newV3Manager(t *testing.T, c *harness.Cluster, root string, cg *fakeCgroupRoot) *mps.Manager {
+	t.Helper()
 	m, err := mps.NewManager(mps.Config{Root: root, Scope: mps.ScopeGPU, Version: mps.VersionV3,
 		DefaultActiveThreadPercentage: mpsDefaultThreads, ReleaseGrace: mpsV3Grace,
 		HardLimits: &dmem.Enforcer{Root: cg.root, Limiter: dmem.FileLimiter{Root: cg.root}}},
@@ -121,6 +108,25 @@ func TestMPSV3Namespaces(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return m
+}
+
+// TestMPSV3Namespaces: the device plugin in MPS v3 mode behind kubelet's
+// own device manager, two pods placed on one GPU by the real kube-scheduler
+// and gpuslice extender.
+//   - Each gets a namespace whose limits are its share, and only that
+//     namespace's socket directory.
+//   - The GPUs publish enforcement binding: the plugin sets hard limits.
+//   - A started container's cgroup gets its share as its hard limit.
+//   - Deleting a pod deletes its namespace.
+//
+// It uses kubelet's fixed device plugin directory (root, not parallel).
+func TestMPSV3Namespaces(t *testing.T) {
+	pluginDirOwned(t)
+	c := startCluster(t, harness.Options{})
+	e := newEnv(t, c)
+	node, root, cg := e.group+"-mpsv3", t.TempDir(), newFakeCgroupRoot(t)
+	m := newV3Manager(t, c, root, cg)
 	kl := startMPSNode(t, e, node, m)
 
 	slicesPerGPU := int64(dpMemMiB) / c.SliceMiB
@@ -146,12 +152,14 @@ func TestMPSV3Namespaces(t *testing.T) {
 
 	// Namespaces: two pods with different shares, binpacked on one GPU.
 	t.Log("section Namespaces")
+	// threads is the namespace's active thread percentage: the core share,
+	// or the default.
 	pods := []struct {
-		name      string
-		mem, core int64
+		name               string
+		mem, core, threads int64
 	}{
-		{"v3-small", 4, 30},
-		{"v3-large", 10, 0},
+		{name: "v3-small", mem: 4, core: 30, threads: 30},
+		{name: "v3-large", mem: 10, threads: mpsDefaultThreads},
 	}
 	bound := map[string]*corev1.Pod{}
 	nsDir := map[string]string{}
@@ -187,11 +195,7 @@ func TestMPSV3Namespaces(t *testing.T) {
 		if diff := cmp.Diff(want, got); diff != "" {
 			t.Errorf("pod %s (%d slices, %d core) on %s: container options (-want +got):\n%s", tc.name, tc.mem, tc.core, uuid, diff)
 		}
-		threads := tc.core
-		if threads == 0 {
-			threads = mpsDefaultThreads
-		}
-		wantLimits := fmt.Sprintf("pinned_memory_limit = \"%dM\"\nactive_thread_percentage = \"%d\"\nclient_priority = \"0\"", tc.mem*c.SliceMiB, threads)
+		wantLimits := fmt.Sprintf("pinned_memory_limit = \"%dM\"\nactive_thread_percentage = \"%d\"\nclient_priority = \"0\"", tc.mem*c.SliceMiB, tc.threads)
 		if diff := cmp.Diff(wantLimits, namespaceLimits(t, dir)); diff != "" {
 			t.Errorf("pod %s: limits of namespace %s (-want +got):\n%s", tc.name, name, diff)
 		}

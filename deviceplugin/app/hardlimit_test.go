@@ -1,6 +1,7 @@
 package app
 
 import (
+	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -35,14 +36,8 @@ func TestHardLimits(t *testing.T) {
 			o := NewOptions()
 			o.HostRoot, o.MPSHardLimit, o.Plugin.Capabilities = "/host", tt.mode, tt.caps
 			got, err := o.hardLimits(nil)
-			if tt.wantErr != "" {
-				if err == nil || err.Error()[:len(tt.wantErr)] != tt.wantErr {
-					t.Fatalf("error = %v, want %q", err, tt.wantErr)
-				}
-				return
-			}
-			if err != nil {
-				t.Fatal(err)
+			if (err != nil) != (tt.wantErr != "") || (err != nil && !strings.HasPrefix(err.Error(), tt.wantErr)) {
+				t.Fatalf("error = %v, want %q", err, tt.wantErr)
 			}
 			if diff := cmp.Diff(tt.want, got); diff != "" {
 				t.Errorf("hard limiter (-want +got):\n%s", diff)

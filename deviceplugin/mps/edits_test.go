@@ -2,13 +2,29 @@ package mps
 
 import (
 	"path/filepath"
-	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/gpuslice/gpuslice/deviceplugin/device"
 )
+
+// legacyEdits is what a legacy MPS container gets from the daemon whose
+// directory is dir, under the default container pipe directory: limits mem
+// (CUDA_MPS_PINNED_DEVICE_MEM_LIMIT) and threads, the pipe and shm mounts.
+func legacyEdits(dir, mem, threads string) *device.ContainerEdits {
+	return &device.ContainerEdits{
+		Envs: map[string]string{
+			EnvPipeDirectory:          DefaultContainerPipeDir,
+			EnvPinnedDeviceMemLimit:   mem,
+			EnvActiveThreadPercentage: threads,
+		},
+		Mounts: []device.Mount{
+			{ContainerPath: DefaultContainerPipeDir, HostPath: filepath.Join(dir, "pipe")},
+			{ContainerPath: containerShmDir, HostPath: filepath.Join(dir, "shm")},
+		},
+	}
+}
 
 func TestContainerEdits(t *testing.T) {
 	fake := buildFake(t)
@@ -39,33 +55,13 @@ func TestContainerEdits(t *testing.T) {
 			name: "single GPU with core share",
 			env:  "gpu",
 			devs: []device.ContainerDevice{{UUID: "GPU-bbbb", HostIndex: 1, ContainerIndex: 0, MemLimitMiB: 4096, ThreadPercentage: 25}},
-			want: &device.ContainerEdits{
-				Envs: map[string]string{
-					"CUDA_MPS_PIPE_DIRECTORY":           "/run/gpuslice/mps",
-					"CUDA_MPS_PINNED_DEVICE_MEM_LIMIT":  "0=4096M",
-					"CUDA_MPS_ACTIVE_THREAD_PERCENTAGE": "25",
-				},
-				Mounts: []device.Mount{
-					{ContainerPath: "/run/gpuslice/mps", HostPath: filepath.Join(root("gpu"), "GPU-bbbb", "pipe")},
-					{ContainerPath: "/dev/shm", HostPath: filepath.Join(root("gpu"), "GPU-bbbb", "shm")},
-				},
-			},
+			want: legacyEdits(filepath.Join(root("gpu"), "GPU-bbbb"), "0=4096M", "25"),
 		},
 		{
 			name: "single GPU without core share gets the default",
 			env:  "gpu",
 			devs: []device.ContainerDevice{{UUID: "GPU-aaaa", HostIndex: 0, ContainerIndex: 0, MemLimitMiB: 1024}},
-			want: &device.ContainerEdits{
-				Envs: map[string]string{
-					"CUDA_MPS_PIPE_DIRECTORY":           "/run/gpuslice/mps",
-					"CUDA_MPS_PINNED_DEVICE_MEM_LIMIT":  "0=1024M",
-					"CUDA_MPS_ACTIVE_THREAD_PERCENTAGE": "30",
-				},
-				Mounts: []device.Mount{
-					{ContainerPath: "/run/gpuslice/mps", HostPath: filepath.Join(root("gpu"), "GPU-aaaa", "pipe")},
-					{ContainerPath: "/dev/shm", HostPath: filepath.Join(root("gpu"), "GPU-aaaa", "shm")},
-				},
-			},
+			want: legacyEdits(filepath.Join(root("gpu"), "GPU-aaaa"), "0=1024M", "30"),
 		},
 		{
 			name: "two GPUs in node scope: a limit per GPU, by container index",
@@ -74,17 +70,7 @@ func TestContainerEdits(t *testing.T) {
 				{UUID: "GPU-aaaa", HostIndex: 0, ContainerIndex: 1, MemLimitMiB: 4096, ThreadPercentage: 50},
 				{UUID: "GPU-bbbb", HostIndex: 1, ContainerIndex: 0, MemLimitMiB: 2048, ThreadPercentage: 50},
 			},
-			want: &device.ContainerEdits{
-				Envs: map[string]string{
-					"CUDA_MPS_PIPE_DIRECTORY":           "/run/gpuslice/mps",
-					"CUDA_MPS_PINNED_DEVICE_MEM_LIMIT":  "0=2048M,1=4096M",
-					"CUDA_MPS_ACTIVE_THREAD_PERCENTAGE": "50",
-				},
-				Mounts: []device.Mount{
-					{ContainerPath: "/run/gpuslice/mps", HostPath: filepath.Join(root("node"), "node", "pipe")},
-					{ContainerPath: "/dev/shm", HostPath: filepath.Join(root("node"), "node", "shm")},
-				},
-			},
+			want: legacyEdits(filepath.Join(root("node"), "node"), "0=2048M,1=4096M", "50"),
 		},
 		{
 			name: "uneven core shares: the smallest (one value per process)",
@@ -93,17 +79,7 @@ func TestContainerEdits(t *testing.T) {
 				{UUID: "GPU-aaaa", HostIndex: 0, ContainerIndex: 0, MemLimitMiB: 4096, ThreadPercentage: 60},
 				{UUID: "GPU-bbbb", HostIndex: 1, ContainerIndex: 1, MemLimitMiB: 4096, ThreadPercentage: 40},
 			},
-			want: &device.ContainerEdits{
-				Envs: map[string]string{
-					"CUDA_MPS_PIPE_DIRECTORY":           "/run/gpuslice/mps",
-					"CUDA_MPS_PINNED_DEVICE_MEM_LIMIT":  "0=4096M,1=4096M",
-					"CUDA_MPS_ACTIVE_THREAD_PERCENTAGE": "40",
-				},
-				Mounts: []device.Mount{
-					{ContainerPath: "/run/gpuslice/mps", HostPath: filepath.Join(root("node"), "node", "pipe")},
-					{ContainerPath: "/dev/shm", HostPath: filepath.Join(root("node"), "node", "shm")},
-				},
-			},
+			want: legacyEdits(filepath.Join(root("node"), "node"), "0=4096M,1=4096M", "40"),
 		},
 		{
 			name: "read-only pipe mount, no shm, own container dir",
@@ -183,14 +159,8 @@ func TestContainerEdits(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			got, err := envs[tt.env].m.ContainerEdits(tt.devs)
-			if tt.wantErr != "" {
-				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
-					t.Fatalf("ContainerEdits error = %v, want it to contain %q", err, tt.wantErr)
-				}
+			if !errorMatches(t, err, tt.wantErr) {
 				return
-			}
-			if err != nil {
-				t.Fatalf("ContainerEdits: %v", err)
 			}
 			if diff := cmp.Diff(tt.want, got); diff != "" {
 				t.Errorf("ContainerEdits (-want +got):\n%s", diff)

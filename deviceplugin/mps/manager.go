@@ -432,21 +432,20 @@ func (m *Manager) setHealth(ctx context.Context, d *daemon, healthy bool, reason
 	}
 }
 
-// Events reports health changes: one event per GPU when Start brings it up
-// or fails to, and on every later change. The consumer must keep draining
-// it; it is closed by Stop.
-func (m *Manager) Events() <-chan device.HealthEvent { return m.events }
-
 // Healthy reports whether uuid's daemon answers, and if not, why.
 func (m *Manager) Healthy(uuid string) (bool, string) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	d, ok := m.byUUID[uuid]
-	if !ok {
-		return false, fmt.Sprintf("GPU %s is not managed by MPS", uuid)
+	if d, ok := m.byUUID[uuid]; ok {
+		return d.healthy, d.reason
 	}
-	return d.healthy, d.reason
+	return false, fmt.Sprintf("GPU %s is not managed by MPS", uuid)
 }
+
+// Events reports health changes: one event per GPU when Start brings it up
+// or fails to, and on every later change. The consumer must keep draining
+// it; it is closed by Stop.
+func (m *Manager) Events() <-chan device.HealthEvent { return m.events }
 
 // Group names the daemon that serves uuid: the GPUs of one container must
 // all have the same group (one pipe directory per container).

@@ -161,7 +161,8 @@ func parsePercentage(v string) (int, error) {
 // parseMiB parses a limit such as "4096M", "4G" or "1048576K" into MiB
 // (NVIDIA's unit suffixes; K rounds down to whole MiB).
 func parseMiB(v string) (int64, error) {
-	num, mult, div := v, int64(1), int64(1)
+	var num string
+	mult, div := int64(1), int64(1)
 	switch {
 	case strings.HasSuffix(v, "G"):
 		num, mult = strings.TrimSuffix(v, "G"), 1024

@@ -74,6 +74,21 @@ func nsName(t *testing.T, uid, ctr string) string {
 	return name
 }
 
+// startV3With starts an MPS v3 manager (cfg, version 3) on GPU A whose
+// pod1 container "main" has mem MiB and threads percent; it returns the
+// env and that container's namespace.
+func startV3With(t *testing.T, fake string, cfg Config, mem int64, threads int) (*env, string) {
+	t.Helper()
+	cfg.Version = VersionV3
+	e := newEnv(t, fake, cfg)
+	e.start(gpuA())
+	ref := device.ContainerRef{PodUID: pod1, Container: "main"}
+	if _, err := e.m.ContainerEditsFor(ref, []device.ContainerDevice{{UUID: "GPU-aaaa", MemLimitMiB: mem, ThreadPercentage: threads}}); err != nil {
+		t.Fatal(err)
+	}
+	return e, nsName(t, pod1, "main")
+}
+
 // restarted waits for the unhealthy event of a dead daemon, then for the
 // healthy one of its restart.
 func (e *env) restarted(wantReason string) {
@@ -292,14 +307,8 @@ func TestV3ContainerEditsRefusals(t *testing.T) {
 
 func TestV3AdoptionAfterPluginRestart(t *testing.T) {
 	fake := buildFake(t)
-	first := newEnv(t, fake, Config{Version: VersionV3})
-	first.start(gpuA())
+	first, n1 := startV3With(t, fake, Config{}, 8192, 50)
 	id := "GPU-aaaa"
-	ref := device.ContainerRef{PodUID: pod1, Container: "main"}
-	n1 := nsName(t, pod1, "main")
-	if _, err := first.m.ContainerEditsFor(ref, []device.ContainerDevice{{UUID: id, MemLimitMiB: 8192, ThreadPercentage: 50}}); err != nil {
-		t.Fatal(err)
-	}
 
 	// A new plugin process over the same daemon (the first one's
 	// supervision is idle: its clock does not move).
@@ -335,15 +344,8 @@ func TestV3AdoptionAfterPluginRestart(t *testing.T) {
 }
 
 func TestV3DaemonDiesAndNamespaceLost(t *testing.T) {
-	fake := buildFake(t)
-	e := newEnv(t, fake, Config{Version: VersionV3})
-	e.start(gpuA())
+	e, n1 := startV3With(t, buildFake(t), Config{}, 2048, 20)
 	id := "GPU-aaaa"
-	ref := device.ContainerRef{PodUID: pod1, Container: "main"}
-	n1 := nsName(t, pod1, "main")
-	if _, err := e.m.ContainerEditsFor(ref, []device.ContainerDevice{{UUID: id, MemLimitMiB: 2048, ThreadPercentage: 20}}); err != nil {
-		t.Fatal(err)
-	}
 
 	// The daemon dies: unhealthy, restarted with the namespace in its TOML.
 	e.remove(id, "fakectl.alive")
