@@ -231,16 +231,18 @@ func TestMPSV3Namespaces(t *testing.T) {
 	t.Log("section Release")
 	e.deletePods("v3-small")
 	kl.forget(bound["v3-small"])
+	// The fake removes the directory before its delete command returns, and
+	// the manager forgets the namespace when it has returned: wait for both.
 	e.poll("namespace of the deleted pod deleted", 50*time.Millisecond, time.Minute, func(context.Context) (bool, error) {
 		if got := namespaceLimits(t, nsDir["v3-small"]); got != "" {
 			return false, fmt.Errorf("namespace %s still there: %q", nsDir["v3-small"], got)
+		}
+		if got := m.Namespaces(gpuOf["v3-large"]); len(got) != 1 || !strings.Contains(nsDir["v3-large"], got[0]) {
+			return false, fmt.Errorf("manager's namespaces %v, want only the live pod's", got)
 		}
 		return true, nil
 	})
 	if namespaceLimits(t, nsDir["v3-large"]) == "" {
 		t.Errorf("namespace %s of the live pod was deleted", nsDir["v3-large"])
-	}
-	if got := m.Namespaces(gpuOf["v3-large"]); len(got) != 1 || !strings.Contains(nsDir["v3-large"], got[0]) {
-		t.Errorf("manager's namespaces %v, want only the live pod's", got)
 	}
 }
