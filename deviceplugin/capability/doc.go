@@ -5,5 +5,7 @@
 // plugin publishes the result in the node inventory (api.Capabilities),
 // beside each GPU's MIG mode (from NVML discovery); what each GPU then
 // enforces (api.Enforcement) follows from the isolation mode the plugin
-// runs.
+// runs and, for MPS v3, from MemoryPartitioning: binding needs the hard
+// memory limit on each container's cgroup, which the plugin sets only where
+// the dmem controller is found (docs/mps.md).
 package capability

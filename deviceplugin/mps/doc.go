@@ -19,8 +19,11 @@
 // (ContainerEditsFor, device.PodReleaser) and only that namespace's socket
 // directory mounted, namespaces of pods that no longer hold devices are
 // deleted (ReleasePods), a restarted daemon gets its namespaces back from
-// the TOML, and a plugin restart adopts the namespaces it finds. v3.go says
-// which commands come from NVIDIA's guide and which are assumptions.
+// the TOML, and a plugin restart adopts the namespaces it finds. Where the
+// node has memory partitioning, Config.HardLimits puts each started
+// container's memory share on its cgroup as the kernel-enforced hard limit
+// (LimitContainers, device.ContainerLimiter); only then do v3 GPUs enforce
+// api.EnforcementBinding. v3.go names the NVIDIA pages each part follows.
 //
 // The control binary sits behind the Control interface: ExecControl runs the
 // real nvidia-cuda-mps-control; tests run a fake executable.
