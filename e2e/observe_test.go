@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -16,8 +15,6 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	dto "github.com/prometheus/client_model/go"
-	"github.com/prometheus/common/expfmt"
-	"github.com/prometheus/common/model"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
@@ -77,7 +74,7 @@ func TestObserve(t *testing.T) {
 	var ext map[string]*dto.MetricFamily
 	d.poll("the extender's metrics to count the burst", 200*time.Millisecond, time.Minute, func(ctx context.Context) (bool, error) {
 		var err error
-		if ext, err = scrape(ctx, client, c.ExtenderURL+"metrics"); err != nil {
+		if ext, err = harness.Scrape(ctx, client, c.ExtenderURL+"metrics"); err != nil {
 			return false, err
 		}
 		got := map[string]float64{
@@ -107,7 +104,7 @@ func TestObserve(t *testing.T) {
 	var plugin map[string]*dto.MetricFamily
 	d.poll("the device plugin's metrics to count the admitted pods", 200*time.Millisecond, time.Minute, func(ctx context.Context) (bool, error) {
 		var err error
-		if plugin, err = scrape(ctx, http.DefaultClient, dp.URL+"/metrics"); err != nil {
+		if plugin, err = harness.Scrape(ctx, http.DefaultClient, dp.URL+"/metrics"); err != nil {
 			return false, err
 		}
 		got := map[string]float64{
@@ -216,7 +213,7 @@ func TestObserve(t *testing.T) {
 		// cycle (and another filter): still one event object, not one per
 		// cycle (one per --pod-event-interval, 5m by default).
 		unplaceable := func(ctx context.Context) (float64, error) {
-			fams, err := scrape(ctx, client, c.ExtenderURL+"metrics")
+			fams, err := harness.Scrape(ctx, client, c.ExtenderURL+"metrics")
 			if err != nil {
 				return 0, err
 			}
@@ -251,29 +248,6 @@ func TestObserve(t *testing.T) {
 			t.Errorf("%d events for the huge pod after several cycles, want 1", n)
 		}
 	})
-}
-
-// scrape GETs a /metrics page and parses it.
-func scrape(ctx context.Context, client *http.Client, url string) (map[string]*dto.MetricFamily, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-	if err != nil {
-		return nil, err
-	}
-	resp, err := client.Do(req)
-	if err != nil {
-		return nil, fmt.Errorf("GET %s: %w", url, err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		b, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
-		return nil, fmt.Errorf("GET %s: %s: %s", url, resp.Status, b)
-	}
-	p := expfmt.NewTextParser(model.UTF8Validation)
-	fams, err := p.TextToMetricFamilies(resp.Body)
-	if err != nil {
-		return nil, fmt.Errorf("parse %s: %w", url, err)
-	}
-	return fams, nil
 }
 
 // series returns the samples of name whose labels include want.

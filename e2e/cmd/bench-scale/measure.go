@@ -2,19 +2,14 @@ package main
 
 import (
 	"bytes"
-	"context"
 	"fmt"
-	"io"
 	"math"
-	"net/http"
 	"os"
 	"sort"
 	"strconv"
 	"strings"
 
 	dto "github.com/prometheus/client_model/go"
-	"github.com/prometheus/common/expfmt"
-	"github.com/prometheus/common/model"
 )
 
 // clockTicks is USER_HZ, the unit of utime and stime in /proc/PID/stat (100
@@ -68,29 +63,6 @@ func readProc(pid int) (procStats, error) {
 	}
 	s.CPUSeconds = (ut + st) / clockTicks
 	return s, nil
-}
-
-// scrape reads a Prometheus text endpoint.
-func scrape(ctx context.Context, client *http.Client, url string) (map[string]*dto.MetricFamily, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-	if err != nil {
-		return nil, err
-	}
-	resp, err := client.Do(req)
-	if err != nil {
-		return nil, fmt.Errorf("scrape %s: %w", url, err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		b, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
-		return nil, fmt.Errorf("scrape %s: %s: %s", url, resp.Status, b)
-	}
-	p := expfmt.NewTextParser(model.UTF8Validation)
-	mf, err := p.TextToMetricFamilies(resp.Body)
-	if err != nil {
-		return nil, fmt.Errorf("scrape %s: %w", url, err)
-	}
-	return mf, nil
 }
 
 // histogram is a cumulative histogram: counts[i] observations <= bounds[i].

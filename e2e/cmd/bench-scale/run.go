@@ -389,5 +389,5 @@ func (s *scraper) scrape(ctx context.Context) (map[string]*dto.MetricFamily, err
 	if s == nil {
 		return nil, errors.New("no extender to scrape")
 	}
-	return scrape(ctx, s.client, s.url)
+	return harness.Scrape(ctx, s.client, s.url)
 }
