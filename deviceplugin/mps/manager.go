@@ -452,11 +452,10 @@ func (m *Manager) Events() <-chan device.HealthEvent { return m.events }
 func (m *Manager) Group(uuid string) (string, bool) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	d, ok := m.byUUID[uuid]
-	if !ok {
-		return "", false
+	if d, ok := m.byUUID[uuid]; ok {
+		return d.spec.ID, true
 	}
-	return d.spec.ID, true
+	return "", false
 }
 
 // Mode implements device.Isolator.
