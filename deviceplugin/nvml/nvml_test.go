@@ -25,6 +25,21 @@ func pciInfo(bus string) gonvml.PciInfo {
 
 func nvmlBus(i int) string { return fmt.Sprintf("00000000:%02X:00.0", 0x10+i) }
 
+// wireNVLinks gives mock GPU i its bus id and links active NVLinks, each
+// to a remote of the given type.
+func wireNVLinks(dev *server.Device, i, links int, remote gonvml.IntNvLinkDeviceType) {
+	dev.GetPciInfoFunc = func() (gonvml.PciInfo, gonvml.Return) { return pciInfo(nvmlBus(i)), gonvml.SUCCESS }
+	dev.GetNvLinkStateFunc = func(l int) (gonvml.EnableState, gonvml.Return) {
+		if l >= links {
+			return 0, gonvml.ERROR_INVALID_ARGUMENT
+		}
+		return gonvml.FEATURE_ENABLED, gonvml.SUCCESS
+	}
+	dev.GetNvLinkRemoteDeviceTypeFunc = func(int) (gonvml.IntNvLinkDeviceType, gonvml.Return) {
+		return remote, gonvml.SUCCESS
+	}
+}
+
 // wireA100 fills in what the dgxa100 mock leaves empty: bus ids, NUMA
 // nodes, direct NVLinks between GPU pairs (i, i^1) and PCIe levels.
 func wireA100(t *testing.T, s *dgxa100.Server, numaFromNVML bool) {
@@ -32,21 +47,12 @@ func wireA100(t *testing.T, s *dgxa100.Server, numaFromNVML bool) {
 	for i, d := range s.Devices {
 		dev := d.(*dgxa100.Device)
 		i := i
-		dev.GetPciInfoFunc = func() (gonvml.PciInfo, gonvml.Return) { return pciInfo(nvmlBus(i)), gonvml.SUCCESS }
+		wireNVLinks(dev, i, 2, gonvml.NVLINK_DEVICE_TYPE_GPU)
 		dev.GetNumaNodeIdFunc = func() (int, gonvml.Return) {
 			if !numaFromNVML {
 				return 0, gonvml.ERROR_NOT_SUPPORTED
 			}
 			return i / 4, gonvml.SUCCESS
-		}
-		dev.GetNvLinkStateFunc = func(l int) (gonvml.EnableState, gonvml.Return) {
-			if l >= 2 {
-				return 0, gonvml.ERROR_INVALID_ARGUMENT
-			}
-			return gonvml.FEATURE_ENABLED, gonvml.SUCCESS
-		}
-		dev.GetNvLinkRemoteDeviceTypeFunc = func(int) (gonvml.IntNvLinkDeviceType, gonvml.Return) {
-			return gonvml.NVLINK_DEVICE_TYPE_GPU, gonvml.SUCCESS
 		}
 		dev.GetNvLinkRemotePciInfoFunc = func(int) (gonvml.PciInfo, gonvml.Return) { return pciInfo(nvmlBus(i ^ 1)), gonvml.SUCCESS }
 		dev.GetTopologyCommonAncestorFunc = func(peer gonvml.Device) (gonvml.GpuTopologyLevel, gonvml.Return) {
@@ -124,17 +130,8 @@ func TestDiscoverH100NVSwitch(t *testing.T) {
 	for i, d := range s.Devices {
 		dev := d.(*server.Device)
 		i := i
-		dev.GetPciInfoFunc = func() (gonvml.PciInfo, gonvml.Return) { return pciInfo(nvmlBus(i)), gonvml.SUCCESS }
+		wireNVLinks(dev, i, 18, gonvml.NVLINK_DEVICE_TYPE_SWITCH)
 		dev.GetNumaNodeIdFunc = func() (int, gonvml.Return) { return i / 4, gonvml.SUCCESS }
-		dev.GetNvLinkStateFunc = func(l int) (gonvml.EnableState, gonvml.Return) {
-			if l >= 18 {
-				return 0, gonvml.ERROR_INVALID_ARGUMENT
-			}
-			return gonvml.FEATURE_ENABLED, gonvml.SUCCESS
-		}
-		dev.GetNvLinkRemoteDeviceTypeFunc = func(int) (gonvml.IntNvLinkDeviceType, gonvml.Return) {
-			return gonvml.NVLINK_DEVICE_TYPE_SWITCH, gonvml.SUCCESS
-		}
 	}
 	d := &Discovery{Lib: s}
 	gpus, err := d.Discover(context.Background())
