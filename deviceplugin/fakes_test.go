@@ -286,6 +286,21 @@ func newSim(t *testing.T, b *Broker, pr *fakePR, st *State) *simKubelet {
 	return &simKubelet{t: t, b: b, pr: pr, state: st, allocated: map[string]bool{}, resp: map[string][]map[string]string{}}
 }
 
+// newBrokerSim is a broker over two 8 GiB GPUs behind iso that knows the
+// pods specs describe, with a simulated kubelet in front of it; the pods
+// fake comes back too, for the test to edit and look up.
+func newBrokerSim(t *testing.T, iso device.Isolator, specs ...podSpec) (*simKubelet, *fakePods) {
+	t.Helper()
+	cfg := testConfig()
+	st := testState(t, 2, 8192, iso)
+	pods := &fakePods{}
+	for _, ps := range specs {
+		pods.add(makePod(ps))
+	}
+	pr := newFakePR()
+	return newSim(t, NewBroker(&cfg, st, iso, pods, pr), pr, st), pods
+}
+
 func (k *simKubelet) available(kind Kind) []string {
 	gpus, _ := k.state.Snapshot()
 	var out []string

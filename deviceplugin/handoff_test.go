@@ -350,13 +350,9 @@ func (r *recordingPatcher) PatchPodAnnotations(context.Context, string, string, 
 
 func TestAllocateUnhealthyAndUnknown(t *testing.T) {
 	ctx := context.Background()
-	cfg := testConfig()
-	iso := NoIsolation{SlotsPerGPU: 4}
-	st := testState(t, 2, 8192, iso)
-	pods := &fakePods{}
-	pods.add(makePod(podSpec{name: "a", containers: []ctr{{name: "c", mem: 2, gpus: []int{0}}}}))
-	b := NewBroker(&cfg, st, iso, pods, newFakePR())
-	st.SetHealth(gpuUUID(0), SourceNVML, false, "Xid 79")
+	sim, _ := newBrokerSim(t, NoIsolation{SlotsPerGPU: 4}, podSpec{name: "a", containers: []ctr{{name: "c", mem: 2, gpus: []int{0}}}})
+	b := sim.b
+	sim.state.SetHealth(gpuUUID(0), SourceNVML, false, "Xid 79")
 	tests := []struct {
 		name, want string
 		ids        []string
@@ -416,16 +412,11 @@ func TestRestartRebuildsFromPodResources(t *testing.T) {
 
 func TestPodResourcesUnavailable(t *testing.T) {
 	ctx := context.Background()
-	cfg := testConfig()
-	iso := NoIsolation{SlotsPerGPU: 4}
-	st := testState(t, 2, 8192, iso)
-	pods := &fakePods{}
-	pods.add(makePod(podSpec{name: "a", assigned: t0, containers: []ctr{{name: "c", mem: 4, gpus: []int{0}}}}),
-		makePod(podSpec{name: "b", assigned: t0.Add(time.Second), containers: []ctr{{name: "c", mem: 4, gpus: []int{0}}}}))
-	pr := newFakePR()
-	pr.err = errors.New("connection refused")
-	b := NewBroker(&cfg, st, iso, pods, pr)
-	sim := newSim(t, b, pr, st)
+	sim, pods := newBrokerSim(t, NoIsolation{SlotsPerGPU: 4},
+		podSpec{name: "a", assigned: t0, containers: []ctr{{name: "c", mem: 4, gpus: []int{0}}}},
+		podSpec{name: "b", assigned: t0.Add(time.Second), containers: []ctr{{name: "c", mem: 4, gpus: []int{0}}}})
+	sim.pr.setErr(errors.New("connection refused"))
+	b := sim.b
 	// The ledger alone keeps the two pods apart.
 	for _, p := range []string{"a", "b"} {
 		if err := sim.admit(pods.get("default", p), nil); err != nil {

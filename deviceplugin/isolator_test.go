@@ -6,7 +6,6 @@ import (
 
 	"github.com/gpuslice/gpuslice/deviceplugin/device"
 	"k8s.io/klog/v2/ktesting"
-	testingclock "k8s.io/utils/clock/testing"
 )
 
 // limitedIsolation is NoIsolation with a limit on the GPUs per container,
@@ -33,22 +32,7 @@ func TestPublishInventoryMaxGPUsPerContainer(t *testing.T) {
 			_, ctx := ktesting.NewTestContext(t)
 			ctx, cancel := context.WithCancel(ctx)
 			defer cancel()
-			nodes := &fakeNodes{ann: map[string]string{}}
-			pods := &fakePods{}
-			p, err := New(testConfig(), Deps{
-				Discoverer: fakeDiscoverer(testGPUs(2, 4096)), Isolator: tc.iso, Pods: pods,
-				PodResources: newFakePR(), Patcher: pods, Nodes: nodes, Clock: testingclock.NewFakeClock(t0),
-			})
-			if err != nil {
-				t.Fatal(err)
-			}
-			if err := p.Setup(ctx); err != nil {
-				t.Fatal(err)
-			}
-			if err := p.PublishInventory(ctx); err != nil {
-				t.Fatal(err)
-			}
-			inv := nodes.inventory()
+			inv := publishOnce(ctx, t, tc.iso, &fakeNodes{ann: map[string]string{}})
 			if inv == nil {
 				t.Fatal("no inventory published")
 			}

@@ -111,6 +111,28 @@ func (f *fakeNodes) inventory() *api.Inventory {
 	return inv
 }
 
+// publishOnce sets up a plugin over two 4 GiB GPUs behind iso, publishes
+// its inventory once to nodes and returns what nodes then holds (nil when
+// that is no inventory).
+func publishOnce(ctx context.Context, t *testing.T, iso device.Isolator, nodes *fakeNodes) *api.Inventory {
+	t.Helper()
+	pods := &fakePods{}
+	p, err := New(testConfig(), Deps{
+		Discoverer: fakeDiscoverer(testGPUs(2, 4096)), Isolator: iso, Pods: pods,
+		PodResources: newFakePR(), Patcher: pods, Nodes: nodes, Clock: testingclock.NewFakeClock(t0),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Setup(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.PublishInventory(ctx); err != nil {
+		t.Fatal(err)
+	}
+	return nodes.inventory()
+}
+
 type fakeHealth struct{ ch chan device.HealthEvent }
 
 func (f *fakeHealth) Run(ctx context.Context) error { <-ctx.Done(); return nil }

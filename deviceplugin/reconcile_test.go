@@ -9,7 +9,6 @@ import (
 	"github.com/google/go-cmp/cmp"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/klog/v2/ktesting"
-	testingclock "k8s.io/utils/clock/testing"
 
 	"github.com/gpuslice/gpuslice/api"
 	"github.com/gpuslice/gpuslice/deviceplugin/device"
@@ -26,15 +25,10 @@ type reconcileEnv struct {
 
 func newReconcileEnv(t *testing.T) *reconcileEnv {
 	t.Helper()
-	cfg := testConfig()
-	iso := NoIsolation{SlotsPerGPU: 4}
-	st := testState(t, 2, 8192, iso)
-	pods := &fakePods{}
-	pods.add(makePod(podSpec{name: "a", assigned: t0, containers: []ctr{{name: "c", mem: 8, gpus: []int{0}}}}),
-		makePod(podSpec{name: "b", assigned: t0.Add(time.Second), containers: []ctr{{name: "c", mem: 8, gpus: []int{1}}}}))
-	pr := newFakePR()
-	b := NewBroker(&cfg, st, iso, pods, pr)
-	e := &reconcileEnv{pods: pods, b: b, sim: newSim(t, b, pr, st)}
+	sim, pods := newBrokerSim(t, NoIsolation{SlotsPerGPU: 4},
+		podSpec{name: "a", assigned: t0, containers: []ctr{{name: "c", mem: 8, gpus: []int{0}}}},
+		podSpec{name: "b", assigned: t0.Add(time.Second), containers: []ctr{{name: "c", mem: 8, gpus: []int{1}}}})
+	e := &reconcileEnv{pods: pods, b: sim.b, sim: sim}
 	if err := e.sim.admit(pods.get("default", "a"), nil); err != nil {
 		t.Fatal(err)
 	}
@@ -180,19 +174,7 @@ func TestBadInputNeverStealsOrCrashes(t *testing.T) {
 func TestPublishInventoryOverwritesGarbage(t *testing.T) {
 	_, ctx := ktesting.NewTestContext(t)
 	nodes := &fakeNodes{ann: map[string]string{api.AnnotationInventory: "{garbage"}}
-	pods := &fakePods{}
-	p, err := New(testConfig(), Deps{Discoverer: fakeDiscoverer(testGPUs(2, 4096)), Isolator: NoIsolation{SlotsPerGPU: 4},
-		Pods: pods, PodResources: newFakePR(), Patcher: pods, Nodes: nodes, Clock: testingclock.NewFakeClock(t0)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := p.Setup(ctx); err != nil {
-		t.Fatal(err)
-	}
-	if err := p.PublishInventory(ctx); err != nil {
-		t.Fatal(err)
-	}
-	inv := nodes.inventory()
+	inv := publishOnce(ctx, t, NoIsolation{SlotsPerGPU: 4}, nodes)
 	if inv == nil || len(inv.GPUs) != 2 {
 		t.Fatalf("inventory after garbage: %+v", inv)
 	}
@@ -223,14 +205,10 @@ func (l *limitingIsolator) last() []device.RunningContainer {
 // yet is in a later call, a terminated one in none.
 func TestReconcileLimitsRunningContainers(t *testing.T) {
 	_, ctx := ktesting.NewTestContext(t)
-	cfg := testConfig()
 	iso := &limitingIsolator{NoIsolation: NoIsolation{SlotsPerGPU: 4}}
-	st := testState(t, 2, 8192, iso)
-	pods := &fakePods{}
-	pods.add(makePod(podSpec{name: "a", assigned: t0, containers: []ctr{{name: "c", mem: 8, gpus: []int{0}}}}))
-	pr := newFakePR()
-	b := NewBroker(&cfg, st, iso, pods, pr)
-	if err := newSim(t, b, pr, st).admit(pods.get("default", "a"), nil); err != nil {
+	sim, pods := newBrokerSim(t, iso, podSpec{name: "a", assigned: t0, containers: []ctr{{name: "c", mem: 8, gpus: []int{0}}}})
+	b := sim.b
+	if err := sim.admit(pods.get("default", "a"), nil); err != nil {
 		t.Fatal(err)
 	}
 	setStatus := func(st corev1.ContainerStatus, qos corev1.PodQOSClass) {
