@@ -87,11 +87,7 @@ func TestFUSEDevice(t *testing.T) {
 		return created
 	}
 	devices := func(p *corev1.Pod) []kubecontainer.DeviceInfo {
-		opts, err := kl.runOptions(ctx, p, &p.Spec.Containers[0])
-		if err != nil {
-			t.Fatalf("run options of %s: %v", p.Name, err)
-		}
-		return opts.Devices
+		return kl.mustRunOptions(ctx, t, p).Devices
 	}
 
 	t.Run("FUSEPod", func(t *testing.T) {

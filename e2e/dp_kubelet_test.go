@@ -175,6 +175,27 @@ func (k *dpKubelet) runOptions(ctx context.Context, p *corev1.Pod, c *corev1.Con
 	return k.manager().GetDeviceRunContainerOptions(ctx, p, c)
 }
 
+// mustRunOptions is runOptions for the pod's first container; an error
+// fails the test.
+func (k *dpKubelet) mustRunOptions(ctx context.Context, t *testing.T, p *corev1.Pod) *devicemanager.DeviceRunContainerOptions {
+	t.Helper()
+	opts, err := k.runOptions(ctx, p, &p.Spec.Containers[0])
+	if err != nil {
+		t.Fatalf("run options of %s: %v", p.Name, err)
+	}
+	return opts
+}
+
+// admitRun admits the pod and returns the run options of its first
+// container; an error in either fails the test.
+func (k *dpKubelet) admitRun(ctx context.Context, t *testing.T, p *corev1.Pod) *devicemanager.DeviceRunContainerOptions {
+	t.Helper()
+	if err := k.admit(ctx, p); err != nil {
+		t.Fatalf("admit %s: %v", p.Name, err)
+	}
+	return k.mustRunOptions(ctx, t, p)
+}
+
 // GetActivePods implements podresources.PodsProvider.
 func (k *dpKubelet) GetActivePods() []*corev1.Pod {
 	k.mu.Lock()

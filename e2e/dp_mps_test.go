@@ -302,13 +302,7 @@ func TestMPSIsolation(t *testing.T) {
 // container path), and the run options they come from.
 func admitMPS(t *testing.T, e *env, kl *dpKubelet, p *corev1.Pod) (mpsView, *devicemanager.DeviceRunContainerOptions) {
 	t.Helper()
-	if err := kl.admit(e.ctx, p); err != nil {
-		t.Fatalf("admit %s: %v", p.Name, err)
-	}
-	opts, err := kl.runOptions(e.ctx, p, &p.Spec.Containers[0])
-	if err != nil {
-		t.Fatalf("run options of %s: %v", p.Name, err)
-	}
+	opts := kl.admitRun(e.ctx, t, p)
 	got := mpsView{Envs: map[string]string{}}
 	for _, ev := range opts.Envs {
 		if slices.Contains(mpsEnvs, ev.Name) {

@@ -217,13 +217,7 @@ func TestVGPU(t *testing.T) {
 	}
 	admitVM := func(p *corev1.Pod) vmGot {
 		t.Helper()
-		if err := kl.admit(e.ctx, p); err != nil {
-			t.Fatalf("admit %s: %v", p.Name, err)
-		}
-		opts, err := kl.runOptions(e.ctx, p, &p.Spec.Containers[0])
-		if err != nil {
-			t.Fatalf("run options of %s: %v", p.Name, err)
-		}
+		opts := kl.admitRun(e.ctx, t, p)
 		var g vmGot
 		g.envs = map[string]string{}
 		hasContainer := false
