@@ -1,33 +1,37 @@
 package api
 
+// Domain prefixes every extended resource name and annotation key of the
+// contract ("gpuslice.io/...").
+const Domain = "gpuslice.io"
+
 // Extended resource names of the gpuslice contract.
 const (
 	// ResourceGPUMem is GPU memory in slices (the container's total).
-	ResourceGPUMem = "gpuslice.io/gpu-mem"
+	ResourceGPUMem = Domain + "/gpu-mem"
 	// ResourceGPUCore is the compute share in percent of one GPU (the
 	// container's total).
-	ResourceGPUCore = "gpuslice.io/gpu-core"
+	ResourceGPUCore = Domain + "/gpu-core"
 	// ResourceGPUCount is the number of distinct GPUs a container spreads
 	// over; on a node it is the number of sharing slots.
-	ResourceGPUCount = "gpuslice.io/gpu-count"
+	ResourceGPUCount = Domain + "/gpu-count"
 )
 
 // Annotation keys of the contract.
 const (
 	// AnnotationInventory is the node annotation holding the JSON Inventory.
-	AnnotationInventory = "gpuslice.io/inventory"
+	AnnotationInventory = Domain + "/inventory"
 	// AnnotationPlacement is the pod annotation holding the JSON Placement.
-	AnnotationPlacement = "gpuslice.io/placement"
+	AnnotationPlacement = Domain + "/placement"
 	// AnnotationGPUModels is an optional pod annotation: a comma-separated
 	// list of GPU models (as in Inventory GPU.Model) the pod may run on.
-	AnnotationGPUModels = "gpuslice.io/gpu-models"
+	AnnotationGPUModels = Domain + "/gpu-models"
 	// AnnotationEnforcement is an optional pod annotation: the weakest
 	// enforcement (api.Enforcement) the pod accepts on its GPUs. "binding"
 	// places it only on GPUs whose isolation the container cannot loosen.
-	AnnotationEnforcement = "gpuslice.io/enforcement"
+	AnnotationEnforcement = Domain + "/enforcement"
 	// AnnotationAllocated is the pod annotation the device plugin writes once
 	// kubelet has allocated the pod's containers: JSON Allocation.
-	AnnotationAllocated = "gpuslice.io/allocated"
+	AnnotationAllocated = Domain + "/allocated"
 )
 
 // CoreUnitsPerGPU is the number of gpu-core units one whole GPU has.
