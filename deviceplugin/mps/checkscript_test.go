@@ -1,14 +1,14 @@
 package mps
 
 import (
-	"errors"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
+
+	"github.com/gpuslice/gpuslice/internal/scripttest"
 )
 
 const (
@@ -53,18 +53,7 @@ esac
 // returns its combined output and exit code.
 func runCheckScript(t *testing.T, path string, args ...string) (string, int) {
 	t.Helper()
-	bash, err := exec.LookPath("bash")
-	if err != nil {
-		t.Skip("bash not found")
-	}
-	cmd := exec.Command(bash, args...)
-	cmd.Env = append(os.Environ(), "PATH="+path)
-	out, err := cmd.CombinedOutput()
-	var exit *exec.ExitError
-	if err != nil && !errors.As(err, &exit) {
-		t.Fatal(err)
-	}
-	return string(out), cmd.ProcessState.ExitCode()
+	return scripttest.Bash(t, []string{"PATH=" + path}, args...)
 }
 
 func TestCheckScriptSyntax(t *testing.T) {

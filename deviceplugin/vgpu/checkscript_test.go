@@ -1,14 +1,13 @@
 package vgpu
 
 import (
-	"errors"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/gpuslice/gpuslice/deviceplugin/sysfs"
+	"github.com/gpuslice/gpuslice/internal/scripttest"
 )
 
 // runCheckScript runs hack/gpu-check-vgpu.sh against a fake tree: it reads
@@ -17,20 +16,10 @@ import (
 // notices.
 func runCheckScript(t *testing.T, f *sysfs.Fake, args ...string) (string, int) {
 	t.Helper()
-	bash, err := exec.LookPath("bash")
-	if err != nil {
-		t.Skip("bash not found")
-	}
 	dev := t.TempDir()
 	must(t, os.MkdirAll(filepath.Join(dev, "vfio"), 0o755))
 	must(t, os.WriteFile(filepath.Join(dev, "vfio", "7"), nil, 0o644))
-	cmd := exec.Command(bash, append([]string{"../../hack/gpu-check-vgpu.sh", "--sysfs-root", f.Dir(), "--dev-root", dev}, args...)...)
-	out, err := cmd.CombinedOutput()
-	var exit *exec.ExitError
-	if err != nil && !errors.As(err, &exit) {
-		t.Fatal(err)
-	}
-	return string(out), cmd.ProcessState.ExitCode()
+	return scripttest.Bash(t, nil, append([]string{"../../hack/gpu-check-vgpu.sh", "--sysfs-root", f.Dir(), "--dev-root", dev}, args...)...)
 }
 
 func TestCheckScriptListsWhatDiscoveryReads(t *testing.T) {
