@@ -75,9 +75,19 @@ func BenchmarkFilterPrioritize(b *testing.B) {
 
 // BenchmarkFilterPrioritizeHTTP is BenchmarkFilterPrioritize through the
 // HTTP handlers: the extender's JSON decoding of the 5,000 node names and
-// the pod, and its encoding of the answers, included (no network).
+// the pod, and its encoding of the answers, included (no network). As
+// shipped, filter answers with a shortlist of the policy's best
+// DefaultShortlist nodes, so prioritize gets those; shortlist=0 answers
+// with every feasible node.
 func BenchmarkFilterPrioritizeHTTP(b *testing.B) {
+	for _, n := range []int{DefaultShortlist, 0} {
+		b.Run(fmt.Sprintf("shortlist=%d", n), func(b *testing.B) { benchmarkHTTPPair(b, n) })
+	}
+}
+
+func benchmarkHTTPPair(b *testing.B, shortlist int) {
 	ext, nodeNames := benchCluster(b, 5000, 40000, allocator.PolicyBinpack)
+	ext.shortlist = shortlist
 	h := NewHandler(klog.Background(), ext, syncedGate(), HandlerOptions{Version: "bench"})
 	p := testutil.Pod("bench", testutil.Container("c", 8, 25, 0))
 	body, err := json.Marshal(&extenderv1.ExtenderArgs{Pod: p, NodeNames: &nodeNames})
