@@ -70,8 +70,12 @@ const (
 // Memory-partitioning backends: how device memory is accounted per cgroup.
 const (
 	// MemoryPartitioningDMem is the cgroup v2 dmem controller (dmem.max,
-	// dmem.min).
+	// dmem.min), on kernels that have it (6.14 and later).
 	MemoryPartitioningDMem = "dmem"
+	// MemoryPartitioningMisc is the driver's own backend, which NVIDIA's MPS
+	// v3 driver falls back to on a cgroup v2 kernel without dmem; its
+	// limits are set through NVML only (no dmem.* files).
+	MemoryPartitioningMisc = "misc"
 )
 
 // maxVersionLen bounds the version strings of Capabilities.
@@ -89,7 +93,8 @@ type Capabilities struct {
 	// CgroupV2 says the node runs the unified cgroup hierarchy.
 	CgroupV2 bool `json:"cgroupV2"`
 	// MemoryPartitioning names the per-cgroup device-memory accounting
-	// backend the kernel offers (MemoryPartitioningDMem), "" for none.
+	// backend (MemoryPartitioningDMem or MemoryPartitioningMisc), "" for
+	// none.
 	MemoryPartitioning string `json:"memoryPartitioning,omitempty"`
 }
 
@@ -98,7 +103,7 @@ func (c *Capabilities) Validate() error {
 	switch {
 	case len(c.DriverVersion) > maxVersionLen || len(c.CUDAVersion) > maxVersionLen:
 		return fmt.Errorf("capabilities: version longer than %d bytes", maxVersionLen)
-	case c.MemoryPartitioning != "" && c.MemoryPartitioning != MemoryPartitioningDMem:
+	case c.MemoryPartitioning != "" && c.MemoryPartitioning != MemoryPartitioningDMem && c.MemoryPartitioning != MemoryPartitioningMisc:
 		return fmt.Errorf("capabilities: unknown memory partitioning %q", c.MemoryPartitioning)
 	}
 	return nil

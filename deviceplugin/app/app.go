@@ -336,7 +336,12 @@ func (o *Options) hardLimits(lib nvml.Library) (mps.HardLimiter, error) {
 	default:
 		return nil, fmt.Errorf("--mps-hard-limit %q: must be %q, %q or %q", o.MPSHardLimit, HardLimitNVML, HardLimitDMemFile, HardLimitOff)
 	}
-	if caps := o.Plugin.Capabilities; caps == nil || !caps.CgroupV2 || caps.MemoryPartitioning != api.MemoryPartitioningDMem {
+	caps := o.Plugin.Capabilities
+	switch {
+	case caps == nil || !caps.CgroupV2 || caps.MemoryPartitioning == "":
+		return nil, nil
+	case o.MPSHardLimit == HardLimitDMemFile && caps.MemoryPartitioning != api.MemoryPartitioningDMem:
+		// The misc backend has no dmem.* files; only NVML sets its limits.
 		return nil, nil
 	}
 	return &dmem.Enforcer{Root: root, Limiter: lim}, nil

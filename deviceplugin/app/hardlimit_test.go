@@ -13,9 +13,11 @@ import (
 )
 
 // TestHardLimits: MPS v3 gets a hard memory limiter only where the node has
-// memory partitioning (cgroup v2 with dmem) and --mps-hard-limit is not off.
+// memory partitioning (cgroup v2 with dmem, or the driver's misc backend
+// for NVML) and --mps-hard-limit is not off.
 func TestHardLimits(t *testing.T) {
 	dmemCaps := &api.Capabilities{MPSv3: true, CgroupV2: true, MemoryPartitioning: api.MemoryPartitioningDMem}
+	miscCaps := &api.Capabilities{MPSv3: true, CgroupV2: true, MemoryPartitioning: api.MemoryPartitioningMisc}
 	root := "/host/sys/fs/cgroup"
 	tests := []struct {
 		name    string
@@ -27,7 +29,9 @@ func TestHardLimits(t *testing.T) {
 		{name: "nvml on a dmem node", mode: HardLimitNVML, caps: dmemCaps, want: &dmem.Enforcer{Root: root, Limiter: nvml.MemoryLimits{}}},
 		{name: "dmem file on a dmem node", mode: HardLimitDMemFile, caps: dmemCaps, want: &dmem.Enforcer{Root: root, Limiter: dmem.FileLimiter{Root: root}}},
 		{name: "off", mode: HardLimitOff, caps: dmemCaps},
-		{name: "cgroup v2 without dmem", mode: HardLimitNVML, caps: &api.Capabilities{MPSv3: true, CgroupV2: true}},
+		{name: "nvml on the driver's misc backend", mode: HardLimitNVML, caps: miscCaps, want: &dmem.Enforcer{Root: root, Limiter: nvml.MemoryLimits{}}},
+		{name: "dmem file on the misc backend: no files to write", mode: HardLimitDMemFile, caps: miscCaps},
+		{name: "cgroup v2 without partitioning", mode: HardLimitNVML, caps: &api.Capabilities{CgroupV2: true}},
 		{name: "capabilities unknown", mode: HardLimitNVML},
 		{name: "unknown mode", mode: "kernel", caps: dmemCaps, wantErr: `--mps-hard-limit "kernel"`},
 	}

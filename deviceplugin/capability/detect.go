@@ -64,6 +64,12 @@ func Detect(lib NVML, host fs.FS) (api.Capabilities, error) {
 			c.MemoryPartitioning = api.MemoryPartitioningDMem
 		}
 	}
+	if c.MemoryPartitioning == "" && c.MPSv3 {
+		// NVIDIA's MPS v3 memory partitioning needs cgroup v2 and a v3
+		// driver; without the kernel's dmem controller the driver uses
+		// its own (misc) backend.
+		c.MemoryPartitioning = api.MemoryPartitioningMisc
+	}
 	return c, nil
 }
 

@@ -36,8 +36,12 @@ func TestDetect(t *testing.T) {
 			want: api.Capabilities{DriverVersion: "615.12.03", CUDAVersion: "13.4", MPSv3: true, CgroupV2: true, MemoryPartitioning: api.MemoryPartitioningDMem},
 		},
 		{
-			name: "r615 without dmem", lib: lib("615.12.03", 13040), host: v2("cpuset cpu io memory pids"),
-			want: api.Capabilities{DriverVersion: "615.12.03", CUDAVersion: "13.4", MPSv3: true, CgroupV2: true},
+			name: "r615 without dmem: the driver's misc backend", lib: lib("615.12.03", 13040), host: v2("cpuset cpu io memory pids"),
+			want: api.Capabilities{DriverVersion: "615.12.03", CUDAVersion: "13.4", MPSv3: true, CgroupV2: true, MemoryPartitioning: api.MemoryPartitioningMisc},
+		},
+		{
+			name: "r615 on cgroup v1: no partitioning", lib: lib("615.12.03", 13040), host: fstest.MapFS{},
+			want: api.Capabilities{DriverVersion: "615.12.03", CUDAVersion: "13.4", MPSv3: true},
 		},
 		{
 			name: "new driver, old CUDA", lib: lib("615.01", 13020), host: v2("memory"),

@@ -6,6 +6,8 @@
 // beside each GPU's MIG mode (from NVML discovery); what each GPU then
 // enforces (api.Enforcement) follows from the isolation mode the plugin
 // runs and, for MPS v3, from MemoryPartitioning: binding needs the hard
-// memory limit on each container's cgroup, which the plugin sets only where
-// the dmem controller is found (docs/mps.md).
+// memory limit on each container's cgroup, which the plugin sets where
+// memory partitioning is available: the kernel's dmem controller, or the
+// driver's misc backend (cgroup v2 and an MPS v3 driver without dmem),
+// whose limits only NVML sets (docs/mps.md).
 package capability
