@@ -21,6 +21,14 @@ type audit struct {
 	Unplaced int
 }
 
+// err fails the benchmark on any violation, after its figures are printed.
+func (a audit) err() error {
+	if a.Overcommitted > 0 || a.Unplaced > 0 {
+		return fmt.Errorf("phase B: %d GPUs over-committed, %d bound pods without a valid placement", a.Overcommitted, a.Unplaced)
+	}
+	return nil
+}
+
 // auditPlacements charges every bound pod of ns on the GPUs its placement
 // names (the bench's pods have one container, so the charge is the share)
 // and compares with the GPUs' capacity.

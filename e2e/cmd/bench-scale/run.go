@@ -140,7 +140,7 @@ func (b *bench) phases(ctx context.Context) error {
 	}
 	if b.o.skipAlone {
 		b.report([]phaseResult{ext}, extStats)
-		return nil
+		return ext.Audit.err()
 	}
 	a2, err := b.phase(ctx, phase{Name: "A'", Setup: alone})
 	if err != nil {
@@ -157,7 +157,7 @@ func (b *bench) phases(ctx context.Context) error {
 		results = append(results, a0)
 	}
 	b.report(results, extStats)
-	return nil
+	return ext.Audit.err()
 }
 
 // phase runs one phase: a fresh namespace, kube-scheduler with p.Setup, the
@@ -306,7 +306,7 @@ func (b *bench) report(rs []phaseResult, ext procStats) {
 		ext2.ExtCPU, 1000*ext2.ExtCPU/float64(b.o.pods), ext.PeakRSSMiB, a.SchedCPU, ext2.SchedCPU, a2.SchedCPU)
 	fmt.Fprintf(b.out, "audit of phase B: %d GPUs over-committed, %d bound pods without a valid placement\n", ext2.Audit.Overcommitted, ext2.Audit.Unplaced)
 	fmt.Fprintf(b.out, "RESULT nodes=%d pods=%d baseline_pods_per_s=%.1f extender_pods_per_s=%.1f ratio=%.3f overcommitted=%d extender_peak_rss_mib=%.0f\n",
-		b.o.nodes, b.o.pods, base, ext2.PodsPerS, ext2.PodsPerS/base, ext2.Audit.Overcommitted+ext2.Audit.Unplaced, ext.PeakRSSMiB)
+		b.o.nodes, b.o.pods, base, ext2.PodsPerS, ext2.PodsPerS/base, ext2.Audit.Overcommitted, ext.PeakRSSMiB)
 }
 
 func fmtDur(d time.Duration) string {
