@@ -16,22 +16,7 @@ func TestDecodeNodeConfig(t *testing.T) {
 		{Select: Selector{DeviceID: "0x26b5"}, Mode: ModeVGPU, Type: "557", Instances: 2},
 	}}
 	for name, in := range map[string]string{
-		"yaml": `
-gpus:
-- select: {model: " Tesla T4 "}
-  mode: vgpu
-  type: GRID T4-4Q
-  instances: 4
-- select: {bdf: "81:00.0"}
-  mode: passthrough
-  bindVFIO: true
-- select: {index: 0}
-  mode: none
-- select: {deviceID: "26B5"}
-  mode: vgpu
-  type: "557"
-  instances: 2
-`,
+		"yaml": readTestdata(t, "decode.yaml"),
 		"json": `{"gpus": [
  {"select": {"model": "Tesla T4"}, "mode": "vgpu", "type": "GRID T4-4Q", "instances": 4},
  {"select": {"bdf": "0000:81:00.0"}, "mode": "passthrough", "bindVFIO": true},

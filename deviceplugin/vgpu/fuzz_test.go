@@ -9,7 +9,7 @@ import (
 )
 
 func FuzzDecodeNodeConfig(f *testing.F) {
-	f.Add([]byte(fullConfig))
+	f.Add([]byte(readTestdata(f, "full.yaml")))
 	f.Add([]byte(`{"gpus":[{"select":{"index":0},"mode":"vgpu","type":"557","instances":2}]}`))
 	f.Add([]byte("gpus:\n- select: {bdf: 41:00.0}\n  mode: passthrough\n  bindVFIO: true\n"))
 	f.Add([]byte("gpus: [{select: {model: x}, mode: none, extra: 1}]"))

@@ -10,7 +10,7 @@ func TestTrackerNoticesVanishedInstances(t *testing.T) {
 	f := newNode(t)
 	r := newReconciler(f, fakeInUse{})
 	var tr Tracker
-	tr.Observe(reconcile(t, r, Input{Config: decode(t, fullConfig)}))
+	tr.Observe(reconcile(t, r, Input{Config: decodeFile(t, "full.yaml")}))
 	if ev := tr.Rescan(discover(t, f)); len(ev) != 0 {
 		t.Fatalf("events on an unchanged node: %+v", ev)
 	}
@@ -70,14 +70,8 @@ func TestTrackerForgetsWhatReconcileRemoved(t *testing.T) {
 	f := newNode(t)
 	r := newReconciler(f, fakeInUse{})
 	var tr Tracker
-	tr.Observe(reconcile(t, r, Input{Config: decode(t, fullConfig)}))
-	tr.Observe(reconcile(t, r, Input{Config: decode(t, `
-gpus:
-- select: {bdf: "0000:41:00.0"}
-  mode: none
-- select: {bdf: "0000:81:00.0"}
-  mode: none
-`)}))
+	tr.Observe(reconcile(t, r, Input{Config: decodeFile(t, "full.yaml")}))
+	tr.Observe(reconcile(t, r, Input{Config: decodeFile(t, "all-none.yaml")}))
 	if ev := tr.Rescan(discover(t, f)); len(ev) != 0 {
 		t.Errorf("instances the reconcile removed reported: %+v", ev)
 	}

@@ -1,6 +1,8 @@
 package vgpu
 
 import (
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"syscall"
@@ -21,6 +23,32 @@ func decode(t testing.TB, y string) NodeConfig {
 	c, err := DecodeNodeConfig([]byte(y))
 	must(t, err)
 	return c
+}
+
+// readTestdata returns a node config file of testdata.
+func readTestdata(t testing.TB, name string) string {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join("testdata", name))
+	must(t, err)
+	return string(b)
+}
+
+// decodeFile decodes a node config file of testdata.
+func decodeFile(t testing.TB, name string) NodeConfig {
+	t.Helper()
+	return decode(t, readTestdata(t, name))
+}
+
+// wantActions checks that a reconcile made exactly the actions want and
+// reported no problem.
+func wantActions(t *testing.T, rep *Report, want []Action) {
+	t.Helper()
+	if d := cmp.Diff(want, rep.Actions); d != "" {
+		t.Errorf("actions (-want +got):\n%s", d)
+	}
+	if len(rep.Problems) != 0 {
+		t.Errorf("problems: %v", problems(rep))
+	}
 }
 
 func reconcile(t *testing.T, r *Reconciler, in Input) *Report {
@@ -47,26 +75,10 @@ func ids(devs []Device) []string {
 	return out
 }
 
-const fullConfig = `
-gpus:
-- select: {bdf: "0000:41:00.0"}
-  mode: vgpu
-  type: GRID T4-4Q
-  instances: 3
-- select: {deviceID: "0x26b5"}
-  mode: vgpu
-  type: nvidia l40-4q
-  instances: 2
-- select: {index: 2}
-  mode: passthrough
-- select: {bdf: "e1:00.0"}
-  mode: none
-`
-
 func TestReconcileCreatesWhatIsMissing(t *testing.T) {
 	f := newNode(t)
 	r := newReconciler(f, fakeInUse{})
-	rep := reconcile(t, r, Input{Config: decode(t, fullConfig)})
+	rep := reconcile(t, r, Input{Config: decodeFile(t, "full.yaml")})
 	want := []Action{
 		{GPU: mdevGPU, Op: OpCreateMdev, Device: uuidN(1), Type: "GRID T4-4Q"},
 		{GPU: mdevGPU, Op: OpCreateMdev, Device: uuidN(2), Type: "GRID T4-4Q"},
@@ -74,18 +86,13 @@ func TestReconcileCreatesWhatIsMissing(t *testing.T) {
 		{GPU: sriovGPU, Op: OpSetVFType, Device: sriovVFs[0], Type: "NVIDIA L40-4Q"},
 		{GPU: sriovGPU, Op: OpSetVFType, Device: sriovVFs[1], Type: "NVIDIA L40-4Q"},
 	}
-	if d := cmp.Diff(want, rep.Actions); d != "" {
-		t.Errorf("actions (-want +got):\n%s", d)
-	}
-	if len(rep.Problems) != 0 {
-		t.Errorf("problems: %v", problems(rep))
-	}
+	wantActions(t, rep, want)
 	wantDevs := []string{uuidN(1), uuidN(2), uuidN(3), sriovVFs[0], sriovVFs[1], ptGPU}
 	if d := cmp.Diff(wantDevs, ids(rep.Devices)); d != "" {
 		t.Errorf("devices (-want +got):\n%s", d)
 	}
 	// A second reconcile of the same config changes nothing.
-	again := reconcile(t, r, Input{Config: decode(t, fullConfig)})
+	again := reconcile(t, r, Input{Config: decodeFile(t, "full.yaml")})
 	if len(again.Actions) != 0 || len(again.Problems) != 0 {
 		t.Errorf("second reconcile: actions %v, problems %v", again.Actions, problems(again))
 	}
@@ -97,18 +104,8 @@ func TestReconcileCreatesWhatIsMissing(t *testing.T) {
 func TestReconcileChangedConfig(t *testing.T) {
 	f := newNode(t)
 	r := newReconciler(f, fakeInUse{})
-	reconcile(t, r, Input{Config: decode(t, fullConfig)})
-	rep := reconcile(t, r, Input{Config: decode(t, `
-gpus:
-- select: {bdf: "0000:41:00.0"}
-  mode: vgpu
-  type: nvidia-223
-  instances: 2
-- select: {deviceID: "0x26b5"}
-  mode: vgpu
-  type: "560"
-  instances: 1
-`)})
+	reconcile(t, r, Input{Config: decodeFile(t, "full.yaml")})
+	rep := reconcile(t, r, Input{Config: decodeFile(t, "changed.yaml")})
 	want := []Action{
 		{GPU: mdevGPU, Op: OpRemoveMdev, Device: uuidN(1), Type: "GRID T4-4Q"},
 		{GPU: mdevGPU, Op: OpRemoveMdev, Device: uuidN(2), Type: "GRID T4-4Q"},
@@ -119,12 +116,7 @@ gpus:
 		{GPU: sriovGPU, Op: OpClearVFType, Device: sriovVFs[1], Type: "NVIDIA L40-4Q"},
 		{GPU: sriovGPU, Op: OpSetVFType, Device: sriovVFs[0], Type: "NVIDIA L40-12Q"},
 	}
-	if d := cmp.Diff(want, rep.Actions); d != "" {
-		t.Errorf("actions (-want +got):\n%s", d)
-	}
-	if len(rep.Problems) != 0 {
-		t.Errorf("problems: %v", problems(rep))
-	}
+	wantActions(t, rep, want)
 	for _, d := range rep.Devices {
 		if d.Kind == KindMdev && d.FramebufferMiB != 8192 || d.Kind == KindVF && d.FramebufferMiB != 12288 {
 			t.Errorf("device %+v has the wrong framebuffer", d)
@@ -139,11 +131,11 @@ gpus:
 func TestReconcileNeverRemovesHeldDevices(t *testing.T) {
 	f := newNode(t)
 	r := newReconciler(f, fakeInUse{})
-	reconcile(t, r, Input{Config: decode(t, fullConfig)})
+	reconcile(t, r, Input{Config: decodeFile(t, "full.yaml")})
 	held := map[string]bool{uuidN(3): true, sriovVFs[1]: true}
 
 	// Scale down: the held instances are the ones kept.
-	rep := reconcile(t, r, Input{Held: held, Config: decode(t, strings.NewReplacer("instances: 3", "instances: 1", "instances: 2", "instances: 1").Replace(fullConfig))})
+	rep := reconcile(t, r, Input{Held: held, Config: decode(t, strings.NewReplacer("instances: 3", "instances: 1", "instances: 2", "instances: 1").Replace(readTestdata(t, "full.yaml")))})
 	want := []Action{
 		{GPU: mdevGPU, Op: OpRemoveMdev, Device: uuidN(1), Type: "GRID T4-4Q"},
 		{GPU: mdevGPU, Op: OpRemoveMdev, Device: uuidN(2), Type: "GRID T4-4Q"},
@@ -155,15 +147,7 @@ func TestReconcileNeverRemovesHeldDevices(t *testing.T) {
 
 	// Change the type: the held instances stay (and are Kept, not
 	// advertised); the new type cannot be created beside them.
-	rep = reconcile(t, r, Input{Held: held, Config: decode(t, `
-gpus:
-- select: {bdf: "0000:41:00.0"}
-  mode: vgpu
-  type: GRID T4-8Q
-  instances: 1
-- select: {bdf: "0000:81:00.0"}
-  mode: none
-`)})
+	rep = reconcile(t, r, Input{Held: held, Config: decodeFile(t, "one-8q-vf-off.yaml")})
 	if len(rep.Actions) != 0 {
 		t.Errorf("actions with every instance held: %v", rep.Actions)
 	}
@@ -178,13 +162,7 @@ gpus:
 	}
 
 	// Released: now they go, and the new type is created.
-	rep = reconcile(t, r, Input{Config: decode(t, `
-gpus:
-- select: {bdf: "0000:41:00.0"}
-  mode: vgpu
-  type: GRID T4-8Q
-  instances: 1
-`)})
+	rep = reconcile(t, r, Input{Config: decodeFile(t, "one-8q.yaml")})
 	want = []Action{
 		{GPU: mdevGPU, Op: OpRemoveMdev, Device: uuidN(3), Type: "GRID T4-4Q"},
 		{GPU: mdevGPU, Op: OpCreateMdev, Device: uuidN(4), Type: "GRID T4-8Q"},
@@ -197,17 +175,11 @@ gpus:
 func TestReconcileLeavesMalformedGPUsAlone(t *testing.T) {
 	f := newNode(t)
 	r := newReconciler(f, fakeInUse{})
-	reconcile(t, r, Input{Config: decode(t, fullConfig)})
+	reconcile(t, r, Input{Config: decodeFile(t, "full.yaml")})
 	must(t, f.SetFile("bus/pci/devices/"+mdevGPU+"/mdev_supported_types/nvidia-223/available_instances", "lots"))
 	must(t, f.SetFile("bus/pci/devices/"+sriovVFs[3]+"/nvidia/creatable_vgpu_types", "557 NVIDIA L40-4Q\n"))
 	before := len(f.Writes())
-	rep := reconcile(t, r, Input{Config: decode(t, `
-gpus:
-- select: {bdf: "0000:41:00.0"}
-  mode: none
-- select: {bdf: "0000:81:00.0"}
-  mode: none
-`)})
+	rep := reconcile(t, r, Input{Config: decodeFile(t, "malformed-gpus.yaml")})
 	if w := f.Writes()[before:]; len(w) != 0 {
 		t.Errorf("reconcile wrote to a malformed tree: %v", w)
 	}
@@ -262,25 +234,7 @@ func TestReconcileSelectors(t *testing.T) {
 	f := newNode(t)
 	rep := reconcile(t, newReconciler(f, fakeInUse{}), Input{
 		Models: map[string]string{mdevGPU: "Tesla T4"},
-		Config: decode(t, `
-gpus:
-- select: {model: "tesla t4"}
-  mode: vgpu
-  type: GRID T4-8Q
-  instances: 1
-- select: {bdf: "0000:41:00.0"}
-  mode: vgpu
-  type: GRID T4-4Q
-  instances: 1
-- select: {deviceID: "0x2236"}
-  mode: none
-- select: {index: 3}
-  mode: none
-- select: {index: 9}
-  mode: none
-- select: {model: "Tesla V100"}
-  mode: none
-`)})
+		Config: decodeFile(t, "selectors.yaml")})
 	// The bdf entry beats the model entry; index 3 beats deviceID for the
 	// spare GPU; index 9 and the V100 select nothing.
 	if d := cmp.Diff([]Action{{GPU: mdevGPU, Op: OpCreateMdev, Device: uuidN(1), Type: "GRID T4-4Q"}}, rep.Actions); d != "" {
@@ -291,29 +245,13 @@ gpus:
 		t.Errorf("problems (-want +got):\n%s", d)
 	}
 
-	tie := reconcile(t, newReconciler(f, fakeInUse{}), Input{Config: decode(t, `
-gpus:
-- select: {deviceID: "0x1eb8"}
-  mode: none
-- select: {deviceID: "1EB8"}
-  mode: none
-`)})
+	tie := reconcile(t, newReconciler(f, fakeInUse{}), Input{Config: decodeFile(t, "selectors-tie.yaml")})
 	if p := problems(tie); len(p) != 1 || !strings.Contains(p[0], "selected by both gpus[0] and gpus[1]") || len(tie.Actions) != 0 {
 		t.Errorf("tie: problems %q, actions %v", p, tie.Actions)
 	}
 
 	// A tie that a more specific entry settles is no problem.
-	settled := reconcile(t, newReconciler(f, fakeInUse{}), Input{Config: decode(t, `
-gpus:
-- select: {deviceID: "0x1eb8"}
-  mode: none
-- select: {deviceID: "1EB8"}
-  mode: none
-- select: {index: 0}
-  mode: vgpu
-  type: GRID T4-8Q
-  instances: 1
-`)})
+	settled := reconcile(t, newReconciler(f, fakeInUse{}), Input{Config: decodeFile(t, "selectors-tie-settled.yaml")})
 	if p := problems(settled); len(p) != 0 || len(settled.Actions) != 2 {
 		t.Errorf("settled tie: problems %q, actions %v (want the 4Q removed and one 8Q created)", p, settled.Actions)
 	}
@@ -321,25 +259,7 @@ gpus:
 
 func TestReconcileReportsWhatItCannotDo(t *testing.T) {
 	f := newNode(t)
-	rep := reconcile(t, newReconciler(f, fakeInUse{}), Input{Config: decode(t, `
-gpus:
-- select: {bdf: "0000:41:00.0"}
-  mode: vgpu
-  type: GRID T4-16Q
-  instances: 1
-- select: {bdf: "0000:81:00.0"}
-  mode: vgpu
-  type: NVIDIA L40-12Q
-  instances: 3
-- select: {bdf: "0000:e1:00.0"}
-  mode: vgpu
-  type: GRID T4-4Q
-  instances: 1
-- select: {bdf: "0000:c1:00.0"}
-  mode: vgpu
-  type: GRID T4-4Q
-  instances: 1
-`)})
+	rep := reconcile(t, newReconciler(f, fakeInUse{}), Input{Config: decodeFile(t, "cannot-do.yaml")})
 	want := []string{
 		`GPU 0000:41:00.0: left unchanged: vGPU type "GRID T4-16Q" is not offered (offers GRID T4-4Q (nvidia-222), GRID T4-8Q (nvidia-223))`,
 		"GPU 0000:81:00.0: wants 3 VFs of NVIDIA L40-12Q; 1 more could not be given the type (no free VF offers it)",
@@ -357,13 +277,7 @@ gpus:
 func TestReconcileRemembersSRIOVTypesInUse(t *testing.T) {
 	f := newNode(t)
 	r := newReconciler(f, fakeInUse{})
-	cfg := decode(t, `
-gpus:
-- select: {bdf: "0000:81:00.0"}
-  mode: vgpu
-  type: NVIDIA L40-12Q
-  instances: 2
-`)
+	cfg := decodeFile(t, "sriov-types-in-use.yaml")
 	reconcile(t, r, Input{Config: cfg})
 	// With every VF it may take used, the free VFs list nothing; a fresh
 	// discovery no longer knows the type's name and framebuffer.
@@ -383,7 +297,7 @@ gpus:
 func TestReconcileReportsARefusedRemoval(t *testing.T) {
 	f := newNode(t)
 	r := newReconciler(f, fakeInUse{})
-	reconcile(t, r, Input{Config: decode(t, fullConfig)})
+	reconcile(t, r, Input{Config: decodeFile(t, "full.yaml")})
 	// A VM has the mdev open although no pod record says so: the kernel
 	// refuses, and the reconcile says so instead of pretending.
 	f.FailWrite("bus/mdev/devices/"+uuidN(2)+"/remove", syscall.EBUSY)
