@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"maps"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -38,19 +39,6 @@ const (
 	rcVGPU        = "kata-vgpu"
 	rcPassthrough = "kata-gpu"
 )
-
-// vgpuSizing is the node's sizing config: the T4 as two 8 GiB instances,
-// the vfio-pci GPU passed through whole.
-const vgpuSizing = `
-gpus:
-- select: {bdf: "0000:41:00.0"}
-  mode: vgpu
-  type: GRID T4-8Q
-  instances: 2
-- select: {bdf: "0000:c1:00.0"}
-  mode: passthrough
-  memoryMiB: 16384   # NVML does not see a GPU on vfio-pci
-`
 
 // newVGPUSysfs lays out the vGPU node's sysfs.
 func newVGPUSysfs(t *testing.T) *sysfs.Fake {
@@ -102,7 +90,11 @@ func TestVGPU(t *testing.T) {
 
 	node := e.group + "-vgpu"
 	fs := newVGPUSysfs(t)
-	sizing, err := vgpu.DecodeNodeConfig([]byte(vgpuSizing))
+	sizingYAML, err := os.ReadFile(filepath.Join("testdata", "vgpu-sizing.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sizing, err := vgpu.DecodeNodeConfig(sizingYAML)
 	if err != nil {
 		t.Fatal(err)
 	}

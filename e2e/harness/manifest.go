@@ -9,14 +9,16 @@ import (
 	"io"
 	"os"
 
-	admissionv1 "k8s.io/api/admissionregistration/v1"
-	corev1 "k8s.io/api/core/v1"
-	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
+	"k8s.io/client-go/discovery/cached/memory"
+	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/restmapper"
 )
 
 // DecodeManifest decodes every document of a YAML (or JSON) file into typed
@@ -60,49 +62,51 @@ func stripComments(doc []byte) []byte {
 }
 
 // CreateObjects creates the objects (namespaced ones in their own
-// namespace, or in namespace when they name none). Objects that exist
-// already are left alone. Supported kinds: Namespace, ServiceAccount,
-// ClusterRole, ClusterRoleBinding, Role, RoleBinding, Pod,
-// ValidatingAdmissionPolicy, ValidatingAdmissionPolicyBinding,
-// MutatingAdmissionPolicy, MutatingAdmissionPolicyBinding.
+// namespace, or in namespace when they name none) through the dynamic
+// client, as kubectl create does: any kind of client-go's scheme the API
+// server serves. Objects that exist already are left alone.
 func (c *Cluster) CreateObjects(ctx context.Context, namespace string, objs []runtime.Object) error {
-	ns := func(m metav1.Object) string {
-		if m.GetNamespace() != "" {
-			return m.GetNamespace()
-		}
-		return namespace
+	dyn, err := dynamic.NewForConfig(c.RESTConfig)
+	if err != nil {
+		return fmt.Errorf("dynamic client: %w", err)
 	}
+	mapper := restmapper.NewDeferredDiscoveryRESTMapper(memory.NewMemCacheClient(c.Client.Discovery()))
 	for _, obj := range objs {
-		var err error
-		switch o := obj.(type) {
-		case *corev1.Namespace:
-			_, err = c.Client.CoreV1().Namespaces().Create(ctx, o, metav1.CreateOptions{})
-		case *corev1.ServiceAccount:
-			_, err = c.Client.CoreV1().ServiceAccounts(ns(o)).Create(ctx, o, metav1.CreateOptions{})
-		case *rbacv1.ClusterRole:
-			_, err = c.Client.RbacV1().ClusterRoles().Create(ctx, o, metav1.CreateOptions{})
-		case *rbacv1.ClusterRoleBinding:
-			_, err = c.Client.RbacV1().ClusterRoleBindings().Create(ctx, o, metav1.CreateOptions{})
-		case *rbacv1.Role:
-			_, err = c.Client.RbacV1().Roles(ns(o)).Create(ctx, o, metav1.CreateOptions{})
-		case *rbacv1.RoleBinding:
-			_, err = c.Client.RbacV1().RoleBindings(ns(o)).Create(ctx, o, metav1.CreateOptions{})
-		case *admissionv1.ValidatingAdmissionPolicy:
-			_, err = c.Client.AdmissionregistrationV1().ValidatingAdmissionPolicies().Create(ctx, o, metav1.CreateOptions{})
-		case *admissionv1.ValidatingAdmissionPolicyBinding:
-			_, err = c.Client.AdmissionregistrationV1().ValidatingAdmissionPolicyBindings().Create(ctx, o, metav1.CreateOptions{})
-		case *admissionv1.MutatingAdmissionPolicy:
-			_, err = c.Client.AdmissionregistrationV1().MutatingAdmissionPolicies().Create(ctx, o, metav1.CreateOptions{})
-		case *admissionv1.MutatingAdmissionPolicyBinding:
-			_, err = c.Client.AdmissionregistrationV1().MutatingAdmissionPolicyBindings().Create(ctx, o, metav1.CreateOptions{})
-		case *corev1.Pod:
-			_, err = c.Client.CoreV1().Pods(ns(o)).Create(ctx, o, metav1.CreateOptions{})
-		default:
-			return fmt.Errorf("create %T: kind not supported by the harness", obj)
+		if err := createObject(ctx, dyn, mapper, namespace, obj); err != nil {
+			return err
 		}
-		if err != nil && !apierrors.IsAlreadyExists(err) {
-			return fmt.Errorf("create %T: %w", obj, err)
+	}
+	return nil
+}
+
+// createObject creates one typed object: its kind from the scheme, its
+// resource and scope from discovery.
+func createObject(ctx context.Context, dyn dynamic.Interface, mapper meta.RESTMapper, namespace string, obj runtime.Object) error {
+	gvks, _, err := scheme.Scheme.ObjectKinds(obj)
+	if err != nil {
+		return fmt.Errorf("create %T: %w", obj, err)
+	}
+	gvk := gvks[0]
+	mapping, err := mapper.RESTMapping(gvk.GroupKind(), gvk.Version)
+	if err != nil {
+		return fmt.Errorf("create %s: %w", gvk, err)
+	}
+	content, err := runtime.DefaultUnstructuredConverter.ToUnstructured(obj)
+	if err != nil {
+		return fmt.Errorf("create %s: %w", gvk, err)
+	}
+	u := &unstructured.Unstructured{Object: content}
+	u.SetGroupVersionKind(gvk)
+	var ri dynamic.ResourceInterface = dyn.Resource(mapping.Resource)
+	if mapping.Scope.Name() == meta.RESTScopeNameNamespace {
+		ns := u.GetNamespace()
+		if ns == "" {
+			ns = namespace
 		}
+		ri = dyn.Resource(mapping.Resource).Namespace(ns)
+	}
+	if _, err := ri.Create(ctx, u, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
+		return fmt.Errorf("create %s %s: %w", gvk.Kind, u.GetName(), err)
 	}
 	return nil
 }
