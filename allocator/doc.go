@@ -3,8 +3,10 @@
 // vanished while pods hold shares on them), Fit with typed reasons (Status,
 // whose numbers are formatted only by Message), the assignment of a pod's
 // containers to GPUs and its conversion to and from the placement record,
-// and the placement policies (binpack, spread, and the fragmentation-aware
-// policies) behind one Policy interface.
+// the placement policies (binpack, spread, and the fragmentation-aware
+// policies) behind one Policy interface, and the defragmentation advisor
+// (Defrag: a dry-run plan of pod moves, each a Fit on the state the earlier
+// ones left, that frees the most whole GPUs; docs/defrag.md).
 //
 // The request model (api.PodRequest), the per-GPU units (api.Units) and the
 // per-GPU charge rule (api.PodCharge) are the contract's, in package api;

@@ -34,8 +34,8 @@ type Options struct {
 	Version string
 }
 
-// NewCommand returns the kubectl-gpuslice command with its inspect and
-// explain subcommands.
+// NewCommand returns the kubectl-gpuslice command with its inspect,
+// explain and defrag subcommands.
 func NewCommand(o Options) *cobra.Command {
 	flags := genericclioptions.NewConfigFlags(true)
 	if o.Client == nil {
@@ -59,7 +59,7 @@ func NewCommand(o Options) *cobra.Command {
 	root.SetOut(o.Streams.Out)
 	root.SetErr(o.Streams.ErrOut)
 	flags.AddFlags(root.PersistentFlags())
-	root.AddCommand(newInspectCommand(&o), newExplainCommand(&o))
+	root.AddCommand(newInspectCommand(&o), newExplainCommand(&o), newDefragCommand(&o))
 	return root
 }
 

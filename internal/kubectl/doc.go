@@ -18,9 +18,14 @@
 //     its runtime class under --runtime-class-isolation, as the extender
 //     does) on every node with the pure allocator, and groups the nodes by
 //     the reason they were refused.
+//   - defrag --dry-run: the pod moves that would free the most whole GPUs
+//     (allocator.Defrag on the nodes and placed pods as the extender charges
+//     them, kube-scheduler's cordon, taint and nodeSelector filters keeping
+//     pods off destinations), as a table of moves and a summary, JSON or
+//     YAML. It evicts nothing and refuses to run without --dry-run.
 //
-// Both work from the API server alone (node inventories, pods' placement
-// and allocation annotations); neither needs the extender's endpoint. The
+// All three work from the API server alone (node inventories, pods' placement
+// and allocation annotations); none needs the extender's endpoint. The
 // commands take a kubernetes.Interface, so tests run them on a fake
 // clientset, and a clock, so ages in the output are reproducible.
 package kubectl
