@@ -31,12 +31,16 @@ func main() {
 	flag.Float64Var(&o.Target, "target", 1.3, "arrived GPU demand to reach, as a share of capacity")
 	flag.IntVar(&o.Parallel, "parallel", runtime.GOMAXPROCS(0), "simulations run at once")
 	flag.BoolVar(&o.Quiet, "quiet", false, "print only the table and RESULT lines")
+	units := flag.String("units", string(sim.UnitsMilli), "slice unit: milli (1 slice = 1 milli-GPU, the published protocol) or gib (1 GiB slices on each model's real memory)")
+	flag.BoolVar(&o.Departures, "departures", false, "replay the trace's creation and deletion times instead of the published protocol; prints the allocation over time and DEPARTURES lines")
+	flag.IntVar(&o.Samples, "samples", sim.DefaultSamples, "departures mode: number of evenly spaced sample times")
 	showVersion := flag.Bool("version", false, "print the version and exit")
 	flag.Parse()
 	if *showVersion {
 		fmt.Println(version.Version)
 		return
 	}
+	o.Units = sim.Units(*units)
 	for _, s := range strings.Split(seeds, ",") {
 		v, err := strconv.ParseUint(strings.TrimSpace(s), 10, 64)
 		if err != nil {

@@ -16,6 +16,8 @@ type Options struct {
 	Policies []string
 	Seeds    []uint64
 	Target   float64
+	// Units is the unit mode (UnitsMilli when empty).
+	Units Units
 	// Parallel is the number of simulations run at once (1 when <= 0).
 	Parallel int
 	// Progress, when set, is called after each finished run (serialised).
@@ -31,6 +33,13 @@ func DefaultPolicies() []string {
 // is deterministic, so the results do not depend on Parallel. They come
 // back ordered by policy (as given) then seed.
 func Benchmark(ctx context.Context, o Options) ([]*Run, error) {
+	return runGrid(o, func(cfg Config) (*Run, error) { return Simulate(ctx, cfg) }, o.Progress)
+}
+
+// runGrid runs sim for every policy on every seed of o, o.Parallel at a
+// time, and returns the results ordered by policy (as given) then seed.
+// progress, when set, is called after each run (serialised).
+func runGrid[R any](o Options, sim func(Config) (R, error), progress func(R)) ([]R, error) {
 	for _, p := range o.Policies {
 		if p == PolicyOffline {
 			continue
@@ -40,7 +49,7 @@ func Benchmark(ctx context.Context, o Options) ([]*Run, error) {
 		}
 	}
 	n := len(o.Policies) * len(o.Seeds)
-	runs := make([]*Run, n)
+	runs := make([]R, n)
 	errs := make([]error, n)
 	par := max(o.Parallel, 1)
 	jobs := make(chan int)
@@ -52,15 +61,15 @@ func Benchmark(ctx context.Context, o Options) ([]*Run, error) {
 			defer wg.Done()
 			for i := range jobs {
 				pol, seed := o.Policies[i/len(o.Seeds)], o.Seeds[i%len(o.Seeds)]
-				r, err := Simulate(ctx, Config{Nodes: o.Nodes, Pods: o.Pods, Seed: seed, Policy: pol, Target: o.Target})
+				r, err := sim(Config{Nodes: o.Nodes, Pods: o.Pods, Seed: seed, Policy: pol, Target: o.Target, Units: o.Units})
 				if err != nil {
 					errs[i] = fmt.Errorf("policy %s seed %d: %w", pol, seed, err)
 					continue
 				}
 				runs[i] = r
-				if o.Progress != nil {
+				if progress != nil {
 					mu.Lock()
-					o.Progress(r)
+					progress(r)
 					mu.Unlock()
 				}
 			}

@@ -22,26 +22,27 @@ type offlineStrategy struct {
 	// full marks the costly strategies, run only at the target.
 	full  bool
 	order func([]trace.Pod)
-	make  func(pods []trace.Pod) allocator.Policy
+	// make builds the policy; observe is the request it learns of a pod.
+	make func(pods []trace.Pod, observe func(trace.Pod) *allocator.PodRequest) allocator.Policy
 }
 
 func offlineStrategies() []offlineStrategy {
 	return []offlineStrategy{
 		// Best-fit decreasing.
-		{name: "bfd", order: sortDecreasing, make: func([]trace.Pod) allocator.Policy { return BestFit{} }},
+		{name: "bfd", order: sortDecreasing, make: func([]trace.Pod, func(trace.Pod) *allocator.PodRequest) allocator.Policy { return BestFit{} }},
 		// gpuslice's policy knowing the exact class mix of all the pods in
 		// advance (no decay), largest first.
 		{name: "known-mix-decreasing", full: true, order: sortDecreasing, make: knownMix},
 	}
 }
 
-func knownMix(pods []trace.Pod) allocator.Policy {
+func knownMix(pods []trace.Pod, observe func(trace.Pod) *allocator.PodRequest) allocator.Policy {
 	cfg := allocator.GpusliceConfig()
 	cfg.HalfLife = math.Inf(1)
 	cfg.Seed = []allocator.WeightedClass{}
 	f := allocator.NewFGD(PolicyOffline, cfg)
 	for _, p := range pods {
-		f.Observe(Request(p))
+		f.Observe(observe(p))
 	}
 	return f
 }
@@ -51,7 +52,7 @@ func knownMix(pods []trace.Pod) allocator.Policy {
 // with each offline strategy through the same allocator code, and keeps the
 // best. It is a reference an online policy can approach, not a proven
 // optimum.
-func offline(ctx context.Context, cfg Config, work []trace.Arrival, capMilli int64) (*Run, error) {
+func offline(ctx context.Context, cfg Config, um unitMap, work []trace.Arrival, capMilli int64) (*Run, error) {
 	run := &Run{Policy: PolicyOffline, Seed: cfg.Seed, Pods: len(work)}
 	target := 100 * cfg.Target
 	var checks []float64
@@ -84,7 +85,14 @@ func offline(ctx context.Context, cfg Config, work []trace.Arrival, capMilli int
 				pods[i] = work[i].Pod
 			}
 			st.order(pods)
-			s := newState(cfg.Nodes, st.make(pods), cfg.Seed)
+			s, err := newUnitState(cfg.Nodes, um, nil, cfg.Seed)
+			if err != nil {
+				return nil, err
+			}
+			s.policy = st.make(pods, func(p trace.Pod) *allocator.PodRequest {
+				s.reqs = s.reqs[:0]
+				return s.observed(p)
+			})
 			start := time.Now()
 			placed := 0
 			for _, p := range pods {
@@ -96,12 +104,12 @@ func offline(ctx context.Context, cfg Config, work []trace.Arrival, capMilli int
 			if err := s.check(); err != nil {
 				return nil, err
 			}
-			alloc := pct(s.allocated, capMilli)
+			alloc := s.allocPct()
 			if alloc > best {
 				best = alloc
 				if c == target {
 					run.Placed, run.Skipped = placed, len(pods)-placed
-					run.Unallocated = s.breakdown(work[:end], capMilli)
+					run.Unallocated = s.breakdown(work[:end])
 					run.Strategy = st.name
 				}
 			}

@@ -23,6 +23,13 @@ type CLIOptions struct {
 	Target   float64
 	Parallel int
 	Quiet    bool
+	// Units is the unit mode (UnitsMilli when empty).
+	Units Units
+	// Departures replays the trace's creation and deletion times instead
+	// of the published protocol (see Departures); Samples is the number of
+	// times it reports the allocation at.
+	Departures bool
+	Samples    int
 }
 
 // Summary is one policy's results over the seeds.
@@ -160,11 +167,17 @@ func Main(ctx context.Context, o CLIOptions, w io.Writer) error {
 		return fmt.Errorf("read pod list: %w", err)
 	}
 	name := filepath.Base(o.Trace)
-	if !o.Quiet {
-		fmt.Fprintf(w, "trace %s: %d pods; cluster: %d nodes, %d GPUs; target %.0f%%; seeds %v; policies %v\n",
-			name, len(pods), len(nodes), trace.GPUCount(nodes), 100*o.Target, o.Seeds, o.Policies)
+	if o.Units, err = ParseUnits(string(o.Units)); err != nil {
+		return err
 	}
-	bo := Options{Nodes: nodes, Pods: pods, Policies: o.Policies, Seeds: o.Seeds, Target: o.Target, Parallel: o.Parallel}
+	if o.Departures {
+		return departuresMain(ctx, o, nodes, pods, w)
+	}
+	if !o.Quiet {
+		fmt.Fprintf(w, "trace %s: %d pods; cluster: %d nodes, %d GPUs; units %s; target %.0f%%; seeds %v; policies %v\n",
+			name, len(pods), len(nodes), trace.GPUCount(nodes), o.Units, 100*o.Target, o.Seeds, o.Policies)
+	}
+	bo := Options{Nodes: nodes, Pods: pods, Policies: o.Policies, Seeds: o.Seeds, Target: o.Target, Units: o.Units, Parallel: o.Parallel}
 	if !o.Quiet {
 		bo.Progress = func(r *Run) {
 			fmt.Fprintf(w, "  %-9s seed %-3d alloc100 %6.2f%% alloc130 %6.2f%% placed %d skipped %d, %v/pod\n",
@@ -186,7 +199,7 @@ func Main(ctx context.Context, o CLIOptions, w io.Writer) error {
 		}
 	}
 	for _, s := range sums {
-		fmt.Fprintf(w, "RESULT policy=%s trace=%s seeds=%d alloc100=%.2f alloc130=%.2f\n", s.Policy, name, s.Seeds, s.Mean100, s.Mean130)
+		fmt.Fprintf(w, "RESULT policy=%s trace=%s units=%s seeds=%d alloc100=%.2f alloc130=%.2f\n", s.Policy, name, o.Units, s.Seeds, s.Mean100, s.Mean130)
 	}
 	return nil
 }

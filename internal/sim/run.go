@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
+	"strings"
 	"time"
 
 	"github.com/gpuslice/gpuslice/allocator"
@@ -72,6 +73,8 @@ type Config struct {
 	// Make, when set, builds the policy instead of resolving Policy (which
 	// then only names the run); for experiments and tests.
 	Make func() allocator.Policy
+	// Units is the unit mode (UnitsMilli when empty).
+	Units Units
 }
 
 // NewPolicy resolves a policy name for the simulator: the allocator's
@@ -106,16 +109,21 @@ func Simulate(ctx context.Context, cfg Config) (*Run, error) {
 	if err != nil {
 		return nil, fmt.Errorf("build workload: %w", err)
 	}
-	if cfg.Policy == PolicyOffline {
-		return offline(ctx, cfg, work, capMilli)
-	}
-	var p allocator.Policy
-	if cfg.Make != nil {
-		p = cfg.Make()
-	} else if p, err = NewPolicy(cfg.Policy); err != nil {
+	um, err := newUnitMap(cfg.Units)
+	if err != nil {
 		return nil, err
 	}
-	s := newState(cfg.Nodes, p, cfg.Seed)
+	if cfg.Policy == PolicyOffline {
+		return offline(ctx, cfg, um, work, capMilli)
+	}
+	p, err := cfg.policy()
+	if err != nil {
+		return nil, err
+	}
+	s, err := newUnitState(cfg.Nodes, um, p, cfg.Seed)
+	if err != nil {
+		return nil, err
+	}
 	run := &Run{Policy: cfg.Policy, Seed: cfg.Seed, Pods: len(work)}
 	next := cfg.CurveStep
 	hit100 := false
@@ -134,7 +142,7 @@ func Simulate(ctx context.Context, cfg Config) (*Run, error) {
 			run.Skipped++
 		}
 		arrived := pct(a.Cumulative, capMilli)
-		alloc := pct(s.allocated, capMilli)
+		alloc := s.allocPct()
 		for arrived >= next {
 			run.Curve = append(run.Curve, Point{Arrived: next, Alloc: alloc})
 			next += cfg.CurveStep
@@ -143,28 +151,119 @@ func Simulate(ctx context.Context, cfg Config) (*Run, error) {
 			hit100, run.Alloc100 = true, alloc
 		}
 	}
-	run.Alloc130 = pct(s.allocated, capMilli)
+	run.Alloc130 = s.allocPct()
 	if err := s.check(); err != nil {
 		return nil, err
 	}
-	run.Unallocated = s.breakdown(work, capMilli)
+	run.Unallocated = s.breakdown(work)
 	return run, nil
+}
+
+// policy resolves the configuration's policy (Make first).
+func (cfg Config) policy() (allocator.Policy, error) {
+	if cfg.Make != nil {
+		return cfg.Make(), nil
+	}
+	return NewPolicy(cfg.Policy)
 }
 
 func pct(x, capMilli int64) float64 { return 100 * float64(x) / float64(capMilli) }
 
 // state is the cluster during a simulation.
 type state struct {
-	nodes     []*allocator.Node
-	policy    allocator.Policy
-	rng       *rand.Rand
-	allocated int64
-	ties      []int
-	fitter    allocator.Fitter
+	nodes  []*allocator.Node
+	units  unitMap
+	policy allocator.Policy
+	rng    *rand.Rand
+	// allocated is the GPU charged, in slices; capacity is the cluster's.
+	allocated, capacity int64
+	ties                []int
+	fitter              allocator.Fitter
+	// reqs caches the pod's request per GPU capacity during one place.
+	reqs []capRequest
+	// nominal caches nominalCapacity by the pod's models.
+	nominal map[string]int64
 }
 
+type capRequest struct {
+	capacity int64
+	req      *allocator.PodRequest
+}
+
+// placement is where a pod went: the node's position and what it charged.
+type placement struct {
+	node    int
+	charges []allocator.Charge
+	cpu     int64
+}
+
+// newState returns a milli-mode cluster state.
 func newState(nodes []trace.Node, p allocator.Policy, seed uint64) *state {
-	return &state{nodes: NewCluster(nodes), policy: p, rng: rand.New(rand.NewPCG(seed, 0x5ca1ab1e))}
+	s, _ := newUnitState(nodes, milli, p, seed) // milli capacities never fail
+	return s
+}
+
+func newUnitState(nodes []trace.Node, um unitMap, p allocator.Policy, seed uint64) (*state, error) {
+	ns, err := um.cluster(nodes)
+	if err != nil {
+		return nil, err
+	}
+	s := &state{nodes: ns, units: um, policy: p, rng: rand.New(rand.NewPCG(seed, 0x5ca1ab1e))}
+	for _, n := range ns {
+		for i := range n.Devices {
+			s.capacity += n.Devices[i].Capacity.Slices
+		}
+	}
+	return s, nil
+}
+
+// allocPct is the allocated GPU in percent of the cluster's: milli-GPU in
+// milli mode, GiB of GPU memory in gib mode.
+func (s *state) allocPct() float64 { return pct(s.allocated, s.capacity) }
+
+// requestFor returns the pod's request on GPUs of capacity slices.
+func (s *state) requestFor(p trace.Pod, capacity int64) *allocator.PodRequest {
+	if p.NumGPU == 0 || p.Sharing() {
+		capacity = 0 // the same request everywhere
+	}
+	for _, c := range s.reqs {
+		if c.capacity == capacity {
+			return c.req
+		}
+	}
+	r := s.units.request(p, capacity)
+	s.reqs = append(s.reqs, capRequest{capacity, r})
+	return r
+}
+
+// observed is the request a learning policy observes for the pod: the
+// request on the largest GPU it may use (nominalCapacity; the largest of
+// the cluster when no GPU of its models is there).
+func (s *state) observed(p trace.Pod) *allocator.PodRequest {
+	if p.NumGPU == 0 || p.Sharing() {
+		return s.requestFor(p, 0)
+	}
+	key := strings.Join(p.Models, "|")
+	c, ok := s.nominal[key]
+	if !ok {
+		if c = nominalCapacity(s.nodes, p.Models); c == 0 {
+			c = nominalCapacity(s.nodes, nil)
+		}
+		if s.nominal == nil {
+			s.nominal = map[string]int64{}
+		}
+		s.nominal[key] = c
+	}
+	return s.requestFor(p, c)
+}
+
+// nodeCapacity is the slices of the node's GPUs (trace nodes have one
+// model), 0 without GPUs.
+func nodeCapacity(n *allocator.Node) int64 {
+	if len(n.Devices) == 0 {
+		return 0
+	}
+	return n.Devices[0].Capacity.Slices
 }
 
 // place filters and scores every node for the pod as the extender does
@@ -173,9 +272,15 @@ func newState(nodes []trace.Node, p allocator.Policy, seed uint64) *state {
 // the request to a learning policy first. It reports whether the pod was
 // placed.
 func (s *state) place(p trace.Pod, observe bool) bool {
-	req := Request(p)
+	_, ok := s.placeOn(p, observe)
+	return ok
+}
+
+// placeOn places the pod as place does and returns where it went.
+func (s *state) placeOn(p trace.Pod, observe bool) (placement, bool) {
+	s.reqs = s.reqs[:0]
 	if o, ok := s.policy.(allocator.Observer); ok && observe {
-		o.Observe(req)
+		o.Observe(s.observed(p))
 	}
 	// Score with the extender's reusable Fitter; its assignments live only
 	// until its next call, so the chosen node's is recomputed below (Fit is
@@ -184,10 +289,11 @@ func (s *state) place(p trace.Pod, observe bool) bool {
 	bestScore := 0.0
 	s.ties = s.ties[:0]
 	for ni, n := range s.nodes {
-		if !mayFit(n, p) {
+		capa := nodeCapacity(n)
+		if !mayFit(n, p, s.units.perGPU(p, capa)) {
 			continue
 		}
-		a, st := s.fitter.Fit(n, req, s.policy)
+		a, st := s.fitter.Fit(n, s.requestFor(p, capa), s.policy)
 		if !st.IsSuccess() {
 			continue
 		}
@@ -201,34 +307,44 @@ func (s *state) place(p trace.Pod, observe bool) bool {
 		}
 	}
 	if !found {
-		return false
+		return placement{}, false
 	}
 	ni := s.ties[0]
 	if len(s.ties) > 1 {
 		ni = s.ties[s.rng.IntN(len(s.ties))]
 	}
-	bestA, st := allocator.Fit(s.nodes[ni], req, s.policy)
-	if !st.IsSuccess() {
-		return false
-	}
 	n := s.nodes[ni]
-	n.Apply(bestA.Charges, 1)
-	n.CPUUsed += p.CPUMilli
-	s.allocated += p.GPUDemand()
-	return true
+	bestA, st := allocator.Fit(n, s.requestFor(p, nodeCapacity(n)), s.policy)
+	if !st.IsSuccess() {
+		return placement{}, false
+	}
+	pl := placement{node: ni, charges: bestA.Charges, cpu: p.CPUMilli}
+	s.apply(pl, 1)
+	return pl, true
+}
+
+// apply charges (sign 1) or frees (sign -1) a placement.
+func (s *state) apply(pl placement, sign int) {
+	n := s.nodes[pl.node]
+	n.Apply(pl.charges, sign)
+	var slices int64
+	for _, c := range pl.charges {
+		slices += c.Units.Slices
+	}
+	n.CPUUsed += int64(sign) * pl.cpu
+	s.allocated += int64(sign) * slices
 }
 
 // mayFit is a necessary condition for the pod to fit the node (CPU, and
 // enough GPUs of an allowed model with the per-GPU share free). It only
 // skips nodes that Fit would reject; Fit decides.
-func mayFit(n *allocator.Node, p trace.Pod) bool {
+func mayFit(n *allocator.Node, p trace.Pod, per int64) bool {
 	if p.CPUMilli > n.CPUCapacity-n.CPUUsed {
 		return false
 	}
 	if p.NumGPU == 0 {
 		return true
 	}
-	per := p.GPUMilli
 	k := 0
 	for i := range n.Devices {
 		if n.Free(i).Slices >= per && (len(p.Models) == 0 || contains(p.Models, n.Devices[i].Model)) {
@@ -247,7 +363,7 @@ func contains(xs []string, x string) bool {
 	return false
 }
 
-func (s *state) breakdown(work []trace.Arrival, capMilli int64) Breakdown {
+func (s *state) breakdown(work []trace.Arrival) Breakdown {
 	minCPU := int64(-1)
 	for _, a := range work {
 		if a.NumGPU > 0 && (minCPU < 0 || a.CPUMilli < minCPU) {
@@ -270,7 +386,7 @@ func (s *state) breakdown(work []trace.Arrival, capMilli int64) Breakdown {
 			starved += free
 		}
 	}
-	return Breakdown{WholeGPUs: pct(whole, capMilli), PartialGPUs: pct(partial, capMilli), CPUStarved: pct(starved, capMilli)}
+	return Breakdown{WholeGPUs: pct(whole, s.capacity), PartialGPUs: pct(partial, s.capacity), CPUStarved: pct(starved, s.capacity)}
 }
 
 // check verifies that no node is over-committed.

@@ -129,7 +129,7 @@ func TestMainPipeline(t *testing.T) {
 	if err := Main(context.Background(), o, &out); err != nil {
 		t.Fatal(err)
 	}
-	re := regexp.MustCompile(`(?m)^RESULT policy=(\S+) trace=pods\.csv seeds=2 alloc100=\d+\.\d\d alloc130=\d+\.\d\d$`)
+	re := regexp.MustCompile(`(?m)^RESULT policy=(\S+) trace=pods\.csv units=milli seeds=2 alloc100=\d+\.\d\d alloc130=\d+\.\d\d$`)
 	var got []string
 	for _, m := range re.FindAllStringSubmatch(out.String(), -1) {
 		got = append(got, m[1])

@@ -21,6 +21,11 @@ type Pod struct {
 	GPUMilli int64
 	// Models lists the GPU models the pod may run on (empty: any).
 	Models []string
+	// Created and Deleted are the creation_time and deletion_time columns
+	// (seconds from the trace's start; 0 when absent). Deletes reports
+	// whether the row gives a deletion time.
+	Created, Deleted int64
+	Deletes          bool
 }
 
 // Sharing reports whether the pod takes a share of one GPU.
@@ -41,15 +46,24 @@ func ReadPods(path string) ([]Pod, error) {
 }
 
 // ParsePods parses a pod list: the columns name, cpu_milli, num_gpu and
-// gpu_milli are required, memory_mib and gpu_spec optional.
+// gpu_milli are required, memory_mib, gpu_spec, creation_time and
+// deletion_time optional.
 func ParsePods(r io.Reader) ([]Pod, error) {
-	return parseRows(r, []string{"name", "cpu_milli", "num_gpu", "gpu_milli"}, []string{"memory_mib", "gpu_spec"}, podOf)
+	return parseRows(r, []string{"name", "cpu_milli", "num_gpu", "gpu_milli"},
+		[]string{"memory_mib", "gpu_spec", "creation_time", "deletion_time"}, podOf)
 }
 
 func podOf(row []string, cols, opt []int) (Pod, error) {
 	mem, spec := opt[0], opt[1]
 	p := Pod{Name: field(row, cols[0])}
 	var err error
+	if p.Created, err = intField(row, opt[2], "creation_time"); err != nil {
+		return p, err
+	}
+	if p.Deleted, err = intField(row, opt[3], "deletion_time"); err != nil {
+		return p, err
+	}
+	p.Deletes = field(row, opt[3]) != ""
 	if p.CPUMilli, err = intField(row, cols[1], "cpu_milli"); err != nil {
 		return p, err
 	}
