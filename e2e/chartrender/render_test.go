@@ -150,6 +150,23 @@ func TestRenderValues(t *testing.T) {
 			if cm == nil || cm.Data["slice-mib"] != "1024" {
 				t.Errorf("sharing ConfigMap: %+v", cm)
 			}
+			if got := envValue(d.Spec.Template.Spec.Containers[0], "GOMEMLIMIT"); got != "256MiB" {
+				t.Errorf("extender GOMEMLIMIT = %q, want 256MiB", got)
+			}
+		},
+	}, {
+		name:   "extender GOMEMLIMIT follows its value, and is unset when empty",
+		values: map[string]any{"extender": map[string]any{"goMemLimit": "700MiB"}},
+		check: func(t *testing.T, objs []Object) {
+			ext := find(objs, "Deployment", "gpuslice-extender").(*appsv1.Deployment).Spec.Template.Spec.Containers[0]
+			if got := envValue(ext, "GOMEMLIMIT"); got != "700MiB" {
+				t.Errorf("GOMEMLIMIT = %q, want 700MiB", got)
+			}
+			unset := renderObjects(t, map[string]any{"extender": map[string]any{"goMemLimit": ""}})
+			ext = find(unset, "Deployment", "gpuslice-extender").(*appsv1.Deployment).Spec.Template.Spec.Containers[0]
+			if slices.ContainsFunc(ext.Env, func(e corev1.EnvVar) bool { return e.Name == "GOMEMLIMIT" }) {
+				t.Errorf("GOMEMLIMIT set although goMemLimit is empty: %+v", ext.Env)
+			}
 		},
 	}, {
 		name:   "slice size reaches both halves",
@@ -365,6 +382,16 @@ func TestRenderRejectsBadValues(t *testing.T) {
 }
 
 func containsString(list []string, s string) bool { return slices.Contains(list, s) }
+
+// envValue returns the literal value of a container's env var.
+func envValue(c corev1.Container, name string) string {
+	for _, e := range c.Env {
+		if e.Name == name {
+			return e.Value
+		}
+	}
+	return ""
+}
 
 // envFromConfigMap returns "configmap/key" of a container's env var.
 func envFromConfigMap(c corev1.Container, name string) string {

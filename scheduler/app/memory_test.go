@@ -17,8 +17,9 @@ import (
 )
 
 // BenchmarkCacheMemory reports the live heap the extender's state takes
-// per node and per bound pod: what its informers keep (the slim copies, in
-// an indexer as the pod informer's) and what the cache builds from them,
+// per node and per bound pod: what its informers keep (the slim node and
+// the cache.Pod of each pod, in an indexer as the informers') and what the
+// cache builds from them,
 // after a garbage collection. Run it with -benchtime 1x; it measures
 // memory, not time:
 //
@@ -29,11 +30,11 @@ func BenchmarkCacheMemory(b *testing.B) {
 		before := liveHeap()
 		c := cache.New(klog.Background(), 1024, time.Hour)
 		nodeStore := toolscache.NewIndexer(toolscache.MetaNamespaceKeyFunc, toolscache.Indexers{})
-		podStore := toolscache.NewIndexer(toolscache.MetaNamespaceKeyFunc, toolscache.Indexers{toolscache.NamespaceIndex: toolscache.MetaNamespaceIndexFunc})
+		podStore := toolscache.NewIndexer(toolscache.MetaNamespaceKeyFunc, toolscache.Indexers{})
 		names := make([]string, nodes)
 		for i := range names {
 			names[i] = fmt.Sprintf("gpu-%05d", i)
-			n, _ := slim(testutil.GPUNode(b, names[i], 8, "H100", 80, 48))
+			n, _ := slimNode(testutil.GPUNode(b, names[i], 8, "H100", 80, 48))
 			if err := nodeStore.Add(n); err != nil {
 				b.Fatal(err)
 			}
@@ -42,7 +43,7 @@ func BenchmarkCacheMemory(b *testing.B) {
 		withNodes := liveHeap()
 		for i := range pods {
 			p := placedPod(b, i, names[i%nodes], i/nodes%8)
-			s, _ := slim(p)
+			s, _ := cache.TransformPod(p)
 			if err := podStore.Add(s); err != nil {
 				b.Fatal(err)
 			}
@@ -72,7 +73,7 @@ func liveHeap() uint64 {
 // placedPod is a typical bound GPU pod: one container with a 4 GiB share,
 // ordinary pod clutter (env, volume, probes), and the placement the
 // extender would have written.
-func placedPod(b *testing.B, i int, node string, gpu int) *v1.Pod {
+func placedPod(b testing.TB, i int, node string, gpu int) *v1.Pod {
 	p := testutil.Pod(fmt.Sprintf("pod-%06d", i), testutil.Container("main", 4, 0, 0))
 	p.UID = types.UID(fmt.Sprintf("00000000-0000-0000-0000-%012d", i))
 	p.Namespace = "team-a"

@@ -62,7 +62,7 @@ func Serve(ctx context.Context, o *Options, d Deps) error {
 	if err != nil {
 		return err
 	}
-	factory, nodeInf, podInf, err := newInformers(d.Client)
+	factory, nodeInf, podInf, boundPods, err := newInformers(d.Client)
 	if err != nil {
 		return err
 	}
@@ -82,7 +82,7 @@ func Serve(ctx context.Context, o *Options, d Deps) error {
 	defer broadcaster.Shutdown()
 	recorder := broadcaster.NewRecorder(scheme.Scheme, eventsComponent)
 	clk := clock.RealClock{}
-	ext := extender.NewExtender(c, policies, d.Client, factory.Core().V1().Pods().Lister(), clk, o.Pending,
+	ext := extender.NewExtender(c, policies, d.Client, boundPods, clk, o.Pending,
 		extender.WithMetrics(m), extender.WithEvents(recorder, o.PodEventInterval), extender.WithRuntimeClassModes(modes), extender.WithShortlist(o.FilterShortlist))
 	handler := extender.NewHandler(logger, ext, ready, extender.HandlerOptions{
 		Version:             d.Version,

@@ -9,7 +9,8 @@ import (
 	"github.com/gpuslice/gpuslice/api"
 )
 
-// AddEventHandlers feeds the cache from node and pod informers. The
+// AddEventHandlers feeds the cache from node and pod informers; the pod
+// informer's objects may be *Pod (TransformPod) or *v1.Pod. The
 // returned func reports when the cache is built: both informers have synced
 // and every object of their initial lists has been applied to the cache
 // (an informer's own HasSynced turns true before its handlers have run).
@@ -42,7 +43,7 @@ func (c *Cache) AddEventHandlers(nodes, pods toolscache.SharedIndexInformer) (to
 		AddFunc:    func(obj any) { c.OnPod(obj) },
 		UpdateFunc: func(_, newObj any) { c.OnPod(newObj) },
 		DeleteFunc: func(obj any) {
-			if p, ok := deleted[*v1.Pod](obj); ok {
+			if p, ok := podOf(obj); ok {
 				c.RemovePod(p.UID)
 			}
 		},

@@ -4,42 +4,29 @@ import (
 	"errors"
 	"time"
 
-	v1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/types"
-
-	"github.com/gpuslice/gpuslice/api"
 )
 
 // OnPod applies a pod object as the pod informer delivers it on add or
-// update. It confirms the placement of a bound pod, records the placement
-// of a bound pod the cache has not seen (after a restart), and frees the
-// shares of a pod that has finished: kube-scheduler, too, counts no
-// resources for terminal pods. A placement is charged only when it is
-// consistent with the pod's request; see the package documentation for the
-// rule on placements that change.
+// update: a *Pod (the informer's TransformPod) or a *v1.Pod. It confirms
+// the placement of a bound pod, records the placement of a bound pod the
+// cache has not seen (after a restart), and frees the shares of a pod that
+// has finished: kube-scheduler, too, counts no resources for terminal pods.
+// A placement is charged only when it is consistent with the pod's request;
+// see the package documentation for the rule on placements that change.
 func (c *Cache) OnPod(obj any) {
-	pod, ok := obj.(*v1.Pod)
+	pod, ok := podOf(obj)
 	if !ok {
 		return
 	}
-	if api.IsTerminal(pod) {
+	if pod.terminal {
 		c.RemovePod(pod.UID)
 		return
 	}
-	raw, has := pod.Annotations[api.AnnotationPlacement]
-	if !has || pod.Spec.NodeName == "" {
+	if !pod.placed {
 		return
 	}
-	key := pod.Namespace + "/" + pod.Name
-	node := pod.Spec.NodeName
-	pl, err := api.ParsePlacement(raw)
-	var req *api.PodRequest
-	if err == nil {
-		req, err = api.ParsePodRequest(pod)
-	}
-	if err == nil {
-		err = pl.ConsistentWith(req, node)
-	}
+	key, node, pl, err := pod.key, pod.node, pod.placement, pod.err
 	now := c.clock.Now()
 
 	c.mu.Lock()
@@ -49,13 +36,13 @@ func (c *Cache) OnPod(obj any) {
 	case old == nil && err != nil:
 		c.logger.Error(err, "Not charging a pod's placement annotation", "pod", key, "node", node)
 	case old == nil:
-		c.addLocked(&podEntry{uid: pod.UID, key: key, node: node, placement: pl, req: req, state: confirmed})
+		c.addLocked(&podEntry{uid: pod.UID, key: key, node: node, placement: pl, req: pod.req, state: confirmed})
 	case err == nil && old.placement.Equal(pl):
 		c.confirmLocked(old, node)
 	case err != nil:
 		c.logger.Error(err, "Ignoring an inconsistent placement change on a pod; keeping its charges", "pod", key, "node", node)
 		c.confirmLocked(old, node)
-	case !isReconcile(pod, pl):
+	case !pod.reconcile:
 		c.logger.Error(errors.New("placement changed without a matching allocation record"),
 			"Ignoring a placement change not made by the device plugin's reconcile; keeping the pod's charges", "pod", key, "node", node)
 		c.confirmLocked(old, node)
@@ -64,19 +51,8 @@ func (c *Cache) OnPod(obj any) {
 		// ones now, and keep the old ones charged for the grace period.
 		c.logger.V(2).Info("Device plugin moved a pod's GPU shares; keeping the old ones charged for the grace period", "pod", key, "node", node, "grace", c.grace)
 		c.retireLocked(old, now)
-		c.addLocked(&podEntry{uid: pod.UID, key: key, node: node, placement: pl, req: req, state: confirmed})
+		c.addLocked(&podEntry{uid: pod.UID, key: key, node: node, placement: pl, req: pod.req, state: confirmed})
 	}
-}
-
-// isReconcile reports whether pl is the device plugin's reconcile rewrite:
-// the pod's allocation record holds the same shares.
-func isReconcile(pod *v1.Pod, pl *api.Placement) bool {
-	raw, ok := pod.Annotations[api.AnnotationAllocated]
-	if !ok {
-		return false
-	}
-	a, err := api.ParseAllocation(raw)
-	return err == nil && a.Equal(pl)
 }
 
 // confirmLocked marks an assumed entry as confirmed once the informer shows

@@ -156,12 +156,12 @@ func (e *Extender) requestFor(args *extenderv1.ExtenderBindingArgs) (*allocator.
 		return nil, nil, fmt.Errorf("node %s was not feasible for pod %s when this extender filtered it", args.Node, key)
 	}
 	if e.pods != nil {
-		pod, err := e.pods.Pods(args.PodNamespace).Get(args.PodName)
+		uid, node, found := e.pods.BoundPod(args.PodNamespace, args.PodName)
 		switch {
-		case err == nil && pod.UID != args.PodUID:
-			return nil, nil, fmt.Errorf("pod %s has uid %s, not the uid %s that was scheduled", key, pod.UID, args.PodUID)
-		case err == nil && pod.Spec.NodeName != "":
-			return nil, nil, fmt.Errorf("pod %s is already bound to %s", key, pod.Spec.NodeName)
+		case found && uid != args.PodUID:
+			return nil, nil, fmt.Errorf("pod %s has uid %s, not the uid %s that was scheduled", key, uid, args.PodUID)
+		case found && node != "":
+			return nil, nil, fmt.Errorf("pod %s is already bound to %s", key, node)
 		}
 	}
 	return pp.req, pp.policy, nil

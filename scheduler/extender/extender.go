@@ -3,8 +3,8 @@ package extender
 import (
 	"time"
 
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
-	corelisters "k8s.io/client-go/listers/core/v1"
 	"k8s.io/client-go/tools/events"
 	"k8s.io/utils/clock"
 
@@ -19,7 +19,7 @@ type Extender struct {
 	cache    *cache.Cache
 	policies *Policies
 	client   kubernetes.Interface
-	pods     corelisters.PodLister
+	pods     BoundPods
 	clock    clock.PassiveClock
 
 	// pending remembers what filter learned about each pod, by UID: the
@@ -59,9 +59,16 @@ func WithRuntimeClassModes(m api.RuntimeClassModes) Option {
 	return func(e *Extender) { e.modes = m }
 }
 
+// BoundPods finds a bound pod by namespace and name (cache.PodLister over
+// the pod informer's store): bind refuses a pod that is bound already, or
+// whose UID is not the one kube-scheduler scheduled.
+type BoundPods interface {
+	BoundPod(namespace, name string) (uid types.UID, node string, found bool)
+}
+
 // NewExtender wires an extender. pods may be nil (bind then skips the
 // lister's checks that the pod is unbound and has the filtered UID).
-func NewExtender(c *cache.Cache, policies *Policies, client kubernetes.Interface, pods corelisters.PodLister, clk clock.PassiveClock, limits PendingLimits, opts ...Option) *Extender {
+func NewExtender(c *cache.Cache, policies *Policies, client kubernetes.Interface, pods BoundPods, clk clock.PassiveClock, limits PendingLimits, opts ...Option) *Extender {
 	e := &Extender{
 		cache:    c,
 		policies: policies,
