@@ -8,8 +8,6 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
-
-	"github.com/gpuslice/gpuslice/internal/trace"
 )
 
 // TestDefragReplaysSimulate: the hook's state is the run's state at 100%
@@ -59,17 +57,7 @@ func TestDefragSharedTrace(t *testing.T) {
 	if os.Getenv("GPUSLICE_DEFRAG_TRACE") == "" {
 		t.Skip("set GPUSLICE_DEFRAG_TRACE=policy[,policy] to run the advisor on the shared trace")
 	}
-	if _, err := os.Stat(dir + "openb_node_list_gpu_node.csv"); err != nil {
-		t.Skip("shared trace not present")
-	}
-	nodes, err := trace.ReadNodes(dir + "openb_node_list_gpu_node.csv")
-	if err != nil {
-		t.Fatal(err)
-	}
-	pods, err := trace.ReadPods(dir + "openb_pod_list_default.csv")
-	if err != nil {
-		t.Fatal(err)
-	}
+	nodes, pods := readSharedTrace(t, dir)
 	for _, pol := range regexp.MustCompile(`,`).Split(os.Getenv("GPUSLICE_DEFRAG_TRACE"), -1) {
 		rep, err := Defrag(context.Background(), Config{Nodes: nodes, Pods: pods, Seed: 42, Policy: pol}, 0)
 		if err != nil {

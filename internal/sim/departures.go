@@ -133,11 +133,7 @@ func Departures(ctx context.Context, cfg Config, samples int) (*DepartureRun, er
 	if err != nil {
 		return nil, err
 	}
-	p, err := cfg.policy()
-	if err != nil {
-		return nil, err
-	}
-	s, err := newUnitState(cfg.Nodes, um, p, cfg.Seed)
+	s, err := cfg.newState(um)
 	if err != nil {
 		return nil, err
 	}

@@ -116,11 +116,7 @@ func Simulate(ctx context.Context, cfg Config) (*Run, error) {
 	if cfg.Policy == PolicyOffline {
 		return offline(ctx, cfg, um, work, capMilli)
 	}
-	p, err := cfg.policy()
-	if err != nil {
-		return nil, err
-	}
-	s, err := newUnitState(cfg.Nodes, um, p, cfg.Seed)
+	s, err := cfg.newState(um)
 	if err != nil {
 		return nil, err
 	}
@@ -160,6 +156,16 @@ func Simulate(ctx context.Context, cfg Config) (*Run, error) {
 }
 
 // policy resolves the configuration's policy (Make first).
+// newState returns the cluster of cfg's nodes in units um, with cfg's
+// policy.
+func (cfg Config) newState(um unitMap) (*state, error) {
+	p, err := cfg.policy()
+	if err != nil {
+		return nil, err
+	}
+	return newUnitState(cfg.Nodes, um, p, cfg.Seed)
+}
+
 func (cfg Config) policy() (allocator.Policy, error) {
 	if cfg.Make != nil {
 		return cfg.Make(), nil

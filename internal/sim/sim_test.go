@@ -163,17 +163,7 @@ func TestSharedTrace(t *testing.T) {
 	if testing.Short() {
 		t.Skip("short mode")
 	}
-	if _, err := os.Stat(dir + "openb_node_list_gpu_node.csv"); err != nil {
-		t.Skip("shared trace not present")
-	}
-	nodes, err := trace.ReadNodes(dir + "openb_node_list_gpu_node.csv")
-	if err != nil {
-		t.Fatal(err)
-	}
-	pods, err := trace.ReadPods(dir + "openb_pod_list_default.csv")
-	if err != nil {
-		t.Fatal(err)
-	}
+	nodes, pods := readSharedTrace(t, dir)
 	if len(nodes) != 1213 || trace.GPUCount(nodes) != 6212 {
 		t.Fatalf("cluster %d nodes %d GPUs", len(nodes), trace.GPUCount(nodes))
 	}
@@ -185,4 +175,22 @@ func TestSharedTrace(t *testing.T) {
 	if r.Alloc130 < 92.08 || r.Alloc130 > 94.08 {
 		t.Errorf("best-fit seed 42 alloc130 %.2f, published mean 93.08", r.Alloc130)
 	}
+}
+
+// readSharedTrace reads the shared trace's node list and default pod list
+// from dir, skipping the test when they are not there.
+func readSharedTrace(t *testing.T, dir string) ([]trace.Node, []trace.Pod) {
+	t.Helper()
+	if _, err := os.Stat(dir + "openb_node_list_gpu_node.csv"); err != nil {
+		t.Skip("shared trace not present")
+	}
+	nodes, err := trace.ReadNodes(dir + "openb_node_list_gpu_node.csv")
+	if err != nil {
+		t.Fatal(err)
+	}
+	pods, err := trace.ReadPods(dir + "openb_pod_list_default.csv")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return nodes, pods
 }
