@@ -34,6 +34,8 @@ func main() {
 	units := flag.String("units", string(sim.UnitsMilli), "slice unit: milli (1 slice = 1 milli-GPU, the published protocol) or gib (1 GiB slices on each model's real memory)")
 	flag.BoolVar(&o.Departures, "departures", false, "replay the trace's creation and deletion times instead of the published protocol; prints the allocation over time and DEPARTURES lines")
 	flag.IntVar(&o.Samples, "samples", sim.DefaultSamples, "departures mode: number of evenly spaced sample times")
+	flag.BoolVar(&o.Defrag, "defrag", false, "run the defragmentation advisor on each policy's cluster at 100% arrived instead of the benchmark; prints DEFRAG lines")
+	flag.IntVar(&o.MaxMoves, "max-moves", 0, "defrag mode: most pod moves in a plan (0: no bound)")
 	showVersion := flag.Bool("version", false, "print the version and exit")
 	flag.Parse()
 	if *showVersion {

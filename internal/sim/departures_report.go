@@ -2,10 +2,8 @@ package sim
 
 import (
 	"context"
-	"encoding/csv"
 	"fmt"
 	"io"
-	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -74,29 +72,13 @@ func WriteDeparturesTable(w io.Writer, runs []*DepartureRun, withSeed bool) {
 
 // WriteDeparturesCSV writes every run's samples to path.
 func WriteDeparturesCSV(path string, runs []*DepartureRun) error {
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		return fmt.Errorf("create output directory: %w", err)
-	}
-	f, err := os.Create(path)
-	if err != nil {
-		return fmt.Errorf("create departures CSV: %w", err)
-	}
-	cw := csv.NewWriter(f)
-	ff := func(x float64) string { return strconv.FormatFloat(x, 'f', 4, 64) }
-	_ = cw.Write([]string{"policy", "units", "seed", "time_s", "alloc_pct", "partly_free_pct", "running", "failed"})
+	var rows [][]string
 	for _, r := range runs {
 		for _, x := range r.Samples {
-			_ = cw.Write([]string{r.Policy, string(r.Units), strconv.FormatUint(r.Seed, 10), strconv.FormatInt(x.Time, 10),
-				ff(x.Alloc), ff(x.PartlyFree), strconv.Itoa(x.Running), strconv.Itoa(x.Failed)})
+			rows = append(rows, []string{r.Policy, string(r.Units), strconv.FormatUint(r.Seed, 10), strconv.FormatInt(x.Time, 10),
+				csvFloat(x.Alloc), csvFloat(x.PartlyFree), strconv.Itoa(x.Running), strconv.Itoa(x.Failed)})
 		}
 	}
-	cw.Flush()
-	if err := cw.Error(); err != nil {
-		f.Close()
-		return fmt.Errorf("write departures CSV: %w", err)
-	}
-	if err := f.Close(); err != nil {
-		return fmt.Errorf("write departures CSV: %w", err)
-	}
-	return nil
+	return writeCSVFile(path, "departures CSV",
+		[]string{"policy", "units", "seed", "time_s", "alloc_pct", "partly_free_pct", "running", "failed"}, rows)
 }

@@ -54,7 +54,7 @@ func knownMix(pods []trace.Pod, observe func(trace.Pod) *allocator.PodRequest) a
 // optimum.
 func offline(ctx context.Context, cfg Config, um unitMap, work []trace.Arrival, capMilli int64) (*Run, error) {
 	run := &Run{Policy: PolicyOffline, Seed: cfg.Seed, Pods: len(work)}
-	target := 100 * cfg.Target
+	target := 100 * cfg.target()
 	var checks []float64
 	for _, c := range offlineChecks() {
 		if c < target {

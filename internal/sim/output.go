@@ -1,7 +1,6 @@
 package sim
 
 import (
-	"encoding/csv"
 	"fmt"
 	"image/color"
 	"os"
@@ -29,32 +28,18 @@ func WriteOutputs(dir, traceName string, runs []*Run, sums []Summary) error {
 }
 
 func writeCSV(path string, runs []*Run, sums []Summary) error {
-	f, err := os.Create(path)
-	if err != nil {
-		return fmt.Errorf("create curves CSV: %w", err)
-	}
-	cw := csv.NewWriter(f)
-	ff := func(x float64) string { return strconv.FormatFloat(x, 'f', 4, 64) }
-	_ = cw.Write([]string{"policy", "seed", "arrived_pct", "alloc_pct"})
+	var rows [][]string
 	for _, s := range sums {
 		for _, p := range s.Curve {
-			_ = cw.Write([]string{s.Policy, "mean", ff(p.Arrived), ff(p.Alloc)})
+			rows = append(rows, []string{s.Policy, "mean", csvFloat(p.Arrived), csvFloat(p.Alloc)})
 		}
 	}
 	for _, r := range runs {
 		for _, p := range r.Curve {
-			_ = cw.Write([]string{r.Policy, strconv.FormatUint(r.Seed, 10), ff(p.Arrived), ff(p.Alloc)})
+			rows = append(rows, []string{r.Policy, strconv.FormatUint(r.Seed, 10), csvFloat(p.Arrived), csvFloat(p.Alloc)})
 		}
 	}
-	cw.Flush()
-	if err := cw.Error(); err != nil {
-		f.Close()
-		return fmt.Errorf("write curves CSV: %w", err)
-	}
-	if err := f.Close(); err != nil {
-		return fmt.Errorf("write curves CSV: %w", err)
-	}
-	return nil
+	return writeCSVFile(path, "curves CSV", []string{"policy", "seed", "arrived_pct", "alloc_pct"}, rows)
 }
 
 func writePNG(path, traceName string, sums []Summary) error {

@@ -30,6 +30,11 @@ type CLIOptions struct {
 	// times it reports the allocation at.
 	Departures bool
 	Samples    int
+	// Defrag runs the defragmentation advisor (see Defrag) at 100%
+	// arrived instead of the benchmark, with at most MaxMoves moves (0: no
+	// bound).
+	Defrag   bool
+	MaxMoves int
 }
 
 // Summary is one policy's results over the seeds.
@@ -170,8 +175,13 @@ func Main(ctx context.Context, o CLIOptions, w io.Writer) error {
 	if o.Units, err = ParseUnits(string(o.Units)); err != nil {
 		return err
 	}
-	if o.Departures {
+	switch {
+	case o.Departures && o.Defrag:
+		return fmt.Errorf("departures and defrag are separate modes; choose one")
+	case o.Departures:
 		return departuresMain(ctx, o, nodes, pods, w)
+	case o.Defrag:
+		return defragMain(ctx, o, nodes, pods, w)
 	}
 	if !o.Quiet {
 		fmt.Fprintf(w, "trace %s: %d pods; cluster: %d nodes, %d GPUs; units %s; target %.0f%%; seeds %v; policies %v\n",

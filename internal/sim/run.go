@@ -95,24 +95,14 @@ func NewPolicy(name string) (allocator.Policy, error) {
 
 // Simulate runs one policy on one seed's workload.
 func Simulate(ctx context.Context, cfg Config) (*Run, error) {
-	if cfg.Target <= 0 {
-		cfg.Target = 1.3
-	}
 	if cfg.CurveStep <= 0 {
 		cfg.CurveStep = 1
 	}
-	capMilli := int64(trace.GPUCount(cfg.Nodes)) * trace.MilliPerGPU
-	if capMilli == 0 {
-		return nil, fmt.Errorf("cluster has no GPU")
-	}
-	work, err := trace.Workload(cfg.Pods, cfg.Seed, int64(cfg.Target*float64(capMilli)))
-	if err != nil {
-		return nil, fmt.Errorf("build workload: %w", err)
-	}
-	um, err := newUnitMap(cfg.Units)
+	w, err := cfg.workload()
 	if err != nil {
 		return nil, err
 	}
+	work, capMilli, um := w.arrivals, w.capMilli, w.units
 	if cfg.Policy == PolicyOffline {
 		return offline(ctx, cfg, um, work, capMilli)
 	}
@@ -155,7 +145,41 @@ func Simulate(ctx context.Context, cfg Config) (*Run, error) {
 	return run, nil
 }
 
-// policy resolves the configuration's policy (Make first).
+// workload is one seed's arrivals in the published protocol.
+type workload struct {
+	arrivals []trace.Arrival
+	// capMilli is the cluster's GPU capacity in milli-GPU, which the
+	// arrived demand is measured against in both unit modes.
+	capMilli int64
+	units    unitMap
+}
+
+// workload builds cfg's arrivals up to its target and
+// resolves its unit mode.
+func (cfg Config) workload() (workload, error) {
+	capMilli := int64(trace.GPUCount(cfg.Nodes)) * trace.MilliPerGPU
+	if capMilli == 0 {
+		return workload{}, fmt.Errorf("cluster has no GPU")
+	}
+	work, err := trace.Workload(cfg.Pods, cfg.Seed, int64(cfg.target()*float64(capMilli)))
+	if err != nil {
+		return workload{}, fmt.Errorf("build workload: %w", err)
+	}
+	um, err := newUnitMap(cfg.Units)
+	if err != nil {
+		return workload{}, err
+	}
+	return workload{arrivals: work, capMilli: capMilli, units: um}, nil
+}
+
+// target is the arrived demand to reach, as a share of the capacity.
+func (cfg Config) target() float64 {
+	if cfg.Target <= 0 {
+		return 1.3
+	}
+	return cfg.Target
+}
+
 // newState returns the cluster of cfg's nodes in units um, with cfg's
 // policy.
 func (cfg Config) newState(um unitMap) (*state, error) {
@@ -166,6 +190,7 @@ func (cfg Config) newState(um unitMap) (*state, error) {
 	return newUnitState(cfg.Nodes, um, p, cfg.Seed)
 }
 
+// policy resolves the configuration's policy (Make first).
 func (cfg Config) policy() (allocator.Policy, error) {
 	if cfg.Make != nil {
 		return cfg.Make(), nil
