@@ -137,3 +137,25 @@ func TestPoliciesUnitIndependent(t *testing.T) {
 		}
 	}
 }
+
+// TestPoliciesDeterministic: two instances of each registered policy fed
+// the same requests on the same cluster make the same decisions, scores
+// included (a policy that ranged over a map or read the clock would not).
+func TestPoliciesDeterministic(t *testing.T) {
+	for _, name := range PolicyNames() {
+		t.Run(name, func(t *testing.T) {
+			var got [2][]string
+			for j := range got {
+				p, err := NewPolicy(name)
+				if err != nil {
+					t.Fatal(err)
+				}
+				rng := rand.New(rand.NewPCG(7, 7))
+				got[j] = decisions(p, invarianceCluster(rng, 1), invarianceStream(rng, 1, 300))
+			}
+			if diff := cmp.Diff(got[0], got[1]); diff != "" {
+				t.Errorf("two identical runs differ (-first +second):\n%s", diff)
+			}
+		})
+	}
+}
