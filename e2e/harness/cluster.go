@@ -42,6 +42,11 @@ type Options struct {
 	Policy string
 	// ExtenderArgs are appended to the extender's command line.
 	ExtenderArgs []string
+	// ShippedEnv starts every extender with the literal environment
+	// variables of the extender container of manifests/deploy/gpuslice.yaml
+	// (GOMEMLIMIT), as make bench-scale measures it; variables taken from
+	// a ConfigMap or Secret are left out (the command line carries them).
+	ShippedEnv bool
 	// HA runs the extender as several replicas with leader election behind
 	// a Front that kube-scheduler calls (see HAOptions). The zero value runs
 	// one extender, without leader election, that kube-scheduler calls
@@ -307,13 +312,13 @@ func freePort() (int, error) {
 func (c *Cluster) path(name string) string { return filepath.Join(c.Dir, name) }
 
 // run starts a component and records it for Stop.
-func (c *Cluster) run(name, bin string, args []string) (*process, error) {
+func (c *Cluster) run(name, bin string, args []string, env ...string) (*process, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.stopped {
 		return nil, errors.New("cluster is stopped")
 	}
-	p, err := startProcess(c.sp, name, bin, args, c.path(name+".log"))
+	p, err := startProcess(c.sp, name, bin, args, env, c.path(name+".log"))
 	if err != nil {
 		return nil, err
 	}
@@ -506,7 +511,11 @@ func (c *Cluster) LaunchExtender() error {
 	if p := c.proc(Extender); p != nil && p.running() {
 		return errors.New("extender is already running")
 	}
-	_, err := c.run(Extender, filepath.Join(c.gpusliceBin, Extender), c.extenderArgs(c.extenderAddr))
+	env, err := c.extenderEnv()
+	if err != nil {
+		return err
+	}
+	_, err = c.run(Extender, filepath.Join(c.gpusliceBin, Extender), c.extenderArgs(c.extenderAddr), env...)
 	return err
 }
 

@@ -145,7 +145,11 @@ func (c *Cluster) LaunchReplica(name string) error {
 		"--leader-elect-renew-deadline="+h.RenewDeadline.String(),
 		"--leader-elect-retry-period="+h.RetryPeriod.String(),
 	)
-	p, err := c.run(name, filepath.Join(c.gpusliceBin, Extender), args)
+	env, err := c.extenderEnv()
+	if err != nil {
+		return err
+	}
+	p, err := c.run(name, filepath.Join(c.gpusliceBin, Extender), args, env...)
 	if err != nil {
 		return err
 	}

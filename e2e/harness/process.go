@@ -75,9 +75,10 @@ type process struct {
 	err     error         // Wait's result, valid after exited
 }
 
-// startProcess starts bin with args in its own process group, with stdout
-// and stderr appended to logPath.
-func startProcess(sp *spawner, name, bin string, args []string, logPath string) (*process, error) {
+// startProcess starts bin with args in its own process group, with env
+// added to the harness's environment and stdout and stderr appended to
+// logPath.
+func startProcess(sp *spawner, name, bin string, args, env []string, logPath string) (*process, error) {
 	if _, err := os.Stat(bin); err != nil {
 		return nil, fmt.Errorf("%s binary: %w", name, err)
 	}
@@ -85,8 +86,11 @@ func startProcess(sp *spawner, name, bin string, args []string, logPath string) 
 	if err != nil {
 		return nil, fmt.Errorf("%s log: %w", name, err)
 	}
-	fmt.Fprintf(f, "=== %s %s %q\n", time.Now().Format(time.RFC3339Nano), bin, args)
+	fmt.Fprintf(f, "=== %s %s %q env %q\n", time.Now().Format(time.RFC3339Nano), bin, args, env)
 	cmd := exec.Command(bin, args...)
+	if len(env) > 0 {
+		cmd.Env = append(os.Environ(), env...)
+	}
 	cmd.Stdout, cmd.Stderr = f, f
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	if err := sp.start(cmd); err != nil {

@@ -26,6 +26,21 @@ type procStats struct {
 }
 
 // readProc reads pid's memory and CPU time.
+// procEnv returns the value of the environment variable name that process
+// pid started with ("" when unset).
+func procEnv(pid int, name string) (string, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/environ", pid))
+	if err != nil {
+		return "", fmt.Errorf("process %d: %w", pid, err)
+	}
+	for _, kv := range strings.Split(string(b), "\x00") {
+		if v, ok := strings.CutPrefix(kv, name+"="); ok {
+			return v, nil
+		}
+	}
+	return "", nil
+}
+
 func readProc(pid int) (procStats, error) {
 	var s procStats
 	status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))

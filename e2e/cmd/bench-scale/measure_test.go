@@ -85,3 +85,17 @@ func TestReadProcSelf(t *testing.T) {
 		t.Errorf("readProc(self) = %+v: want positive RSS, peak >= current, CPU >= 0", s)
 	}
 }
+
+// TestProcEnvSelf reads this process's own start-up environment.
+func TestProcEnvSelf(t *testing.T) {
+	got, err := procEnv(os.Getpid(), "PATH")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got == "" || got != os.Getenv("PATH") {
+		t.Errorf("procEnv(self, PATH) = %q, want %q", got, os.Getenv("PATH"))
+	}
+	if got, err := procEnv(os.Getpid(), "GPUSLICE_SURELY_UNSET_VARIABLE"); err != nil || got != "" {
+		t.Errorf("unset variable: %q, %v", got, err)
+	}
+}

@@ -70,7 +70,8 @@ func run(ctx context.Context, o options, out io.Writer) error {
 	fmt.Fprintf(out, "bench-scale: %d nodes (8x H100 80GB each), %d pods per phase\n", o.nodes, o.pods)
 	startCtx, cancel := context.WithTimeout(ctx, 5*time.Minute)
 	defer cancel()
-	hopts := harness.Options{WithoutScheduler: true, NoSignalHandler: true, Logf: logf, StartTimeout: 3 * time.Minute}
+	// ShippedEnv: the extender runs with the Deployment's GOMEMLIMIT, as shipped.
+	hopts := harness.Options{WithoutScheduler: true, NoSignalHandler: true, Logf: logf, StartTimeout: 3 * time.Minute, ShippedEnv: true}
 	if o.profileDir != "" {
 		hopts.ExtenderArgs = []string{"--profiling"}
 	}
@@ -118,8 +119,10 @@ func (b *bench) phases(ctx context.Context) error {
 	if b.scraper, err = newScraper(b.c); err != nil {
 		return err
 	}
-	if idle, err := readProc(b.c.Pids()[harness.Extender]); err == nil {
-		fmt.Fprintf(b.out, "extender ready with %d nodes and no pods: RSS %.0f MiB\n", b.o.nodes, idle.RSSMiB)
+	pid := b.c.Pids()[harness.Extender]
+	if idle, err := readProc(pid); err == nil {
+		lim, _ := procEnv(pid, "GOMEMLIMIT")
+		fmt.Fprintf(b.out, "extender ready with %d nodes and no pods: RSS %.0f MiB (GOMEMLIMIT=%q, from %s)\n", b.o.nodes, idle.RSSMiB, lim, harness.ShippedDeployment)
 	}
 	ext, err := b.phase(ctx, phase{Name: "B", Setup: withExt, Extender: true})
 	if err != nil {
