@@ -34,11 +34,11 @@ func BenchmarkCacheMemory(b *testing.B) {
 		names := make([]string, nodes)
 		for i := range names {
 			names[i] = fmt.Sprintf("gpu-%05d", i)
-			n, _ := slimNode(testutil.GPUNode(b, names[i], 8, "H100", 80, 48))
+			n := cache.NewNode(testutil.GPUNode(b, names[i], 8, "H100", 80, 48))
 			if err := nodeStore.Add(n); err != nil {
 				b.Fatal(err)
 			}
-			c.SetNode(names[i], n.(*v1.Node).Annotations[api.AnnotationInventory])
+			c.OnNode(n)
 		}
 		withNodes := liveHeap()
 		for i := range pods {

@@ -29,3 +29,9 @@ func ViewPod(p *Pod) PodView {
 
 // PodOf is podOf, for tests.
 var PodOf = podOf
+
+// NodeOf is nodeOf, for tests.
+var NodeOf = nodeOf
+
+// SameInventory is Node.sameInventory, for tests.
+func SameInventory(a, b *Node) bool { return a.sameInventory(b) }

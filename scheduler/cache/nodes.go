@@ -1,30 +1,23 @@
 package cache
 
 import (
-	"fmt"
-
 	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/gpuslice/gpuslice/allocator"
-	"github.com/gpuslice/gpuslice/api"
 )
 
 // SetNode adds or updates a node from its inventory annotation (empty when
-// the node has none). The node's pods are charged again on the new
-// inventory; GPUs that vanished while pods hold shares on them become
-// placeholders.
+// the node has none), as OnNode does.
 func (c *Cache) SetNode(name, inventory string) {
-	var inv *api.Inventory
-	reason := ""
-	if inventory == "" {
-		reason = "node has no gpuslice GPU inventory"
-	} else if i, err := api.ParseInventory(inventory); err != nil {
-		reason = fmt.Sprintf("node's gpuslice inventory is unreadable: %v", err)
-	} else if i.SliceMiB != c.sliceMiB {
-		reason = fmt.Sprintf("node's inventory uses %d MiB slices, the cluster uses %d MiB", i.SliceMiB, c.sliceMiB)
-	} else {
-		inv = i
-	}
+	c.OnNode(newNode(name, inventory, inventory != ""))
+}
+
+// OnNode adds or updates a node from what the informer read of it. The
+// node's pods are charged again on the new inventory; GPUs that vanished
+// while pods hold shares on them become placeholders.
+func (c *Cache) OnNode(n *Node) {
+	name := n.Name
+	inv, reason := n.inventory(c.sliceMiB)
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	e := c.nodes[name]
