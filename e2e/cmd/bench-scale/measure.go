@@ -87,8 +87,9 @@ type histogram struct {
 	count  float64
 }
 
-// histogramOf returns the histogram of family name with the given labels
-// (an empty histogram when absent).
+// histogramOf returns the sum of the histograms of family name that carry
+// the given labels (an empty histogram when none does). The series of one
+// family share their buckets; a series with other buckets is skipped.
 func histogramOf(mf map[string]*dto.MetricFamily, name string, labels map[string]string) histogram {
 	var h histogram
 	fam := mf[name]
@@ -99,13 +100,34 @@ func histogramOf(mf map[string]*dto.MetricFamily, name string, labels map[string
 		if !hasLabels(m, labels) || m.GetHistogram() == nil {
 			continue
 		}
-		for _, b := range m.GetHistogram().GetBucket() {
-			h.bounds = append(h.bounds, b.GetUpperBound())
-			h.counts = append(h.counts, float64(b.GetCumulativeCount()))
+		buckets := m.GetHistogram().GetBucket()
+		if h.bounds == nil {
+			for _, b := range buckets {
+				h.bounds = append(h.bounds, b.GetUpperBound())
+			}
+			h.counts = make([]float64, len(buckets))
 		}
-		h.count = float64(m.GetHistogram().GetSampleCount())
+		if !sameBounds(h.bounds, buckets) {
+			continue
+		}
+		for i, b := range buckets {
+			h.counts[i] += float64(b.GetCumulativeCount())
+		}
+		h.count += float64(m.GetHistogram().GetSampleCount())
 	}
 	return h
+}
+
+func sameBounds(bounds []float64, buckets []*dto.Bucket) bool {
+	if len(bounds) != len(buckets) {
+		return false
+	}
+	for i, b := range buckets {
+		if b.GetUpperBound() != bounds[i] {
+			return false
+		}
+	}
+	return true
 }
 
 func hasLabels(m *dto.Metric, want map[string]string) bool {

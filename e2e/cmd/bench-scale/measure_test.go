@@ -1,6 +1,7 @@
 package main
 
 import (
+	"github.com/google/go-cmp/cmp"
 	"math"
 	"os"
 	"strings"
@@ -73,6 +74,34 @@ d_count{verb="filter",result="error"} 100
 	}
 	if got := h.quantile(0.5); math.Abs(got-0.0015) > 1e-12 {
 		t.Errorf("median = %v, want 0.0015 (all ten new calls in (1ms, 2ms])", got)
+	}
+}
+
+// Series that match the labels are summed (the policy-decision histogram
+// has one series per policy); a series with other buckets is skipped.
+func TestHistogramSumsSeries(t *testing.T) {
+	p := expfmt.NewTextParser(model.UTF8Validation)
+	mf, err := p.TextToMetricFamilies(strings.NewReader(`# TYPE d histogram
+d_bucket{policy="binpack",verb="filter",le="0.001"} 3
+d_bucket{policy="binpack",verb="filter",le="+Inf"} 4
+d_sum{policy="binpack",verb="filter"} 1
+d_count{policy="binpack",verb="filter"} 4
+d_bucket{policy="fgd",verb="filter",le="0.001"} 1
+d_bucket{policy="fgd",verb="filter",le="+Inf"} 6
+d_sum{policy="fgd",verb="filter"} 1
+d_count{policy="fgd",verb="filter"} 6
+d_bucket{policy="fgd",verb="bind",le="0.001"} 100
+d_bucket{policy="fgd",verb="bind",le="+Inf"} 100
+d_sum{policy="fgd",verb="bind"} 1
+d_count{policy="fgd",verb="bind"} 100
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := histogramOf(mf, "d", map[string]string{"verb": "filter"})
+	want := histogram{bounds: []float64{0.001, math.Inf(1)}, counts: []float64{4, 10}, count: 10}
+	if diff := cmp.Diff(want, got, cmp.AllowUnexported(histogram{})); diff != "" {
+		t.Errorf("histogramOf(verb=filter) (-want +got):\n%s", diff)
 	}
 }
 

@@ -41,6 +41,10 @@ type phaseResult struct {
 	ExtCPU    float64 // the extender's CPU seconds in the phase (B only)
 	Audit     audit   // B only
 	Latencies []verbLatency
+	// Decisions is the policy's own time per verb, in process (fitting and
+	// scoring every node in filter, choosing the GPUs in bind): what is
+	// left of Latencies once HTTP, JSON and waiting for a CPU are taken out.
+	Decisions []verbLatency
 }
 
 // verbLatency is one verb's latency through HTTP, from the extender's own
@@ -230,6 +234,7 @@ func (b *bench) phase(ctx context.Context, p phase) (phaseResult, error) {
 			return r, err
 		}
 		r.Latencies = latencies(before, after)
+		r.Decisions = decisions(before, after)
 		ext1, err := readProc(b.c.Pids()[harness.Extender])
 		if err != nil {
 			return r, err
@@ -305,6 +310,10 @@ func (b *bench) report(rs []phaseResult, ext procStats) {
 	for _, l := range ext2.Latencies {
 		fmt.Fprintf(b.out, "  %-10s %6.0f calls  p50 %-8s p99 %s\n", l.Verb, l.Count, fmtDur(l.P50), fmtDur(l.P99))
 	}
+	fmt.Fprintf(b.out, "policy decision in process in phase B (its policy-decision histogram, interpolated):\n")
+	for _, l := range ext2.Decisions {
+		fmt.Fprintf(b.out, "  %-10s %6.0f calls  p50 %-8s p99 %s\n", l.Verb, l.Count, fmtDur(l.P50), fmtDur(l.P99))
+	}
 	fmt.Fprintf(b.out, "extender: %.0f CPU s in phase B (%.2f ms per pod), peak RSS %.0f MiB; kube-scheduler CPU s: A %.0f, B %.0f, A' %.0f\n",
 		ext2.ExtCPU, 1000*ext2.ExtCPU/float64(b.o.pods), ext.PeakRSSMiB, a.SchedCPU, ext2.SchedCPU, a2.SchedCPU)
 	fmt.Fprintf(b.out, "audit of phase B: %d GPUs over-committed, %d bound pods without a valid placement\n", ext2.Audit.Overcommitted, ext2.Audit.Unplaced)
@@ -325,10 +334,25 @@ func fmtDur(d time.Duration) string {
 // latencies is each verb's p50 and p99 over the phase (calls that answered
 // ok).
 func latencies(before, after map[string]*dto.MetricFamily) []verbLatency {
+	return quantiles(before, after, metrics.RequestDuration, []string{"filter", "prioritize", "bind", "preempt"}, map[string]string{"result": metrics.ResultOK})
+}
+
+// decisions is the policy decision's p50 and p99 per verb over the phase,
+// summed over policies.
+func decisions(before, after map[string]*dto.MetricFamily) []verbLatency {
+	return quantiles(before, after, metrics.PolicyDecision, []string{"filter", "bind"}, nil)
+}
+
+// quantiles reads family name's histogram per verb (with the other labels
+// given) between two scrapes; verbs without observations are left out.
+func quantiles(before, after map[string]*dto.MetricFamily, name string, verbs []string, labels map[string]string) []verbLatency {
 	var out []verbLatency
-	for _, verb := range []string{"filter", "prioritize", "bind", "preempt"} {
-		labels := map[string]string{"verb": verb, "result": metrics.ResultOK}
-		h := histogramOf(after, metrics.RequestDuration, labels).minus(histogramOf(before, metrics.RequestDuration, labels))
+	for _, verb := range verbs {
+		l := map[string]string{"verb": verb}
+		for k, v := range labels {
+			l[k] = v
+		}
+		h := histogramOf(after, name, l).minus(histogramOf(before, name, l))
 		if h.count == 0 {
 			continue
 		}
