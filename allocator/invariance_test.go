@@ -159,3 +159,22 @@ func TestPoliciesDeterministic(t *testing.T) {
 		})
 	}
 }
+
+// Only the policies without learned or random state are pure: a caller may
+// reuse their fits (scheduler/cache does).
+func TestPure(t *testing.T) {
+	want := map[string]bool{PolicyBinpack: true, PolicySpread: true, PolicyFGD: false, PolicyGpuslice: false}
+	for _, name := range PolicyNames() {
+		p, err := NewPolicy(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		w, ok := want[name]
+		if !ok {
+			t.Errorf("policy %q is registered but this test does not say whether it is pure", name)
+		}
+		if got := Pure(p); got != w {
+			t.Errorf("Pure(%s) = %v, want %v", name, got, w)
+		}
+	}
+}

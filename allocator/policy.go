@@ -51,6 +51,20 @@ var policies = map[string]func() Policy{
 	PolicyGpuslice: func() Policy { return NewFGD(PolicyGpuslice, GpusliceConfig()) },
 }
 
+// Pure reports whether p decides from the node and the request alone: no
+// learned, random or clock state. A pure policy's fit of a request on an
+// unchanged node is the same every time, so a caller may reuse it
+// (scheduler/cache does, across filter calls). Binpack and Spread are pure;
+// the fragmentation-aware policies learn from what they observe and are
+// not.
+func Pure(p Policy) bool {
+	switch p.(type) {
+	case Binpack, Spread:
+		return true
+	}
+	return false
+}
+
 // PolicyNames returns the known policy names, sorted.
 func PolicyNames() []string {
 	names := make([]string, 0, len(policies))

@@ -119,6 +119,26 @@ type PodRequest struct {
 	CPUMilli int64
 }
 
+// Equal reports whether r and o ask for the same thing, field by field.
+func (r *PodRequest) Equal(o *PodRequest) bool {
+	if r == nil || o == nil {
+		return r == o
+	}
+	return slices.Equal(r.Containers, o.Containers) && slices.Equal(r.Models, o.Models) &&
+		r.MinEnforcement == o.MinEnforcement && r.Sandbox == o.Sandbox && r.CPUMilli == o.CPUMilli
+}
+
+// Clone returns a deep copy of r.
+func (r *PodRequest) Clone() *PodRequest {
+	if r == nil {
+		return nil
+	}
+	out := *r
+	out.Containers = slices.Clone(r.Containers)
+	out.Models = slices.Clone(r.Models)
+	return &out
+}
+
 // HasGPU reports whether any container asks for a GPU resource.
 func (r *PodRequest) HasGPU() bool {
 	for _, c := range r.Containers {

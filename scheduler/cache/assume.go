@@ -67,6 +67,7 @@ func (c *Cache) Assume(uid types.UID, key string, pl *api.Placement, req *api.Po
 	e.pods[uid] = struct{}{}
 	p.charges = a.Charges
 	e.alloc.Apply(a.Charges, 1)
+	c.touchLocked(e)
 	return p.gen, nil
 }
 

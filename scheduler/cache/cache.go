@@ -68,6 +68,13 @@ type nodeEntry struct {
 	// placeholder marks an entry made for pods whose node the informer has
 	// not shown yet; it is dropped with its last pod.
 	placeholder bool
+	// idx is the entry's position in the fit memos (fitmemo.go), unique
+	// among live entries and reused after the entry is deleted.
+	idx int
+	// version changes with every change of inv, err or alloc; versions
+	// are unique across the cache's life, so a memo of an older entry at
+	// the same idx never matches (touchLocked).
+	version uint64
 }
 
 // Option configures a Cache.
@@ -94,6 +101,15 @@ type Cache struct {
 	pods    map[types.UID]*podEntry
 	retired map[uint64]*podEntry
 	gen     uint64
+	// version is the last node-entry version handed out; freeIdx and
+	// nextIdx hand out entry positions.
+	version uint64
+	freeIdx []int
+	nextIdx int
+
+	// memos are FitNodes' reusable outcomes (fitmemo.go); lock-free, so
+	// FitNodes takes no second lock under mu.
+	memos fitMemos
 }
 
 // New returns an empty cache. sliceMiB is the cluster-wide slice size: a

@@ -72,6 +72,12 @@
 // FreeAfterEvicting (a copy of a node without some pods' shares, for
 // preemption), Snapshot (every node's free units), Stats and HasPod.
 //
+// FitNodes remembers, for pure policies (allocator.Pure) and the last few
+// distinct requests, each node's outcome with the node entry's version;
+// every change of a node's inventory or charges gives it a new version, so
+// an outcome is reused only on a node that has not changed (fitmemo.go).
+// The memos are taken and returned with atomic operations, not a lock.
+//
 // # Locking
 //
 // One lock guards the state. It is a leaf: nothing under it blocks, calls

@@ -22,8 +22,7 @@ func (c *Cache) OnNode(n *Node) {
 	defer c.mu.Unlock()
 	e := c.nodes[name]
 	if e == nil {
-		e = &nodeEntry{pods: map[types.UID]struct{}{}, retired: map[uint64]struct{}{}}
-		c.nodes[name] = e
+		e = c.addEntryLocked(name, &nodeEntry{pods: map[types.UID]struct{}{}, retired: map[uint64]struct{}{}})
 	}
 	if e.alloc != nil {
 		e.lastCap = make(map[string]allocator.Units, len(e.alloc.Devices))
@@ -45,7 +44,7 @@ func (c *Cache) DeleteNode(name string) {
 		return
 	}
 	if len(e.pods) == 0 && len(e.retired) == 0 {
-		delete(c.nodes, name)
+		c.deleteEntryLocked(name, e)
 		return
 	}
 	e.inv, e.err = nil, "node was deleted"
@@ -55,6 +54,7 @@ func (c *Cache) DeleteNode(name string) {
 // rebuildLocked rebuilds the node's allocator state from its inventory and
 // charges its pods and retired entries again. Caller holds mu.
 func (c *Cache) rebuildLocked(name string, e *nodeEntry) {
+	c.touchLocked(e)
 	e.alloc = nil
 	if e.inv != nil {
 		e.alloc = allocator.NodeFromInventory(name, e.inv)
@@ -78,6 +78,7 @@ func (c *Cache) chargeLocked(p *podEntry, e *nodeEntry) {
 	if e.alloc == nil || p.placement == nil {
 		return
 	}
+	c.touchLocked(e)
 	if n := e.alloc.AddPlaceholders(p.placement, func(uuid string) allocator.Units { return e.lastCap[uuid] }); n > 0 {
 		c.logger.Info("Placement names GPUs the node's inventory no longer lists; keeping them as placeholders", "pod", p.key, "node", p.node, "placeholders", n)
 	}
@@ -102,6 +103,7 @@ func (c *Cache) unchargeLocked(p *podEntry) {
 		return
 	}
 	e.alloc.Apply(p.charges, -1)
+	c.touchLocked(e)
 	p.charges = nil
 	for i, d := range e.alloc.Devices {
 		if d.Placeholder && e.alloc.Used[i].IsZero() {
@@ -116,8 +118,7 @@ func (c *Cache) unchargeLocked(p *podEntry) {
 func (c *Cache) nodeLocked(name string) *nodeEntry {
 	e, ok := c.nodes[name]
 	if !ok {
-		e = &nodeEntry{err: "node is not in the extender's cache yet", pods: map[types.UID]struct{}{}, retired: map[uint64]struct{}{}, placeholder: true}
-		c.nodes[name] = e
+		e = c.addEntryLocked(name, &nodeEntry{err: "node is not in the extender's cache yet", pods: map[types.UID]struct{}{}, retired: map[uint64]struct{}{}, placeholder: true})
 	}
 	return e
 }
@@ -125,6 +126,35 @@ func (c *Cache) nodeLocked(name string) *nodeEntry {
 // dropIfEmptyLocked removes a placeholder node entry without entries.
 func (c *Cache) dropIfEmptyLocked(name string, e *nodeEntry) {
 	if e.placeholder && len(e.pods) == 0 && len(e.retired) == 0 {
-		delete(c.nodes, name)
+		c.deleteEntryLocked(name, e)
 	}
+}
+
+// addEntryLocked adds a new node entry with a fresh position and version.
+// Caller holds mu.
+func (c *Cache) addEntryLocked(name string, e *nodeEntry) *nodeEntry {
+	if n := len(c.freeIdx); n > 0 {
+		e.idx, c.freeIdx = c.freeIdx[n-1], c.freeIdx[:n-1]
+	} else {
+		e.idx = c.nextIdx
+		c.nextIdx++
+	}
+	c.touchLocked(e)
+	c.nodes[name] = e
+	return e
+}
+
+// deleteEntryLocked removes a node entry and frees its position. Caller
+// holds mu.
+func (c *Cache) deleteEntryLocked(name string, e *nodeEntry) {
+	delete(c.nodes, name)
+	c.freeIdx = append(c.freeIdx, e.idx)
+}
+
+// touchLocked gives the entry a new version: every change of its inventory,
+// reason or charges calls it, so FitNodes' memo of the entry goes stale.
+// Caller holds mu.
+func (c *Cache) touchLocked(e *nodeEntry) {
+	c.version++
+	e.version = c.version
 }

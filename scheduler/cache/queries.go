@@ -39,15 +39,36 @@ const minNodesPerWorker = 64
 
 // FitNodes fits the request on each named node as the cache holds it now,
 // with policy pol, and returns the outcomes in the order of names. Large
-// calls run on several goroutines, each with its own allocator.Fitter.
+// calls run on several goroutines, each with its own allocator.Fitter. For
+// a pure policy (allocator.Pure) the outcome on a node that has not
+// changed since an earlier call with the same request is reused
+// (fitmemo.go): in a burst of like pods only the nodes the last binds
+// touched are fitted again.
 func (c *Cache) FitNodes(names []string, req *api.PodRequest, pol allocator.Policy) []NodeFit {
 	out := make([]NodeFit, len(names))
 	c.mu.RLock()
 	defer c.mu.RUnlock()
+	m := c.memos.take(pol, req)
+	if m != nil {
+		if cap(m.entries) < len(names) {
+			m.entries = make([]*nodeEntry, len(names))
+		}
+		m.entries = m.entries[:len(names)]
+		defer c.memos.put(m)
+		defer m.record(out, c.nextIdx)
+	}
 	fit := func(lo, hi int) {
 		f := new(allocator.Fitter)
 		for i := lo; i < hi; i++ {
-			out[i] = c.fitLocked(f, names[i], req, pol)
+			e := c.nodes[names[i]]
+			if m != nil && e != nil {
+				m.entries[i] = e
+				if r, ok := m.lookup(e); ok {
+					out[i] = r
+					continue
+				}
+			}
+			out[i] = fitEntry(f, e, req, pol)
 		}
 	}
 	workers := min(runtime.GOMAXPROCS(0), (len(names)+minNodesPerWorker-1)/minNodesPerWorker)
@@ -69,8 +90,10 @@ func (c *Cache) FitNodes(names []string, req *api.PodRequest, pol allocator.Poli
 	return out
 }
 
-func (c *Cache) fitLocked(f *allocator.Fitter, name string, req *api.PodRequest, pol allocator.Policy) NodeFit {
-	n, reason := c.allocLocked(name)
+// fitEntry fits the request on one node entry (nil: not in the cache).
+// Caller holds mu.
+func fitEntry(f *allocator.Fitter, e *nodeEntry, req *api.PodRequest, pol allocator.Policy) NodeFit {
+	n, reason := allocOf(e)
 	if n == nil {
 		return NodeFit{Code: allocator.UnschedulableAndUnresolvable, Reason: reason}
 	}
@@ -84,9 +107,13 @@ func (c *Cache) fitLocked(f *allocator.Fitter, name string, req *api.PodRequest,
 // allocLocked returns the allocator state of a schedulable node, or nil and
 // the reason the node cannot take GPU pods. Caller holds mu.
 func (c *Cache) allocLocked(name string) (*allocator.Node, string) {
-	e, ok := c.nodes[name]
+	return allocOf(c.nodes[name])
+}
+
+// allocOf is allocLocked on a looked-up entry (nil: not in the cache).
+func allocOf(e *nodeEntry) (*allocator.Node, string) {
 	switch {
-	case !ok:
+	case e == nil:
 		return nil, "node has no gpuslice GPU inventory"
 	case e.alloc == nil:
 		return nil, e.err
