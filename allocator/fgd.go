@@ -117,6 +117,14 @@ type FGDConfig struct {
 	Multiplicity bool
 	// Hybrid averages the FGD and the Multiplicity forms.
 	Hybrid bool
+	// ShareStep is how far the learned distribution may move before the
+	// policy scores with it: Observe publishes a new distribution when a
+	// class enters or leaves the typical set or some class's share has
+	// moved by ShareStep or more since the last one (default 0.005, half a
+	// percentage point; negative: every observation). Between two, the
+	// policy decides a request on an unchanged node the same way
+	// (Revision), so that the extender reuses its fits in a burst of pods.
+	ShareStep float64
 }
 
 // DefaultFGDSeed is a generic starting workload: a quarter and a half of a
@@ -158,6 +166,9 @@ func (c *FGDConfig) defaults() {
 	if c.Seed == nil {
 		c.Seed = DefaultFGDSeed()
 	}
+	if c.ShareStep == 0 {
+		c.ShareStep = 0.005
+	}
 }
 
 // FGD is the fragmentation-aware policy. It learns the typical task classes
@@ -165,7 +176,8 @@ func (c *FGDConfig) defaults() {
 // pod on the node and GPUs that least increase the node's expected
 // fragmentation F_n(M) = sum_m p_m F_n(m), where F_n(m) is the free GPU share
 // on n that class m cannot use. It is safe for concurrent use: Observe
-// publishes an immutable snapshot that the scoring methods read.
+// publishes an immutable snapshot that the scoring methods read, a new one
+// only when the distribution has moved (FGDConfig.ShareStep).
 type FGD struct {
 	name string
 	cfg  FGDConfig
@@ -257,13 +269,39 @@ func (f *FGD) publish() {
 		keep = append(keep, e)
 		covered += e.weight
 	}
+	if old := f.snap.Load(); old != nil && old.near(keep, covered, f.cfg.ShareStep) {
+		return
+	}
 	f.snap.Store(newSnapshot(keep, covered))
+}
+
+// Revision implements Revisioned: the published distribution, which
+// changes only as ShareStep says. Each snapshot is a new value, so two
+// instances never share a revision.
+func (f *FGD) Revision() any { return f.snap.Load() }
+
+// near reports whether the typical classes keep (of total weight covered)
+// are the ones of s, each with a share less than step away.
+func (s *fgdSnapshot) near(keep []*histEntry, covered, step float64) bool {
+	if step < 0 || len(keep) != len(s.keys) || covered <= 0 {
+		return false
+	}
+	for _, e := range keep {
+		i, ok := s.index[e.key]
+		if !ok || math.Abs(e.weight/covered-s.classes[i].Weight) >= step {
+			return false
+		}
+	}
+	return true
 }
 
 // fgdSnapshot is an immutable set of typical classes grouped by GPU demand:
 // the classes of a group differ only in CPU.
 type fgdSnapshot struct {
 	classes []WeightedClass
+	// keys[i] is the key of classes[i]; index maps it back to i.
+	keys  []string
+	index map[string]int
 	// noGPU is the share of classes that ask for no GPU.
 	noGPU  float64
 	groups []fgdGroup
@@ -288,7 +326,7 @@ type fgdGroup struct {
 }
 
 func newSnapshot(keep []*histEntry, covered float64) *fgdSnapshot {
-	s := &fgdSnapshot{}
+	s := &fgdSnapshot{index: make(map[string]int, len(keep))}
 	if covered <= 0 {
 		return s
 	}
@@ -300,6 +338,8 @@ func newSnapshot(keep []*histEntry, covered float64) *fgdSnapshot {
 	var members [][]cw
 	for _, e := range keep {
 		p := e.weight / covered
+		s.index[e.key] = len(s.keys)
+		s.keys = append(s.keys, e.key)
 		s.classes = append(s.classes, WeightedClass{Class: e.class, Weight: p})
 		if e.class.Count == 0 {
 			s.noGPU += p

@@ -181,13 +181,74 @@ func TestFGDHistogramLearnsAndDecays(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			f := NewFGD(PolicyFGD, FGDConfig{HalfLife: tc.halfLife, Coverage: 1, Seed: []WeightedClass{{Class: a, Weight: 1}}})
+			// ShareStep -1: every observation is published, to check the
+			// histogram exactly (TestFGDShareStep checks the step).
+			f := NewFGD(PolicyFGD, FGDConfig{HalfLife: tc.halfLife, Coverage: 1, ShareStep: -1, Seed: []WeightedClass{{Class: a, Weight: 1}}})
 			for i := 0; i < tc.observe; i++ {
 				f.Observe(reqB)
 			}
 			if diff := cmp.Diff(tc.want, f.Classes(), approx); diff != "" {
 				t.Errorf("classes (-want +got):\n%s", diff)
 			}
+		})
+	}
+}
+
+// TestFGDShareStep: the published distribution follows the learned one to
+// within ShareStep, changes (a new Revision) only when a class enters or a
+// share moves that far, and so changes far less often than observations
+// arrive; with ShareStep -1 it changes on every observation.
+func TestFGDShareStep(t *testing.T) {
+	reqs := []*PodRequest{share(1000, 250), share(2000, 500), multi(4000, 1), multi(8000, 2), multi(16000, 4)}
+	for _, tc := range []struct {
+		name string
+		step float64
+		// most is the most revisions over the observations.
+		most int
+	}{
+		{"default", 0, 300},
+		{"coarse", 0.05, 60},
+		{"every observation", -1, 3000},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			exact := NewFGD(PolicyGpuslice, FGDConfig{Coverage: 1, ShareStep: -1})
+			f := NewFGD(PolicyGpuslice, FGDConfig{Coverage: 1, ShareStep: tc.step})
+			step := f.cfg.ShareStep
+			rng := rand.New(rand.NewPCG(7, 7))
+			revs := 0
+			for i := 0; i < 3000; i++ {
+				// A mix that drifts: the multi-GPU classes grow more
+				// frequent halfway through.
+				r := reqs[rng.IntN(3)]
+				if i > 1500 && rng.IntN(2) == 0 {
+					r = reqs[3+rng.IntN(2)]
+				}
+				before, _ := Revision(f)
+				exact.Observe(r)
+				f.Observe(r)
+				after, _ := Revision(f)
+				if after != before {
+					revs++
+				}
+				got, want := f.Classes(), exact.Classes()
+				if len(got) != len(want) {
+					t.Fatalf("observation %d: %d classes published, %d learned", i, len(got), len(want))
+				}
+				shares := map[string]float64{}
+				for _, c := range got {
+					shares[c.Class.key()] = c.Weight
+				}
+				for _, c := range want {
+					g, ok := shares[c.Class.key()]
+					if !ok || (step > 0 && math.Abs(g-c.Weight) >= step) || (step < 0 && g != c.Weight) {
+						t.Fatalf("observation %d: class %v published %v (present %v), learned %v, step %v", i, c.Class, g, ok, c.Weight, step)
+					}
+				}
+			}
+			if revs > tc.most || revs < len(reqs) {
+				t.Errorf("%d revisions over 3000 observations, want %d to %d", revs, len(reqs), tc.most)
+			}
+			t.Logf("%d revisions", revs)
 		})
 	}
 }

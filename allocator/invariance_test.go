@@ -160,21 +160,38 @@ func TestPoliciesDeterministic(t *testing.T) {
 	}
 }
 
-// Only the policies without learned or random state are pure: a caller may
-// reuse their fits (scheduler/cache does).
-func TestPure(t *testing.T) {
-	want := map[string]bool{PolicyBinpack: true, PolicySpread: true, PolicyFGD: false, PolicyGpuslice: false}
+// Every registered policy's fits are reusable: Binpack and Spread with no
+// revision, the fragmentation-aware ones with their published
+// distribution, which a new distribution changes.
+func TestRevision(t *testing.T) {
 	for _, name := range PolicyNames() {
 		p, err := NewPolicy(name)
 		if err != nil {
 			t.Fatal(err)
 		}
-		w, ok := want[name]
+		rev, ok := Revision(p)
 		if !ok {
-			t.Errorf("policy %q is registered but this test does not say whether it is pure", name)
+			t.Errorf("Revision(%s): not reusable", name)
 		}
-		if got := Pure(p); got != w {
-			t.Errorf("Pure(%s) = %v, want %v", name, got, w)
+		o, learns := p.(Observer)
+		if !learns {
+			if rev != nil {
+				t.Errorf("Revision(%s) = %v, want nil", name, rev)
+			}
+			continue
+		}
+		// A new class always publishes a new distribution.
+		o.Observe(&PodRequest{Containers: []ContainerRequest{{Name: "c", Slices: 3}}})
+		if again, _ := Revision(p); again == rev {
+			t.Errorf("Revision(%s) unchanged after a new class was observed", name)
 		}
 	}
+	// A policy this package does not know (the simulator's random one)
+	// is not reusable.
+	if _, ok := Revision(unknownPolicy{}); ok {
+		t.Error("Revision(unknownPolicy{}): reusable, want not")
+	}
 }
+
+// unknownPolicy is a policy Revision does not know.
+type unknownPolicy struct{ Binpack }

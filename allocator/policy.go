@@ -51,18 +51,28 @@ var policies = map[string]func() Policy{
 	PolicyGpuslice: func() Policy { return NewFGD(PolicyGpuslice, GpusliceConfig()) },
 }
 
-// Pure reports whether p decides from the node and the request alone: no
-// learned, random or clock state. A pure policy's fit of a request on an
-// unchanged node is the same every time, so a caller may reuse it
-// (scheduler/cache does, across filter calls). Binpack and Spread are pure;
-// the fragmentation-aware policies learn from what they observe and are
-// not.
-func Pure(p Policy) bool {
-	switch p.(type) {
+// Revisioned is implemented by a policy whose decisions depend on state it
+// keeps (the fragmentation-aware policies' learned workload). Revision
+// identifies that state: while it returns an equal (==) value, the policy
+// decides a request on an unchanged node the same way every time.
+type Revisioned interface {
+	Revision() any
+}
+
+// Revision returns what p decides from besides the node and the request,
+// and whether p's fit is a function of the three, so that a caller may
+// reuse a fit while node, request and revision are unchanged
+// (scheduler/cache does, across filter calls). Binpack and Spread decide
+// from the node and the request alone (revision nil); a Revisioned policy
+// returns its Revision; any other policy is not reusable.
+func Revision(p Policy) (rev any, reusable bool) {
+	switch p := p.(type) {
 	case Binpack, Spread:
-		return true
+		return nil, true
+	case Revisioned:
+		return p.Revision(), true
 	}
-	return false
+	return nil, false
 }
 
 // PolicyNames returns the known policy names, sorted.

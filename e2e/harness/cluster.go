@@ -38,8 +38,14 @@ type Options struct {
 	RepoRoot string
 	// SliceMiB is the extender's --slice-mib (default api.DefaultSliceMiB).
 	SliceMiB int64
-	// Policy is the extender's --policy (default binpack).
+	// Policy is the extender's --policy (default binpack, or with
+	// ShippedPolicy the install manifest's).
 	Policy string
+	// ShippedPolicy runs the extender with the --policy of the extender
+	// container of manifests/deploy/gpuslice.yaml (the chart's
+	// extender.policy) when Policy is empty, as make bench-scale measures
+	// it.
+	ShippedPolicy bool
 	// ExtenderArgs are appended to the extender's command line.
 	ExtenderArgs []string
 	// ShippedEnv starts every extender with the literal environment
@@ -163,7 +169,7 @@ func New(ctx context.Context, opts Options) (c *Cluster, err error) {
 	if opts.SliceMiB == 0 {
 		opts.SliceMiB = 1024
 	}
-	if opts.Policy == "" {
+	if opts.Policy == "" && !opts.ShippedPolicy {
 		opts.Policy = "binpack"
 	}
 	if opts.StartTimeout == 0 {
@@ -244,6 +250,13 @@ func (c *Cluster) resolveRoot() error {
 func (c *Cluster) resolvePaths() error {
 	if err := c.resolveRoot(); err != nil {
 		return err
+	}
+	if c.opts.Policy == "" {
+		pol, err := ShippedExtenderPolicy(filepath.Join(c.repoRoot, ShippedDeployment))
+		if err != nil {
+			return err
+		}
+		c.opts.Policy = pol
 	}
 	pick := func(opt, env, def string) (string, error) {
 		p := opt

@@ -21,6 +21,10 @@ func TestShippedExtenderEnv(t *testing.T) {
 	if diff := cmp.Diff([]string{"GOMEMLIMIT=256MiB"}, got); diff != "" {
 		t.Errorf("shipped extender env (-want +got):\n%s", diff)
 	}
+	pol, err := ShippedExtenderPolicy(filepath.Join("..", "..", ShippedDeployment))
+	if err != nil || pol != "gpuslice" {
+		t.Errorf("shipped policy %q, %v; want gpuslice (the chart's extender.policy)", pol, err)
+	}
 	dir := t.TempDir()
 	dep := `apiVersion: apps/v1
 kind: Deployment
@@ -31,16 +35,17 @@ spec:
     metadata: {labels: {a: b}}
     spec:
       containers:
-        - {name: extender, image: i, env: [{name: A, value: "1"}]}
+        - {name: extender, image: i, args: [--policy=spread], env: [{name: A, value: "1"}]}
 `
 	for _, tc := range []struct {
 		name, manifest string
 		want           []string
+		policy         string
 		err            string
 	}{
-		{"one", dep, []string{"A=1"}, ""},
-		{"two", dep + "---\n" + dep, nil, "2 extender containers"},
-		{"none", "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: c}\n", nil, "0 extender containers"},
+		{"one", dep, []string{"A=1"}, "spread", ""},
+		{"two", dep + "---\n" + dep, nil, "", "2 extender containers"},
+		{"none", "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: c}\n", nil, "", "0 extender containers"},
 	} {
 		p := filepath.Join(dir, tc.name+".yaml")
 		if err := os.WriteFile(p, []byte(tc.manifest), 0o644); err != nil {
@@ -59,6 +64,16 @@ spec:
 		if diff := cmp.Diff(tc.want, got); diff != "" {
 			t.Errorf("%s (-want +got):\n%s", tc.name, diff)
 		}
+		if pol, err := ShippedExtenderPolicy(p); err != nil || pol != tc.policy {
+			t.Errorf("%s: policy %q, %v; want %q", tc.name, pol, err, tc.policy)
+		}
+	}
+	noPolicy := filepath.Join(dir, "nopolicy.yaml")
+	if err := os.WriteFile(noPolicy, []byte(strings.Replace(dep, "args: [--policy=spread], ", "", 1)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ShippedExtenderPolicy(noPolicy); err == nil || !strings.Contains(err.Error(), "no --policy") {
+		t.Errorf("manifest without --policy: error %v", err)
 	}
 }
 

@@ -12,9 +12,11 @@ import (
 // for the same thing). A memo holds one outcome per node, 48 bytes.
 const maxFitMemos = 8
 
-// fitMemo is the outcome of fitting one request with one pure policy
-// (allocator.Pure) on every node FitNodes saw, by node-entry position,
-// with the entry's version at the time. An outcome is reused only while
+// fitMemo is the outcome of fitting one request with one reusable policy
+// (allocator.Revision) at one revision on every node FitNodes saw, by
+// node-entry position, with the entry's version at the time. A new
+// revision of the policy (a fragmentation-aware policy's distribution
+// moved) empties the memo. An outcome is reused only while
 // its entry keeps that version: any change of the node's inventory or
 // charges gives the entry a new version (touchLocked), and versions are
 // never reused, so a deleted node's position taken by a new node never
@@ -23,6 +25,7 @@ const maxFitMemos = 8
 // filter wrong but never over-commit a GPU.
 type fitMemo struct {
 	policy string
+	rev    any
 	req    *api.PodRequest
 	// versions and fits are indexed by nodeEntry.idx; version 0 is empty.
 	versions []uint64
@@ -68,18 +71,26 @@ type fitMemos struct {
 }
 
 // take returns the memo for (pol, req), taken out of its slot, or a new
-// empty one; nil when pol is not pure.
+// empty one; nil when pol's fits are not reusable. A memo of an earlier
+// revision of pol comes back emptied. The revision is read before any
+// fit: a fit that saw a later one is recorded under the earlier, which no
+// later call asks for.
 func (s *fitMemos) take(pol allocator.Policy, req *api.PodRequest) *fitMemo {
-	if !allocator.Pure(pol) {
+	rev, ok := allocator.Revision(pol)
+	if !ok {
 		return nil
 	}
 	for i := range s.slots {
 		m := s.slots[i].Load()
 		if m != nil && m.matches(pol, req) && s.slots[i].CompareAndSwap(m, nil) {
+			if m.rev != rev {
+				m.rev = rev
+				clear(m.versions)
+			}
 			return m
 		}
 	}
-	return &fitMemo{policy: pol.Name(), req: req.Clone()}
+	return &fitMemo{policy: pol.Name(), rev: rev, req: req.Clone()}
 }
 
 // put returns a memo to an empty slot, or in place of the next one in turn.

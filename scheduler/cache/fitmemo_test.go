@@ -17,7 +17,7 @@ import (
 // TestFitNodesMemoMatchesFreshFit drives a cache through random
 // assumptions, forgets, confirmations, removals, expiries, inventory
 // changes and node deletions, and after every step checks that FitNodes
-// (which reuses outcomes for pure policies) answers exactly what a fresh
+// (which reuses outcomes of reusable policies) answers exactly what a fresh
 // fit on a copy of each node answers, for pure and learning policies,
 // twice in a row (the second call is served from the memo).
 func TestFitNodesMemoMatchesFreshFit(t *testing.T) {
@@ -38,7 +38,9 @@ func TestFitNodesMemoMatchesFreshFit(t *testing.T) {
 				c.SetNode(names[i], testutil.Inventory(t, names[i], 1+i%4, "T4", 16, 4))
 			}
 			queried := append([]string{"ghost"}, names...)
-			policies := []allocator.Policy{allocator.Binpack{}, allocator.Spread{}, mustPolicy(t, allocator.PolicyGpuslice)}
+			gpuslice := mustPolicy(t, allocator.PolicyGpuslice)
+			learner := gpuslice.(allocator.Observer)
+			policies := []allocator.Policy{allocator.Binpack{}, allocator.Spread{}, gpuslice}
 			type held struct {
 				uid  types.UID
 				node string
@@ -55,7 +57,7 @@ func TestFitNodesMemoMatchesFreshFit(t *testing.T) {
 			}
 			for step := range tc.steps {
 				var what string
-				switch op := rng.IntN(10); {
+				switch op := rng.IntN(11); {
 				case op < 4:
 					node, size := names[rng.IntN(len(names))], int64(1+rng.IntN(8))
 					uid := types.UID(fmt.Sprintf("p%d", step))
@@ -89,6 +91,17 @@ func TestFitNodesMemoMatchesFreshFit(t *testing.T) {
 					node := names[rng.IntN(len(names))]
 					c.SetNode(node, testutil.Inventory(t, node, 1+rng.IntN(4), "T4", int64(8+8*rng.IntN(2)), 4))
 					what = "new inventory on " + node
+				case op == 9:
+					// The learning policy's distribution moves (a new
+					// revision): a burst of one shape, as filter observes.
+					r := testutil.Request(int64(1 + rng.IntN(8)))
+					if rng.IntN(2) == 0 {
+						r = &api.PodRequest{Containers: []api.ContainerRequest{{Name: "c", Count: int64(1 + rng.IntN(4))}}}
+					}
+					for range 1 + rng.IntN(100) {
+						learner.Observe(r)
+					}
+					what = "observe"
 				default:
 					node := names[rng.IntN(len(names))]
 					c.DeleteNode(node)

@@ -49,6 +49,8 @@ type options struct {
 	profileDir string
 	skipAlone  bool
 	timeout    time.Duration
+	// policy is the extender's --policy; empty: the install manifest's.
+	policy string
 }
 
 func main() {
@@ -60,6 +62,7 @@ func main() {
 	flag.BoolVar(&o.skipA0, "skip-default-percentage", false, "Skip phase A0 (kube-scheduler's default percentageOfNodesToScore).")
 	flag.StringVar(&o.profileDir, "profile-dir", "", "Run the extender with --profiling and save a 30 s CPU profile taken in phase B and a heap profile at its end here.")
 	flag.BoolVar(&o.skipAlone, "only-extender", false, "Run phase B (and M) only, e.g. to profile the extender.")
+	flag.StringVar(&o.policy, "policy", os.Getenv("POLICY"), "The extender's placement policy ($POLICY); empty: the one the install manifest ships (--policy of manifests/deploy/gpuslice.yaml).")
 	flag.DurationVar(&o.timeout, "phase-timeout", 30*time.Minute, "Longest a phase may take.")
 	klog.InitFlags(nil)
 	flag.Parse()

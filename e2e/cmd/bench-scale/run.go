@@ -75,7 +75,8 @@ func run(ctx context.Context, o options, out io.Writer) error {
 	startCtx, cancel := context.WithTimeout(ctx, 5*time.Minute)
 	defer cancel()
 	// ShippedEnv: the extender runs with the Deployment's GOMEMLIMIT, as shipped.
-	hopts := harness.Options{WithoutScheduler: true, NoSignalHandler: true, Logf: logf, StartTimeout: 3 * time.Minute, ShippedEnv: true}
+	// ShippedPolicy: unless -policy says otherwise, the manifest's --policy.
+	hopts := harness.Options{WithoutScheduler: true, NoSignalHandler: true, Logf: logf, StartTimeout: 3 * time.Minute, ShippedEnv: true, ShippedPolicy: true, Policy: o.policy}
 	if o.profileDir != "" {
 		hopts.ExtenderArgs = []string{"--profiling"}
 	}
@@ -126,7 +127,7 @@ func (b *bench) phases(ctx context.Context) error {
 	pid := b.c.Pids()[harness.Extender]
 	if idle, err := readProc(pid); err == nil {
 		lim, _ := procEnv(pid, "GOMEMLIMIT")
-		fmt.Fprintf(b.out, "extender ready with %d nodes and no pods: RSS %.0f MiB (GOMEMLIMIT=%q, from %s)\n", b.o.nodes, idle.RSSMiB, lim, harness.ShippedDeployment)
+		fmt.Fprintf(b.out, "extender ready with %d nodes and no pods: RSS %.0f MiB (GOMEMLIMIT=%q, from %s; policy %s)\n", b.o.nodes, idle.RSSMiB, lim, harness.ShippedDeployment, policyNote(b.c.ExtenderPolicy(), b.o.policy))
 	}
 	ext, err := b.phase(ctx, phase{Name: "B", Setup: withExt, Extender: true})
 	if err != nil {
@@ -417,4 +418,12 @@ func (s *scraper) scrape(ctx context.Context) (map[string]*dto.MetricFamily, err
 		return nil, errors.New("no extender to scrape")
 	}
 	return harness.Scrape(ctx, s.client, s.url)
+}
+
+// policyNote names the extender's policy and where it came from.
+func policyNote(running, flag string) string {
+	if flag == "" {
+		return running + ", as shipped"
+	}
+	return running + ", from -policy"
 }
