@@ -109,9 +109,11 @@ bench:
 NODES ?= 1000
 PODS ?= 10000
 MEMORY_PODS ?= 0
+# POLICY: the extender's placement policy; empty, the one the chart ships.
+POLICY ?=
 bench-scale: build control-plane
 	cd e2e && $(GO) build -o bin/bench-scale ./cmd/bench-scale
-	GPUSLICE_BIN=$(BIN) K8S_BIN=$(E2E_BIN) $(E2E_BIN)/bench-scale -nodes $(NODES) -pods $(PODS) -memory-pods $(MEMORY_PODS)
+	GPUSLICE_BIN=$(BIN) K8S_BIN=$(E2E_BIN) $(E2E_BIN)/bench-scale -nodes $(NODES) -pods $(PODS) -memory-pods $(MEMORY_PODS) -policy '$(POLICY)'
 
 ## bench-trace: replay a trace through the allocator (see README).
 bench-trace:

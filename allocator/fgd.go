@@ -120,10 +120,15 @@ type FGDConfig struct {
 	// ShareStep is how far the learned distribution may move before the
 	// policy scores with it: Observe publishes a new distribution when a
 	// class enters or leaves the typical set or some class's share has
-	// moved by ShareStep or more since the last one (default 0.005, half a
-	// percentage point; negative: every observation). Between two, the
-	// policy decides a request on an unchanged node the same way
-	// (Revision), so that the extender reuses its fits in a burst of pods.
+	// moved by the step or more since the last one. The step is ShareStep
+	// (default 0.005, half a percentage point) or, while the histogram
+	// holds few observations, youngNoise/sqrt(W) for W (decayed)
+	// observations, if larger: a share learned from W observations is
+	// uncertain by up to 0.5/sqrt(W), and moves well inside that are
+	// noise. Negative: every observation is published. Between two
+	// publications the policy decides a request on an unchanged node the
+	// same way (Revision), so that the extender reuses its fits in a burst
+	// of pods.
 	ShareStep float64
 }
 
@@ -269,10 +274,28 @@ func (f *FGD) publish() {
 		keep = append(keep, e)
 		covered += e.weight
 	}
-	if old := f.snap.Load(); old != nil && old.near(keep, covered, f.cfg.ShareStep) {
+	if old := f.snap.Load(); old != nil && old.near(keep, covered, f.step(total)) {
 		return
 	}
 	f.snap.Store(newSnapshot(keep, covered))
+}
+
+// youngNoise scales the publication step of a histogram with few
+// observations (FGDConfig.ShareStep): a quarter of 1/sqrt(W), half the
+// largest standard error of a share learned from W observations.
+const youngNoise = 0.25
+
+// step is the publication step for a histogram of total weight total.
+// Callers hold mu.
+func (f *FGD) step(total float64) float64 {
+	if f.cfg.ShareStep < 0 {
+		return -1
+	}
+	w := total / f.inc // observations, in units of the latest one
+	if w <= 0 {
+		return f.cfg.ShareStep
+	}
+	return max(f.cfg.ShareStep, youngNoise/math.Sqrt(w))
 }
 
 // Revision implements Revisioned: the published distribution, which

@@ -195,9 +195,10 @@ func TestFGDHistogramLearnsAndDecays(t *testing.T) {
 }
 
 // TestFGDShareStep: the published distribution follows the learned one to
-// within ShareStep, changes (a new Revision) only when a class enters or a
-// share moves that far, and so changes far less often than observations
-// arrive; with ShareStep -1 it changes on every observation.
+// within the step (ShareStep, or more while the histogram is young),
+// changes (a new Revision) only when a class enters or a share moves that
+// far, and so changes far less often than observations arrive; with
+// ShareStep -1 it changes on every observation.
 func TestFGDShareStep(t *testing.T) {
 	reqs := []*PodRequest{share(1000, 250), share(2000, 500), multi(4000, 1), multi(8000, 2), multi(16000, 4)}
 	for _, tc := range []struct {
@@ -206,14 +207,13 @@ func TestFGDShareStep(t *testing.T) {
 		// most is the most revisions over the observations.
 		most int
 	}{
-		{"default", 0, 300},
-		{"coarse", 0.05, 60},
+		{"default", 0, 100},
+		{"coarse", 0.05, 40},
 		{"every observation", -1, 3000},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			exact := NewFGD(PolicyGpuslice, FGDConfig{Coverage: 1, ShareStep: -1})
 			f := NewFGD(PolicyGpuslice, FGDConfig{Coverage: 1, ShareStep: tc.step})
-			step := f.cfg.ShareStep
 			rng := rand.New(rand.NewPCG(7, 7))
 			revs := 0
 			for i := 0; i < 3000; i++ {
@@ -229,6 +229,10 @@ func TestFGDShareStep(t *testing.T) {
 				after, _ := Revision(f)
 				if after != before {
 					revs++
+				}
+				step := currentStep(f)
+				if tc.step > 0 && step < tc.step || tc.step < 0 && step != -1 {
+					t.Fatalf("observation %d: step %v with ShareStep %v", i, step, tc.step)
 				}
 				got, want := f.Classes(), exact.Classes()
 				if len(got) != len(want) {
@@ -251,6 +255,31 @@ func TestFGDShareStep(t *testing.T) {
 			t.Logf("%d revisions", revs)
 		})
 	}
+	// The young histogram's step: a quarter of 1/sqrt(W), then ShareStep.
+	f := NewFGD(PolicyGpuslice, FGDConfig{Coverage: 1, HalfLife: math.Inf(1), Seed: []WeightedClass{}})
+	for range 100 {
+		f.Observe(reqs[0])
+	}
+	if got := currentStep(f); math.Abs(got-0.025) > 1e-12 {
+		t.Errorf("step after 100 observations %v, want 0.025", got)
+	}
+	for range 9900 {
+		f.Observe(reqs[0])
+	}
+	if got := currentStep(f); got != 0.005 {
+		t.Errorf("step after 10,000 observations %v, want ShareStep 0.005", got)
+	}
+}
+
+// currentStep is f's publication step now.
+func currentStep(f *FGD) float64 {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var total float64
+	for _, e := range f.hist {
+		total += e.weight
+	}
+	return f.step(total)
 }
 
 // TestFGDCoverage keeps only the most frequent classes covering the share.
