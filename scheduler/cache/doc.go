@@ -72,10 +72,12 @@
 // FreeAfterEvicting (a copy of a node without some pods' shares, for
 // preemption), Snapshot (every node's free units), Stats and HasPod.
 //
-// FitNodes remembers, for pure policies (allocator.Pure) and the last few
-// distinct requests, each node's outcome with the node entry's version;
-// every change of a node's inventory or charges gives it a new version, so
-// an outcome is reused only on a node that has not changed (fitmemo.go).
+// FitNodes remembers, for reusable policies (allocator.Revision) and the
+// last few distinct requests, each node's outcome with the node entry's
+// version and the policy's revision; every change of a node's inventory or
+// charges gives it a new version, and a learning policy's new published
+// distribution a new revision, so an outcome is reused only on a node that
+// has not changed, under the same revision (fitmemo.go).
 // The memos are taken and returned with atomic operations, not a lock.
 //
 // # Locking

@@ -3,6 +3,7 @@ package cache_test
 import (
 	"fmt"
 	"math/rand/v2"
+	"sync"
 	"testing"
 	"time"
 
@@ -157,4 +158,62 @@ func compareFit(c *cache.Cache, name string, req *api.PodRequest, pol allocator.
 		return fmt.Sprintf("fresh fit succeeds with score %v, FitNodes says %v %q score %v", want, got.Code, got.Message(), got.Score)
 	}
 	return ""
+}
+
+// TestFitNodesMemoConcurrent runs FitNodes on several goroutines, for a
+// few request shapes and a learning policy, while assumptions come and go
+// and the policy learns; the memos are shared without a lock. Under -race
+// it checks the slots' hand-over; at the end, with everything quiet, every
+// answer (memo or not) must still be a fresh fit's.
+func TestFitNodesMemoConcurrent(t *testing.T) {
+	c := newCache(t, time.Minute)
+	names := make([]string, 200)
+	for i := range names {
+		names[i] = fmt.Sprintf("n%d", i)
+		c.SetNode(names[i], testutil.Inventory(t, names[i], 4, "T4", 16, 4))
+	}
+	gpuslice := mustPolicy(t, allocator.PolicyGpuslice)
+	learner := gpuslice.(allocator.Observer)
+	policies := []allocator.Policy{allocator.Binpack{}, gpuslice}
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for g := range 4 {
+		wg.Go(func() {
+			for i := 0; ; i++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				req := testutil.Request(int64(1 + (g+i)%3))
+				c.FitNodes(names, req, policies[i%2])
+			}
+		})
+	}
+	wg.Go(func() {
+		rng := rand.New(rand.NewPCG(3, 3))
+		for step := range 400 {
+			uid := types.UID(fmt.Sprintf("p%d", step))
+			node := names[rng.IntN(len(names))]
+			if _, gen, err := testutil.Assume(t, c, uid, node, testutil.Request(int64(1+rng.IntN(8)))); err == nil && rng.IntN(2) == 0 {
+				c.Forget(uid, gen)
+			}
+			learner.Observe(testutil.Request(int64(1 + rng.IntN(8))))
+		}
+		close(stop)
+	})
+	wg.Wait()
+	for _, pol := range policies {
+		for size := range int64(3) {
+			req := testutil.Request(1 + size)
+			for call := range 2 {
+				got := c.FitNodes(names, req, pol)
+				for i, name := range names {
+					if diff := compareFit(c, name, req, pol, got[i]); diff != "" {
+						t.Fatalf("policy %s, request %d, call %d, node %s: %s", pol.Name(), 1+size, call, name, diff)
+					}
+				}
+			}
+		}
+	}
 }

@@ -40,11 +40,10 @@ const minNodesPerWorker = 64
 // FitNodes fits the request on each named node as the cache holds it now,
 // with policy pol, and returns the outcomes in the order of names. Large
 // calls run on several goroutines, each with its own allocator.Fitter. For
-// a reusable policy (allocator.Revision) the outcome on a node that
-// has not changed since an earlier call with the same request and policy
-// revision is reused
-// (fitmemo.go): in a burst of like pods only the nodes the last binds
-// touched are fitted again.
+// a reusable policy (allocator.Revision) the outcome on a node that has not
+// changed since an earlier call with the same request and policy revision
+// is reused (fitmemo.go): in a burst of like pods only the nodes the last
+// binds touched are fitted again.
 func (c *Cache) FitNodes(names []string, req *api.PodRequest, pol allocator.Policy) []NodeFit {
 	out := make([]NodeFit, len(names))
 	c.mu.RLock()

@@ -1,12 +1,12 @@
 package main
 
 import (
-	"github.com/google/go-cmp/cmp"
 	"math"
 	"os"
 	"strings"
 	"testing"
 
+	"github.com/google/go-cmp/cmp"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 )
