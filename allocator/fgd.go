@@ -277,7 +277,13 @@ func (f *FGD) publish() {
 	if old := f.snap.Load(); old != nil && old.near(keep, covered, f.step(total)) {
 		return
 	}
-	f.snap.Store(newSnapshot(keep, covered))
+	s := newSnapshot(keep, covered)
+	if old := f.snap.Load(); old != nil {
+		s.seq = old.seq + 1
+	} else {
+		s.seq = 1
+	}
+	f.snap.Store(s)
 }
 
 // youngNoise scales the publication step of a histogram with few
@@ -298,10 +304,9 @@ func (f *FGD) step(total float64) float64 {
 	return max(f.cfg.ShareStep, youngNoise/math.Sqrt(w))
 }
 
-// Revision implements Revisioned: the published distribution, which
-// changes only as ShareStep says. Each snapshot is a new value, so two
-// instances never share a revision.
-func (f *FGD) Revision() any { return f.snap.Load() }
+// Revision implements Revisioned: the number of the published
+// distribution, which changes only as ShareStep says.
+func (f *FGD) Revision() Rev { return Rev{Of: f, Seq: f.snap.Load().seq} }
 
 // near reports whether the typical classes keep (of total weight covered)
 // are the ones of s, each with a share less than step away.
@@ -321,6 +326,8 @@ func (s *fgdSnapshot) near(keep []*histEntry, covered, step float64) bool {
 // fgdSnapshot is an immutable set of typical classes grouped by GPU demand:
 // the classes of a group differ only in CPU.
 type fgdSnapshot struct {
+	// seq numbers the snapshots of one FGD from 1 (Revision).
+	seq     uint64
 	classes []WeightedClass
 	// keys[i] is the key of classes[i]; index maps it back to i.
 	keys  []string

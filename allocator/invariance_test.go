@@ -175,15 +175,18 @@ func TestRevision(t *testing.T) {
 		}
 		o, learns := p.(Observer)
 		if !learns {
-			if rev != nil {
-				t.Errorf("Revision(%s) = %v, want nil", name, rev)
+			if rev != (Rev{}) {
+				t.Errorf("Revision(%s) = %v, want the zero Rev", name, rev)
 			}
 			continue
 		}
-		// A new class always publishes a new distribution.
+		if rev.Of != p || rev.Seq != 1 {
+			t.Errorf("Revision(%s) = %+v, want the instance's first", name, rev)
+		}
+		// A new class always publishes a new distribution, the next.
 		o.Observe(&PodRequest{Containers: []ContainerRequest{{Name: "c", Slices: 3}}})
-		if again, _ := Revision(p); again == rev {
-			t.Errorf("Revision(%s) unchanged after a new class was observed", name)
+		if again, _ := Revision(p); again.Of != p || again.Seq != rev.Seq+1 {
+			t.Errorf("Revision(%s) = %+v after a new class was observed, want Seq %d", name, again, rev.Seq+1)
 		}
 	}
 	// A policy this package does not know (the simulator's random one)

@@ -51,28 +51,39 @@ var policies = map[string]func() Policy{
 	PolicyGpuslice: func() Policy { return NewFGD(PolicyGpuslice, GpusliceConfig()) },
 }
 
-// Revisioned is implemented by a policy whose decisions depend on state it
-// keeps (the fragmentation-aware policies' learned workload). Revision
-// identifies that state: while it returns an equal (==) value, the policy
-// decides a request on an unchanged node the same way every time.
-type Revisioned interface {
-	Revision() any
+// Rev is a policy's revision: what it decides from besides the node and
+// the request. While a policy's Rev is unchanged (==) it decides a request
+// on an unchanged node the same way every time.
+type Rev struct {
+	// Of is the instance that keeps the state (a pointer, so comparable),
+	// nil for a policy that keeps none.
+	Of any
+	// Seq numbers the instance's published states from 1, one more with
+	// each: of two Revs of one instance the larger Seq is the later state,
+	// and the difference is how many states it published in between.
+	Seq uint64
 }
 
-// Revision returns what p decides from besides the node and the request,
-// and whether p's fit is a function of the three, so that a caller may
-// reuse a fit while node, request and revision are unchanged
-// (scheduler/cache does, across filter calls). Binpack and Spread decide
-// from the node and the request alone (revision nil); a Revisioned policy
-// returns its Revision; any other policy is not reusable.
-func Revision(p Policy) (rev any, reusable bool) {
+// Revisioned is implemented by a policy whose decisions depend on state it
+// keeps (the fragmentation-aware policies' learned workload).
+type Revisioned interface {
+	Revision() Rev
+}
+
+// Revision returns p's revision, and whether p's fit is a function of the
+// node, the request and the revision, so that a caller may reuse a fit
+// while all three are unchanged (scheduler/cache does, across filter
+// calls). Binpack and Spread decide from the node and the request alone
+// (the zero Rev); a Revisioned policy returns its Revision; any other
+// policy is not reusable.
+func Revision(p Policy) (rev Rev, reusable bool) {
 	switch p := p.(type) {
 	case Binpack, Spread:
-		return nil, true
+		return Rev{}, true
 	case Revisioned:
 		return p.Revision(), true
 	}
-	return nil, false
+	return Rev{}, false
 }
 
 // PolicyNames returns the known policy names, sorted.

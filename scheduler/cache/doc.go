@@ -77,7 +77,12 @@
 // version and the policy's revision; every change of a node's inventory or
 // charges gives it a new version, and a learning policy's new published
 // distribution a new revision, so an outcome is reused only on a node that
-// has not changed, under the same revision (fitmemo.go).
+// has not changed. An outcome of an earlier revision (up to eight
+// publications old) is still served while each call refits those in a
+// window of node entries that sweeps them all in 16 calls, so that a new
+// distribution does not make one call refit every node: only the scores of
+// a few calls lag the distribution, never whether a request fits
+// (fitmemo.go).
 // The memos are taken and returned with atomic operations, not a lock.
 //
 // # Locking

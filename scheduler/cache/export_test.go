@@ -35,3 +35,9 @@ var NodeOf = nodeOf
 
 // SameInventory is Node.sameInventory, for tests.
 func SameInventory(a, b *Node) bool { return a.sameInventory(b) }
+
+// StaleRevisions is staleRevisions, for tests.
+const StaleRevisions = staleRevisions
+
+// RefreshWidth is refreshWidth, for tests.
+var RefreshWidth = refreshWidth

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -113,10 +114,18 @@ func TestFitNodesMemoMatchesFreshFit(t *testing.T) {
 				}
 				req := testutil.Request(int64(1 + rng.IntN(8)))
 				for _, pol := range policies {
-					for call := range 2 {
+					// A learning policy's new revision reaches every
+					// node's score within one sweep of the refresh window
+					// (TestFitNodesMemoStaleRevisions); until then only
+					// whether the request fits must be current.
+					calls, learning := 2, pol == gpuslice
+					if learning {
+						calls += (len(queried) + cache.RefreshWidth(len(queried)) - 1) / cache.RefreshWidth(len(queried))
+					}
+					for call := range calls {
 						got := c.FitNodes(queried, req, pol)
 						for i, name := range queried {
-							if diff := compareFit(c, name, req, pol, got[i]); diff != "" {
+							if diff := compareFit(c, name, req, pol, got[i], !learning || call >= calls-2); diff != "" {
 								t.Fatalf("step %d (%s), policy %s, call %d, node %s: %s", step, what, pol.Name(), call, name, diff)
 							}
 						}
@@ -137,8 +146,8 @@ func mustPolicy(t *testing.T, name string) allocator.Policy {
 }
 
 // compareFit says how got differs from a fresh fit of req on a copy of
-// the cache's node name ("" when it does not).
-func compareFit(c *cache.Cache, name string, req *api.PodRequest, pol allocator.Policy, got cache.NodeFit) string {
+// the cache's node name ("" when it does not); the score only if score.
+func compareFit(c *cache.Cache, name string, req *api.PodRequest, pol allocator.Policy, got cache.NodeFit, score bool) string {
 	n, err := c.Node(name)
 	if err != nil {
 		if got.Code != allocator.UnschedulableAndUnresolvable || got.Message() == "" {
@@ -154,7 +163,7 @@ func compareFit(c *cache.Cache, name string, req *api.PodRequest, pol allocator.
 		}
 		return ""
 	}
-	if want := f.NodeScore(pol, n, a); got.Code != allocator.Success || got.Score != want {
+	if want := f.NodeScore(pol, n, a); got.Code != allocator.Success || score && got.Score != want {
 		return fmt.Sprintf("fresh fit succeeds with score %v, FitNodes says %v %q score %v", want, got.Code, got.Message(), got.Score)
 	}
 	return ""
@@ -164,7 +173,8 @@ func compareFit(c *cache.Cache, name string, req *api.PodRequest, pol allocator.
 // few request shapes and a learning policy, while assumptions come and go
 // and the policy learns; the memos are shared without a lock. Under -race
 // it checks the slots' hand-over; at the end, with everything quiet, every
-// answer (memo or not) must still be a fresh fit's.
+// answer (memo or not) must fit as a fresh fit does, and after one sweep
+// of the refresh window score as it does.
 func TestFitNodesMemoConcurrent(t *testing.T) {
 	c := newCache(t, time.Minute)
 	names := make([]string, 200)
@@ -206,14 +216,131 @@ func TestFitNodesMemoConcurrent(t *testing.T) {
 	for _, pol := range policies {
 		for size := range int64(3) {
 			req := testutil.Request(1 + size)
-			for call := range 2 {
+			// The last revision reaches every score within one sweep of
+			// the refresh window.
+			calls := 2 + (len(names)+cache.RefreshWidth(len(names))-1)/cache.RefreshWidth(len(names))
+			for call := range calls {
 				got := c.FitNodes(names, req, pol)
 				for i, name := range names {
-					if diff := compareFit(c, name, req, pol, got[i]); diff != "" {
+					if diff := compareFit(c, name, req, pol, got[i], call >= calls-2); diff != "" {
 						t.Fatalf("policy %s, request %d, call %d, node %s: %s", pol.Name(), 1+size, call, name, diff)
 					}
 				}
 			}
 		}
+	}
+}
+
+// seqPolicy is Binpack with a revision that the test moves by hand, and a
+// score that tells which revision it was computed at: Binpack's score plus
+// seqScore times the revision.
+type seqPolicy struct {
+	allocator.Binpack
+	seq *atomic.Uint64
+	// at, when set, freezes the policy at that revision (a fresh fit at an
+	// earlier revision).
+	at uint64
+}
+
+const seqScore = 1e6
+
+func (p seqPolicy) Name() string { return "seq" }
+
+func (p seqPolicy) rev() uint64 {
+	if p.at != 0 {
+		return p.at
+	}
+	return p.seq.Load()
+}
+
+func (p seqPolicy) Revision() allocator.Rev { return allocator.Rev{Of: p.seq, Seq: p.rev()} }
+
+func (p seqPolicy) ScoreNode(v *allocator.NodeView, a *allocator.Assignment) float64 {
+	return p.Binpack.ScoreNode(v, a) + seqScore*float64(p.rev())
+}
+
+// TestFitNodesMemoStaleRevisions: after a new revision of the policy,
+// FitNodes keeps serving fits of earlier ones on unchanged nodes, never
+// more than StaleRevisions behind, while each call refits those in its
+// refresh window (RefreshWidth entries), so that within a few calls every
+// answer is of the current revision again. Every answer is exactly a fresh fit at the
+// revision it reports; whether the request fits is always current.
+func TestFitNodesMemoStaleRevisions(t *testing.T) {
+	for _, nodes := range []int{40, 300, 1000} {
+		t.Run(fmt.Sprint(nodes), func(t *testing.T) {
+			rng := rand.New(rand.NewPCG(11, uint64(nodes)))
+			c := newCache(t, time.Minute)
+			names := make([]string, nodes)
+			for i := range names {
+				names[i] = fmt.Sprintf("n%d", i)
+				c.SetNode(names[i], testutil.Inventory(t, names[i], 1+i%4, "T4", 16, 4))
+			}
+			seq := new(atomic.Uint64)
+			seq.Store(1)
+			pol := seqPolicy{seq: seq}
+			width := cache.RefreshWidth(nodes)
+			req := testutil.Request(2)
+			// check calls FitNodes and returns how many answers lag the
+			// current revision.
+			check := func(what string) (stale int) {
+				t.Helper()
+				cur := seq.Load()
+				got := c.FitNodes(names, req, pol)
+				for i, name := range names {
+					at := cur
+					if got[i].Code == allocator.Success {
+						at = uint64(got[i].Score/seqScore + 0.5)
+						if at > cur || cur-at > cache.StaleRevisions {
+							t.Fatalf("%s: node %s answered at revision %d, current %d", what, name, at, cur)
+						}
+					}
+					if at != cur {
+						stale++
+					}
+					if diff := compareFit(c, name, req, seqPolicy{seq: seq, at: at}, got[i], true); diff != "" {
+						t.Fatalf("%s: node %s (revision %d of %d): %s", what, name, at, cur, diff)
+					}
+				}
+				return stale
+			}
+			check("first call")
+			for round := range 30 {
+				// Some nodes change, then the policy publishes one to
+				// three new revisions.
+				changed := rng.IntN(5)
+				for range changed {
+					node := names[rng.IntN(nodes)]
+					testutil.Assume(t, c, types.UID(fmt.Sprintf("p%d-%d", round, rng.Int())), node, testutil.Request(int64(1+rng.IntN(4))))
+				}
+				bump := uint64(1 + rng.IntN(12))
+				seq.Add(bump)
+				prev := nodes + 1
+				for call := 0; ; call++ {
+					stale := check(fmt.Sprintf("round %d, call %d", round, call))
+					// The first call refits the changed nodes and its
+					// window, unless the revision moved too far for any
+					// fit to stay.
+					if call == 0 && bump <= cache.StaleRevisions && stale < nodes-changed-width {
+						t.Fatalf("round %d: %d of %d answers stale after the first call: more refitted than the window %d", round, stale, nodes, width)
+					}
+					if call == 0 && bump > cache.StaleRevisions && stale != 0 {
+						t.Fatalf("round %d: %d stale answers %d revisions behind", round, stale, bump)
+					}
+					if stale == 0 {
+						break
+					}
+					if stale >= prev {
+						t.Fatalf("round %d, call %d: %d stale answers, %d the call before: the memo is not catching up", round, call, stale, prev)
+					}
+					if refitted := prev - stale; call > 0 && refitted > width {
+						t.Fatalf("round %d, call %d: %d answers refreshed, window %d", round, call, refitted, width)
+					}
+					if most := (nodes + width - 1) / width; call >= most {
+						t.Fatalf("round %d: still %d stale answers after %d calls, the window sweeps all in %d", round, stale, call+1, most)
+					}
+					prev = stale
+				}
+			}
+		})
 	}
 }

@@ -41,9 +41,12 @@ const minNodesPerWorker = 64
 // with policy pol, and returns the outcomes in the order of names. Large
 // calls run on several goroutines, each with its own allocator.Fitter. For
 // a reusable policy (allocator.Revision) the outcome on a node that has not
-// changed since an earlier call with the same request and policy revision
-// is reused (fitmemo.go): in a burst of like pods only the nodes the last
-// binds touched are fitted again.
+// changed since an earlier call with the same request is reused
+// (fitmemo.go): in a burst of like pods only the nodes the last binds
+// touched are fitted again. After the policy publishes a new revision an
+// outcome of an earlier one is still reused for up to refreshSpread calls,
+// while each call refits those in a moving window of node entries (a score
+// a few publications old, never a wrong fit).
 func (c *Cache) FitNodes(names []string, req *api.PodRequest, pol allocator.Policy) []NodeFit {
 	out := make([]NodeFit, len(names))
 	c.mu.RLock()
@@ -54,6 +57,7 @@ func (c *Cache) FitNodes(names []string, req *api.PodRequest, pol allocator.Poli
 			m.entries = make([]*nodeEntry, len(names))
 		}
 		m.entries = m.entries[:len(names)]
+		m.window(c.nextIdx)
 		defer c.memos.put(m)
 		defer m.record(out, c.nextIdx)
 	}
@@ -62,11 +66,11 @@ func (c *Cache) FitNodes(names []string, req *api.PodRequest, pol allocator.Poli
 		for i := lo; i < hi; i++ {
 			e := c.nodes[names[i]]
 			if m != nil && e != nil {
-				m.entries[i] = e
 				if r, ok := m.lookup(e); ok {
 					out[i] = r
 					continue
 				}
+				m.entries[i] = e
 			}
 			out[i] = fitEntry(f, e, req, pol)
 		}
