@@ -274,14 +274,14 @@ func (f *FGD) publish() {
 		keep = append(keep, e)
 		covered += e.weight
 	}
-	if old := f.snap.Load(); old != nil && old.near(keep, covered, f.step(total)) {
+	old := f.snap.Load()
+	if old != nil && old.near(keep, covered, f.step(total)) {
 		return
 	}
 	s := newSnapshot(keep, covered)
-	if old := f.snap.Load(); old != nil {
+	s.seq = 1
+	if old != nil {
 		s.seq = old.seq + 1
-	} else {
-		s.seq = 1
 	}
 	f.snap.Store(s)
 }

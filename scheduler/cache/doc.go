@@ -80,9 +80,10 @@
 // has not changed. An outcome of an earlier revision (up to eight
 // publications old) is still served while each call refits those in a
 // window of node entries that sweeps them all in 16 calls, so that a new
-// distribution does not make one call refit every node: only the scores of
-// a few calls lag the distribution, never whether a request fits
-// (fitmemo.go).
+// distribution does not make one call refit every node: the answers of a
+// few calls lag the distribution, in their scores and, for a pod whose
+// containers compete for a node's GPUs, possibly in whether it fits there;
+// bind fits again with the current distribution (fitmemo.go).
 // The memos are taken and returned with atomic operations, not a lock.
 //
 // # Locking

@@ -46,10 +46,13 @@ func refreshWidth(n int) int {
 // that each position is refreshed at least every refreshSpread calls
 // whatever the policy publishes meanwhile: what it may get wrong is the
 // score (a node's rank among the feasible ones, from a distribution a few
-// publications old), never whether the request fits, which does not
-// depend on the revision. The memo only spares filter the work of
-// fitting; Assume still checks the shares under the write lock and bind
-// chooses the GPUs with the current revision, so a wrong memo could make
+// publications old) and, for a pod of several GPU containers, whether it
+// fits (the policy's choice of GPUs for one container decides the room
+// left for the next); for a pod of one GPU container whether it fits does
+// not depend on the revision. The memo only spares filter the work of
+// fitting; bind fits again with the current revision (a node where the
+// pod no longer fits is refused and the pod retried) and Assume still
+// checks the shares under the write lock, so a wrong memo could make
 // filter wrong but never over-commit a GPU.
 type fitMemo struct {
 	policy string

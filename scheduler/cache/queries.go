@@ -45,8 +45,8 @@ const minNodesPerWorker = 64
 // (fitmemo.go): in a burst of like pods only the nodes the last binds
 // touched are fitted again. After the policy publishes a new revision an
 // outcome of an earlier one is still reused for up to refreshSpread calls,
-// while each call refits those in a moving window of node entries (a score
-// a few publications old, never a wrong fit).
+// while each call refits those in a moving window of node entries (an
+// answer a few publications old; bind fits again).
 func (c *Cache) FitNodes(names []string, req *api.PodRequest, pol allocator.Policy) []NodeFit {
 	out := make([]NodeFit, len(names))
 	c.mu.RLock()
