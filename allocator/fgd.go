@@ -130,6 +130,18 @@ type FGDConfig struct {
 	// same way (Revision), so that the extender reuses its fits in a burst
 	// of pods.
 	ShareStep float64
+	// Fixed makes the seed the distribution: Observe learns nothing. For
+	// a workload whose class mix is known in advance (the FGD paper's
+	// simulator computes it from the whole pod list before placing any).
+	Fixed bool
+	// Quantised scores as the FGD paper's scheduler plugin does: a node (and,
+	// for a share of one GPU, each GPU) scores int(100*sigmoid(decrease)),
+	// the fragmentation decrease in GPUs through a logistic sigmoid
+	// truncated to an integer, so that decreases within about 0.04 GPU tie
+	// (ties between GPUs go to the lowest index, between nodes to the
+	// scheduler's random tie-break). Off, the policy scores the
+	// decrease itself.
+	Quantised bool
 }
 
 // DefaultFGDSeed is a generic starting workload: a quarter and a half of a
@@ -218,6 +230,9 @@ func (f *FGD) Name() string { return f.name }
 // Observe implements Observer: it adds the request's class to the
 // histogram, with older observations decaying.
 func (f *FGD) Observe(r *PodRequest) {
+	if f.cfg.Fixed {
+		return
+	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.inc *= f.decay
@@ -549,10 +564,19 @@ func cpuAfter(v *NodeView, pod int64) int64 {
 // ScoreDevice implements Policy: minus the node's expected fragmentation
 // after taking d (the charge) on device i (the pod's CPU taken too).
 func (f *FGD) ScoreDevice(v *NodeView, i int, d Units) float64 {
+	snap := f.snap.Load()
 	var buf [16]Units
 	free := freeOf(v, buf[:0])
-	free[i] = free[i].Sub(d)
-	s := -f.frag(f.snap.Load(), v.Node, free, cpuAfter(v, v.PodCPU()))
+	var s float64
+	if f.cfg.Quantised {
+		before := f.frag(snap, v.Node, free, v.CPUFree())
+		free[i] = free[i].Sub(d)
+		s = quantise(before - f.frag(snap, v.Node, free, cpuAfter(v, v.PodCPU())))
+	} else {
+		// The node's fragmentation before is the same for every device.
+		free[i] = free[i].Sub(d)
+		s = -f.frag(snap, v.Node, free, cpuAfter(v, v.PodCPU()))
+	}
 	if f.cfg.PackTieBreak {
 		// Among GPUs with equal fragmentation, the fullest one.
 		s -= tieWeight * float64(free[i].Slices) / float64(max(v.Capacity(i).Slices, 1))
@@ -572,6 +596,9 @@ func (f *FGD) ScoreNode(v *NodeView, a *Assignment) float64 {
 	}
 	cpu := cpuAfter(v, a.CPUMilli)
 	s := before - f.frag(snap, v.Node, free, cpu)
+	if f.cfg.Quantised {
+		s = quantise(s)
+	}
 	if f.cfg.PackTieBreak {
 		s += tieWeight * packScore(v, free, cpu)
 	}
@@ -589,6 +616,12 @@ func (f *FGD) frag(s *fgdSnapshot, n *Node, free []Units, cpuFree int64) float64
 	}
 	one, _ := s.frag(n, free, cpuFree, fragOne)
 	return one
+}
+
+// quantise is the FGD paper's integer score of a fragmentation decrease of
+// x GPUs: int64(sigmoid(x) * 100), in [0, 100].
+func quantise(x float64) float64 {
+	return math.Trunc(100 / (1 + math.Exp(-x)))
 }
 
 // tieWeight scales the packing tie-break far below any fragmentation

@@ -26,7 +26,7 @@ type Options struct {
 
 // DefaultPolicies returns the benchmark's default policy list.
 func DefaultPolicies() []string {
-	return []string{PolicyRandom, PolicyBestFit, allocator.PolicyBinpack, allocator.PolicySpread, allocator.PolicyFGD, allocator.PolicyGpuslice, PolicyOffline}
+	return []string{PolicyRandom, PolicyBestFit, allocator.PolicyBinpack, allocator.PolicySpread, allocator.PolicyFGD, PolicyFGDPaper, allocator.PolicyGpuslice, PolicyOffline}
 }
 
 // Benchmark runs every policy on every seed. Runs are independent and each
@@ -41,7 +41,7 @@ func Benchmark(ctx context.Context, o Options) ([]*Run, error) {
 // progress, when set, is called after each run (serialised).
 func runGrid[R any](o Options, sim func(Config) (R, error), progress func(R)) ([]R, error) {
 	for _, p := range o.Policies {
-		if p == PolicyOffline {
+		if p == PolicyOffline || p == PolicyFGDPaper {
 			continue
 		}
 		if _, err := NewPolicy(p); err != nil {

@@ -7,6 +7,7 @@
 // the GPU allocation ratio against the arrived demand.
 //
 // It also holds the trace-only baselines (Random, the FGD paper's Best-fit)
-// as allocator.Policy implementations, the offline reference, the result
-// table, and the CSV and PNG outputs.
+// as allocator.Policy implementations, FGD as the paper's simulator runs it
+// (PolicyFGDPaper: classes known in advance, its tie rule), the offline
+// reference, the result table, and the CSV and PNG outputs.
 package sim

@@ -62,8 +62,8 @@ type Config struct {
 	Nodes []trace.Node
 	Pods  []trace.Pod
 	Seed  uint64
-	// Policy is an allocator policy name, PolicyRandom, PolicyBestFit or
-	// PolicyOffline.
+	// Policy is an allocator policy name, PolicyRandom, PolicyBestFit,
+	// PolicyFGDPaper or PolicyOffline.
 	Policy string
 	// Target is the arrived demand to reach, as a share of the capacity
 	// (1.3).
@@ -183,6 +183,14 @@ func (cfg Config) target() float64 {
 // newState returns the cluster of cfg's nodes in units um, with cfg's
 // policy.
 func (cfg Config) newState(um unitMap) (*state, error) {
+	if cfg.Make == nil && cfg.Policy == PolicyFGDPaper {
+		s, err := newUnitState(cfg.Nodes, um, nil, cfg.Seed)
+		if err != nil {
+			return nil, err
+		}
+		s.policy, s.tieRank = paperFGD(s, cfg.Pods), s.rng.Perm(len(s.nodes))
+		return s, nil
+	}
 	p, err := cfg.policy()
 	if err != nil {
 		return nil, err
@@ -209,7 +217,12 @@ type state struct {
 	// allocated is the GPU charged, in slices; capacity is the cluster's.
 	allocated, capacity int64
 	ties                []int
-	fitter              allocator.Fitter
+	// tieRank, when set, breaks ties between nodes by the lowest rank
+	// instead of at random: the FGD paper's simulator prefixes the node
+	// names with a random permutation and its patched kube-scheduler
+	// picks the first name among equal scores.
+	tieRank []int
+	fitter  allocator.Fitter
 	// reqs caches the pod's request per GPU capacity during one place.
 	reqs []capRequest
 	// nominal caches nominalCapacity by the pod's models.
@@ -341,7 +354,15 @@ func (s *state) placeOn(p trace.Pod, observe bool) (placement, bool) {
 		return placement{}, false
 	}
 	ni := s.ties[0]
-	if len(s.ties) > 1 {
+	switch {
+	case len(s.ties) == 1:
+	case s.tieRank != nil:
+		for _, t := range s.ties[1:] {
+			if s.tieRank[t] < s.tieRank[ni] {
+				ni = t
+			}
+		}
+	default:
 		ni = s.ties[s.rng.IntN(len(s.ties))]
 	}
 	n := s.nodes[ni]

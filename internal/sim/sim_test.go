@@ -14,7 +14,7 @@ import (
 	"github.com/gpuslice/gpuslice/internal/trace"
 )
 
-var allPolicies = []string{PolicyRandom, PolicyBestFit, "binpack", "spread", "fgd", "gpuslice", PolicyOffline}
+var allPolicies = []string{PolicyRandom, PolicyBestFit, "binpack", "spread", "fgd", PolicyFGDPaper, "gpuslice", PolicyOffline}
 
 // TestTinyCluster checks the simulator against numbers computed by hand on
 // a 3-GPU cluster: node a has 2 GPUs and 8 CPUs, node b 1 GPU and 4 CPUs
