@@ -2,6 +2,7 @@ package allocator
 
 import (
 	"fmt"
+	"hash/fnv"
 	"math"
 	"slices"
 	"sort"
@@ -142,6 +143,12 @@ type FGDConfig struct {
 	// scheduler's random tie-break). Off, the policy scores the
 	// decrease itself.
 	Quantised bool
+	// OrderTieBreak breaks ties between nodes by one fixed order of the
+	// nodes (a hash of the node name), the same for every pod, so that
+	// pods of equal score fill the nodes one after another, as the FGD
+	// paper's simulator does (docs/trace-benchmark.md, "A faithful FGD").
+	// Ignored when PackTieBreak is set.
+	OrderTieBreak bool
 }
 
 // DefaultFGDSeed is a generic starting workload: a quarter and a half of a
@@ -599,8 +606,11 @@ func (f *FGD) ScoreNode(v *NodeView, a *Assignment) float64 {
 	if f.cfg.Quantised {
 		s = quantise(s)
 	}
-	if f.cfg.PackTieBreak {
+	switch {
+	case f.cfg.PackTieBreak:
 		s += tieWeight * packScore(v, free, cpu)
+	case f.cfg.OrderTieBreak:
+		s -= tieWeight * nodeRank(v.Node.Name)
 	}
 	return s
 }
@@ -622,6 +632,22 @@ func (f *FGD) frag(s *fgdSnapshot, n *Node, free []Units, cpuFree int64) float64
 // x GPUs: int64(sigmoid(x) * 100), in [0, 100].
 func quantise(x float64) float64 {
 	return math.Trunc(100 / (1 + math.Exp(-x)))
+}
+
+// nodeRank places a node in the fixed order of OrderTieBreak: a hash of
+// its name in [0, 1).
+func nodeRank(name string) float64 {
+	h := fnv.New64a()
+	_, _ = h.Write([]byte(name)) // a hash.Hash never fails to write
+	// FNV-1a differs only in its low bits for names that differ in their
+	// last byte: mix them into the high bits (splitmix64's finaliser).
+	x := h.Sum64()
+	x ^= x >> 30
+	x *= 0xbf58476d1ce4e5b9
+	x ^= x >> 27
+	x *= 0x94d049bb133111eb
+	x ^= x >> 31
+	return float64(x>>11) / (1 << 53)
 }
 
 // tieWeight scales the packing tie-break far below any fragmentation

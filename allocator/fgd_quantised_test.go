@@ -3,6 +3,7 @@ package allocator
 import (
 	"math"
 	"math/rand/v2"
+	"sort"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -88,5 +89,48 @@ func TestFGDFixed(t *testing.T) {
 	}
 	if diff := cmp.Diff(want, f.Classes()); diff != "" || f.Revision() != rev {
 		t.Errorf("a fixed distribution moved (-want +got):\n%s", diff)
+	}
+}
+
+// TestFGDOrderTieBreak: among nodes of equal fragmentation, OrderTieBreak
+// prefers the same node (the lowest nodeRank) for every pod; without it
+// they tie.
+func TestFGDOrderTieBreak(t *testing.T) {
+	cfg := twoClasses()
+	cfg.Quantised, cfg.OrderTieBreak = true, true
+	f := NewFGD(PolicyFGD, cfg)
+	plain := NewFGD(PolicyFGD, twoClasses())
+	var nodes []*Node
+	want, wantRank := "", 2.0
+	for _, name := range []string{"a", "b", "c", "d", "e", "f", "g", "h"} {
+		nodes = append(nodes, milliNode(name, 64000, 0, 300))
+		if r := nodeRank(name); r < wantRank {
+			want, wantRank = name, r
+		}
+	}
+	// Last in the fixed order first, so that a first-found rule fails.
+	sort.Slice(nodes, func(i, j int) bool { return nodeRank(nodes[i].Name) > nodeRank(nodes[j].Name) })
+	for _, req := range []*PodRequest{share(1000, 300), share(2000, 500), multi(4000, 1), {CPUMilli: 1000}} {
+		best, bestScore := "", math.Inf(-1)
+		var plainScores []float64
+		for _, n := range nodes {
+			a, st := Fit(n, req, f)
+			if st != nil {
+				t.Fatal(st.Message())
+			}
+			if s := NodeScore(f, n, a); s > bestScore {
+				best, bestScore = n.Name, s
+			}
+			pa, _ := Fit(n, req, plain)
+			plainScores = append(plainScores, NodeScore(plain, n, pa))
+		}
+		if best != want {
+			t.Errorf("request %+v went to %s, want %s (the first in the fixed order)", req, best, want)
+		}
+		for _, s := range plainScores[1:] {
+			if s != plainScores[0] {
+				t.Fatalf("the nodes do not tie without the tie-break: %v", plainScores)
+			}
+		}
 	}
 }
